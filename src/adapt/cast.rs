@@ -1,0 +1,96 @@
+//! Element conversions between the floating types, rounding to nearest even like torch.
+
+use half::{bf16, f16};
+
+use crate::dtype::DType;
+
+/// Decodes floating-point bytes of `dtype` into f32 values (f64 rounds to nearest even).
+/// Returns `None` for a non-floating dtype.
+pub fn to_f32(bytes: &[u8], dtype: DType) -> Option<Vec<f32>> {
+    Some(match dtype {
+        DType::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// Encodes f32 values as `dtype` bytes, rounding to nearest even. `dtype` must be floating.
+pub fn from_f32(values: &[f32], dtype: DType) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * dtype.size());
+    match dtype {
+        DType::F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F16 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        DType::BF16 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
+        DType::F64 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&f64::from(*v).to_le_bytes())),
+        _ => unreachable!("from_f32 to non-floating {dtype}"),
+    }
+    out
+}
+
+/// Casts floating-point bytes from one dtype to another with a single rounding to nearest even
+/// (f64 sources convert directly, not through f32). Non-floating types are returned unchanged.
+pub fn cast(bytes: &[u8], from: DType, to: DType) -> Vec<u8> {
+    if from == to || !from.is_float() || !to.is_float() {
+        return bytes.to_vec();
+    }
+    if from == DType::F64 {
+        let vals = bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        let mut out = Vec::with_capacity(bytes.len() / 8 * to.size());
+        match to {
+            DType::F32 => vals.for_each(|v| out.extend_from_slice(&(v as f32).to_le_bytes())),
+            DType::F16 => vals.for_each(|v| out.extend_from_slice(&f16::from_f64(v).to_le_bytes())),
+            DType::BF16 => vals.for_each(|v| out.extend_from_slice(&bf16::from_f64(v).to_le_bytes())),
+            _ => unreachable!(),
+        }
+        return out;
+    }
+    // every f16/bf16/f32 value is exact in f32
+    match to_f32(bytes, from) {
+        Some(v) => from_f32(&v, to),
+        None => bytes.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_to_bf16_rounds_to_nearest_even() {
+        // 1 + 2^-8 lies exactly between two bf16 values; ties go to the even one (1.0)
+        let x = 1.0f32 + 2f32.powi(-8);
+        let out = cast(&x.to_le_bytes(), DType::F32, DType::BF16);
+        assert_eq!(out, bf16::from_f32(1.0).to_le_bytes());
+        let y = 1.0f32 + 3.0 * 2f32.powi(-8);
+        let out = cast(&y.to_le_bytes(), DType::F32, DType::BF16);
+        assert_eq!(out, bf16::from_f32(1.0 + 2f32.powi(-6)).to_le_bytes());
+    }
+
+    #[test]
+    fn integers_pass_through() {
+        let b = 7i64.to_le_bytes();
+        assert_eq!(cast(&b, DType::I64, DType::F16), b.to_vec());
+    }
+}

@@ -1,0 +1,333 @@
+//! Adapting a state dict the way timm's `load_pretrained` does: first-conv channels, classifier
+//! drop or label offset, renames and dtype casts, planned up front and applied per tensor.
+
+pub mod cast;
+pub mod in_chans;
+pub mod rename;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::checkpoint::{Checkpoint, TensorInfo};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+pub use in_chans::InChansMethod;
+pub use rename::{Renamed, Rule};
+
+/// What to do to a checkpoint. Field names follow timm's pretrained cfg.
+#[derive(Debug, Clone, Default)]
+pub struct Adaptation {
+    /// Target input channels (`None`: unchanged).
+    pub in_chans: Option<usize>,
+    /// Target classes (`None`: the cfg's; 0: headless).
+    pub num_classes: Option<usize>,
+    /// The cfg's `first_conv` module names.
+    pub first_conv: Vec<String>,
+    /// The cfg's `classifier` module names.
+    pub classifier: Vec<String>,
+    /// Channels the weights were trained with (`input_size[0]`, default 3).
+    pub base_chans: Option<usize>,
+    /// The cfg's `num_classes`.
+    pub cfg_num_classes: Option<usize>,
+    /// The cfg's `label_offset`.
+    pub label_offset: usize,
+    /// Drop first-conv weights that cannot be adapted instead of failing (timm's behaviour).
+    pub drop_unadaptable: bool,
+    /// New module path for the (single) first conv.
+    pub rename_stem: Option<String>,
+    /// New module path for the (single) classifier.
+    pub rename_classifier: Option<String>,
+    /// Regex rules applied in order after the prefix renames.
+    pub rules: Vec<Rule>,
+    /// Cast floating tensors to this dtype.
+    pub dtype: Option<DType>,
+}
+
+/// The transform of one output tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Bytes unchanged (maybe cast).
+    Copy,
+    /// First-conv channel adaptation.
+    InChans(InChansMethod),
+    /// Drop the first `n` rows (label offset).
+    SkipRows(usize),
+}
+
+/// One tensor of the output.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Output key.
+    pub name: String,
+    /// The source tensor.
+    pub source: TensorInfo,
+    /// The transform.
+    pub op: Op,
+    /// Output dtype.
+    pub dtype: DType,
+    /// Output shape.
+    pub shape: Vec<usize>,
+}
+
+impl Planned {
+    /// Output bytes.
+    pub fn nbytes(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.size()
+    }
+}
+
+/// A first-conv weight that was adapted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adapted {
+    /// Its key (before renames).
+    pub key: String,
+    /// Shape before.
+    pub from_shape: Vec<usize>,
+    /// Shape after.
+    pub to_shape: Vec<usize>,
+    /// How.
+    #[serde(flatten)]
+    pub method: InChansMethod,
+}
+
+/// A tensor left out of the output, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// Its key.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a plan does, for the user and the output metadata.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// First convs adapted.
+    pub adapted: Vec<Adapted>,
+    /// Tensors dropped.
+    pub dropped: Vec<Dropped>,
+    /// Classifier weights sliced for the label offset.
+    pub sliced: Vec<String>,
+    /// Keys renamed.
+    pub renamed: Vec<Renamed>,
+    /// Rename rules that matched nothing.
+    pub unused_rules: Vec<String>,
+    /// Tensors cast, and to what.
+    pub cast: usize,
+    /// Target dtype of the cast, if any.
+    pub dtype: Option<DType>,
+    /// Warnings worth showing.
+    pub warnings: Vec<String>,
+}
+
+/// The planned output: every tensor with its transform, in the checkpoint's order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Output tensors.
+    pub tensors: Vec<Planned>,
+    /// What the plan does.
+    pub report: Report,
+    in_chans: usize,
+    base: usize,
+}
+
+impl Plan {
+    /// Plans the adaptation of `ckpt`: checks every option against the checkpoint and decides
+    /// each tensor's fate; no tensor data is read.
+    pub fn new(ckpt: &Checkpoint, a: &Adaptation) -> Result<Plan> {
+        let base = a.base_chans.unwrap_or(3);
+        let mut report = Report {
+            dtype: a.dtype,
+            ..Report::default()
+        };
+        if a.in_chans.is_some_and(|c| c != base) && a.first_conv.is_empty() {
+            return Err(Error::Options(
+                "--in-chans needs to know the first conv: pass --model NAME or --first-conv NAME".into(),
+            ));
+        }
+        let cfg_classes = a.cfg_num_classes;
+        let drop_head = match (a.num_classes, cfg_classes) {
+            (Some(n), Some(c)) => n != c,
+            (Some(_), None) if !a.classifier.is_empty() => true,
+            (Some(_), None) => {
+                return Err(Error::Options(
+                    "--num-classes needs to know the classifier: pass --model NAME or --classifier NAME".into(),
+                ))
+            }
+            (None, _) => false,
+        };
+        for (flag, value, modules) in [
+            ("--rename-stem", &a.rename_stem, &a.first_conv),
+            ("--rename-classifier", &a.rename_classifier, &a.classifier),
+        ] {
+            if value.is_some() && modules.len() != 1 {
+                return Err(Error::Options(format!(
+                    "{flag} needs exactly one module to rename, the cfg has {} ({})",
+                    modules.len(),
+                    modules.join(", ")
+                )));
+            }
+        }
+        let in_chans = a.in_chans.unwrap_or(base);
+        let mut tensors = Vec::new();
+        for t in ckpt.tensors() {
+            let mut op = Op::Copy;
+            let mut shape = t.shape.clone();
+            if in_chans != base && a.first_conv.iter().any(|m| t.name == format!("{m}.weight")) {
+                match in_chans::plan(&t.name, &t.shape, in_chans, base) {
+                    Ok((method, to_shape)) => {
+                        if !t.dtype.is_float() {
+                            return Err(Error::tensor(&t.name, format!("first conv of dtype {} cannot be adapted", t.dtype)));
+                        }
+                        report.adapted.push(Adapted {
+                            key: t.name.clone(),
+                            from_shape: t.shape.clone(),
+                            to_shape: to_shape.clone(),
+                            method,
+                        });
+                        op = Op::InChans(method);
+                        shape = to_shape;
+                    }
+                    Err(e @ Error::Unadaptable { .. }) if a.drop_unadaptable => {
+                        report.dropped.push(Dropped {
+                            key: t.name.clone(),
+                            reason: format!("unadaptable first conv: {}", e),
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let is_head = a
+                .classifier
+                .iter()
+                .any(|c| t.name == format!("{c}.weight") || t.name == format!("{c}.bias"));
+            if is_head && drop_head {
+                report.dropped.push(Dropped {
+                    key: t.name.clone(),
+                    reason: format!(
+                        "classifier: num_classes {} differs from the pretrained {}",
+                        a.num_classes.unwrap_or_default(),
+                        cfg_classes.map_or("(unknown)".to_owned(), |c| c.to_string())
+                    ),
+                });
+                continue;
+            }
+            if is_head && a.label_offset > 0 {
+                let Some(rows) = shape.first_mut() else {
+                    return Err(Error::tensor(&t.name, "a 0-d classifier cannot drop label-offset rows"));
+                };
+                if *rows < a.label_offset {
+                    return Err(Error::tensor(&t.name, format!("has {rows} rows, fewer than label_offset {}", a.label_offset)));
+                }
+                *rows -= a.label_offset;
+                op = Op::SkipRows(a.label_offset);
+                report.sliced.push(t.name.clone());
+            }
+            let dtype = match a.dtype {
+                Some(d) if t.dtype.is_float() && d != t.dtype => {
+                    report.cast += 1;
+                    d
+                }
+                _ => t.dtype,
+            };
+            tensors.push(Planned {
+                name: t.name.clone(),
+                source: t.clone(),
+                op,
+                dtype,
+                shape,
+            });
+        }
+        if in_chans != base {
+            for m in &a.first_conv {
+                let key = format!("{m}.weight");
+                if !ckpt.tensors().iter().any(|t| t.name == key) {
+                    report.warnings.push(format!("first conv `{key}` is not in the checkpoint; nothing adapted for it"));
+                }
+            }
+        }
+        rename_all(&mut tensors, a, &mut report)?;
+        Ok(Plan {
+            tensors,
+            report,
+            in_chans,
+            base,
+        })
+    }
+
+    /// The output bytes of one planned tensor.
+    pub fn bytes<'c>(&self, ckpt: &'c Checkpoint, p: &Planned) -> Result<Cow<'c, [u8]>> {
+        let src = ckpt.tensor_bytes(&p.source)?;
+        let sdt = p.source.dtype;
+        let transformed: Cow<'c, [u8]> = match p.op {
+            Op::Copy => src,
+            Op::SkipRows(n) => {
+                let row: usize = p.source.shape.iter().skip(1).product::<usize>() * sdt.size();
+                match src {
+                    Cow::Borrowed(b) => Cow::Borrowed(&b[n * row..]),
+                    Cow::Owned(v) => Cow::Owned(v[n * row..].to_vec()),
+                }
+            }
+            Op::InChans(method) => {
+                let w = cast::to_f32(&src, sdt)
+                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
+                let out = in_chans::apply(&w, &p.source.shape, method, self.in_chans, self.base);
+                Cow::Owned(cast::from_f32(&out, sdt))
+            }
+        };
+        Ok(if p.dtype != sdt {
+            Cow::Owned(cast::cast(&transformed, sdt, p.dtype))
+        } else {
+            transformed
+        })
+    }
+}
+
+fn rename_all(tensors: &mut [Planned], a: &Adaptation, report: &mut Report) -> Result<()> {
+    let mut rule_hits = vec![0usize; a.rules.len()];
+    for p in tensors.iter_mut() {
+        let original = p.name.clone();
+        let mut name = original.clone();
+        for (to, modules) in [(&a.rename_stem, &a.first_conv), (&a.rename_classifier, &a.classifier)] {
+            if let (Some(to), [from]) = (to, modules.as_slice()) {
+                if let Some(n) = rename::replace_prefix(&name, from, to) {
+                    name = n;
+                }
+            }
+        }
+        for (rule, hits) in a.rules.iter().zip(rule_hits.iter_mut()) {
+            if let Some(n) = rule.apply(&name) {
+                *hits += 1;
+                name = n;
+            }
+        }
+        if name.is_empty() {
+            return Err(Error::Rename(format!("`{original}` was renamed to an empty key")));
+        }
+        if name != original {
+            report.renamed.push(Renamed {
+                from: original,
+                to: name.clone(),
+            });
+            p.name = name;
+        }
+    }
+    for (rule, hits) in a.rules.iter().zip(rule_hits) {
+        if hits == 0 {
+            report.unused_rules.push(rule.spec());
+        }
+    }
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for p in tensors.iter() {
+        if let Some(first) = seen.insert(&p.name, &p.source.name) {
+            return Err(Error::Rename(format!(
+                "`{first}` and `{}` both map to `{}`",
+                p.source.name, p.name
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,529 @@
+//! Reading checkpoints: sniff the container, run the safe unpickler, pick the state dict the way
+//! timm's `load_state_dict` does, and describe every tensor without loading it.
+
+mod legacy;
+mod safetensors;
+mod scan;
+mod tree;
+mod view;
+mod zip;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::pickle::GlobalRef;
+use tree::Node;
+pub use scan::{scan, scan_file, Finding};
+pub use view::TensorInfo;
+
+/// Most tensors one state dict may hold.
+pub const MAX_TENSORS: usize = 1 << 20;
+
+/// The container a checkpoint came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// `torch.save` zip archive (PyTorch >= 1.6).
+    TorchZip,
+    /// Legacy `torch.save` stream of pickles (before 1.6, or `_use_new_zipfile_serialization=False`).
+    TorchLegacy,
+    /// A safetensors file.
+    SafeTensors,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::TorchZip => "torch.save zip",
+            Format::TorchLegacy => "torch.save legacy",
+            Format::SafeTensors => "safetensors",
+        })
+    }
+}
+
+/// How to pick the state dict inside a training checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Prefer `state_dict_ema` and `model_ema` when present (timm's `use_ema`, default true).
+    pub use_ema: bool,
+    /// Take the state dict under this top-level key instead of choosing.
+    pub state_key: Option<String>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            use_ema: true,
+            state_key: None,
+        }
+    }
+}
+
+/// A top-level or state-dict entry that is not a tensor, left out of the state dict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The entry's key.
+    pub name: String,
+    /// What kind of object it is.
+    pub kind: String,
+}
+
+/// The bytes of a checkpoint: a read-only file mapping or an owned buffer.
+enum Source {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for Source {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Source::Mmap(m) => m,
+            Source::Owned(v) => v,
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the mapping is read-only and private to this process. Another process truncating
+    // the file while it is mapped could fault on access; that is the accepted contract of every
+    // mmap-based reader (safetensors, candle) and the input is never written by timmconv.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
+/// Where a storage's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StorageLoc {
+    /// `len` bytes at `start` in the source, read in place.
+    Range { start: usize, len: usize },
+    /// A compressed zip entry, decompressed on demand to `len` bytes.
+    Deflated { index: usize, len: usize },
+}
+
+impl StorageLoc {
+    fn len(self) -> usize {
+        match self {
+            StorageLoc::Range { len, .. } | StorageLoc::Deflated { len, .. } => len,
+        }
+    }
+}
+
+/// What a container parser hands back.
+struct Parsed {
+    format: Format,
+    protocol: Option<u8>,
+    globals: Vec<GlobalRef>,
+    root: Node,
+    storages: HashMap<String, StorageLoc>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+/// An opened checkpoint: its container, the chosen state dict and its tensors (not loaded).
+pub struct Checkpoint {
+    path: Option<PathBuf>,
+    source: Source,
+    format: Format,
+    protocol: Option<u8>,
+    globals: Vec<GlobalRef>,
+    state_key: Option<String>,
+    top_level: Vec<String>,
+    skipped: Vec<Skipped>,
+    tensors: Vec<TensorInfo>,
+    storages: HashMap<String, StorageLoc>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("state_key", &self.state_key)
+            .field("tensors", &self.tensors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpoint {
+    /// Opens a checkpoint file (zip, legacy or safetensors), mapping it read-only.
+    ///
+    /// ```
+    /// use timmconv::{Checkpoint, OpenOptions};
+    /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+    /// let stem = ckpt.tensor("conv1.0.weight").expect("present");
+    /// assert_eq!(stem.shape, [24, 3, 3, 3]);
+    /// let bytes = ckpt.tensor_bytes(stem)?;
+    /// assert_eq!(bytes.len(), 24 * 3 * 3 * 3 * 4);
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Checkpoint> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let source = if len == 0 {
+            Source::Owned(Vec::new())
+        } else {
+            Source::Mmap(map_file(&file).map_err(|e| Error::io(path, e))?)
+        };
+        Self::from_source(source, Some(path.to_path_buf()), opts).map_err(|e| e.with_path(path))
+    }
+
+    /// Opens a checkpoint held in memory.
+    pub fn from_bytes(bytes: Vec<u8>, opts: &OpenOptions) -> Result<Checkpoint> {
+        Self::from_source(Source::Owned(bytes), None, opts)
+    }
+
+    fn from_source(source: Source, path: Option<PathBuf>, opts: &OpenOptions) -> Result<Checkpoint> {
+        let parsed = match sniff(&source)? {
+            Format::TorchZip => zip::parse(&source)?,
+            Format::TorchLegacy => legacy::parse(&source)?,
+            Format::SafeTensors => safetensors::parse(&source)?,
+        };
+        let top_level = match &parsed.root {
+            Node::Dict(items) => items
+                .iter()
+                .filter_map(|(k, _)| match k {
+                    Node::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let (state_key, state) = select_state_dict(&parsed.root, opts)?;
+        let (tensors, skipped) = collect_tensors(state, state_key.as_deref())?;
+        let ckpt = Checkpoint {
+            path,
+            source,
+            format: parsed.format,
+            protocol: parsed.protocol,
+            globals: parsed.globals,
+            state_key,
+            top_level,
+            skipped,
+            tensors,
+            storages: parsed.storages,
+            metadata: parsed.metadata,
+        };
+        for t in &ckpt.tensors {
+            ckpt.check_storage(t)?;
+        }
+        Ok(ckpt)
+    }
+
+    fn check_storage(&self, t: &TensorInfo) -> Result<()> {
+        let Some(loc) = self.storages.get(&t.storage) else {
+            return Err(Error::tensor(
+                &t.name,
+                format!("its storage `{}` is missing from the file", t.storage),
+            ));
+        };
+        let need = t
+            .storage_numel
+            .checked_mul(t.dtype.size())
+            .ok_or_else(|| Error::tensor(&t.name, "storage size overflows"))?;
+        if loc.len() < need {
+            return Err(Error::tensor(
+                &t.name,
+                format!(
+                    "storage `{}` declares {} elements of {} ({need} bytes) but the file holds {} bytes",
+                    t.storage,
+                    t.storage_numel,
+                    t.dtype,
+                    loc.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file this checkpoint was opened from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The container format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The highest pickle protocol seen (none for safetensors).
+    pub fn protocol(&self) -> Option<u8> {
+        self.protocol
+    }
+
+    /// Every global the pickle referenced, in order.
+    pub fn globals(&self) -> &[GlobalRef] {
+        &self.globals
+    }
+
+    /// The top-level key the state dict was taken from (`None`: the top level itself).
+    pub fn state_key(&self) -> Option<&str> {
+        self.state_key.as_deref()
+    }
+
+    /// The string keys of the top-level dict, if the checkpoint is a dict.
+    pub fn top_level_keys(&self) -> &[String] {
+        &self.top_level
+    }
+
+    /// Entries of the state dict that are not tensors, left out.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// The state dict's tensors, in the checkpoint's order.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    /// The tensor with this (cleaned) key.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// The safetensors `__metadata__` of a safetensors input.
+    pub fn metadata(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.as_ref()
+    }
+
+    /// The whole input file's bytes.
+    pub fn raw(&self) -> &[u8] {
+        &self.source
+    }
+
+    /// Total elements over all tensors.
+    pub fn total_numel(&self) -> usize {
+        self.tensors.iter().map(TensorInfo::numel).sum()
+    }
+
+    /// Total bytes over all tensors.
+    pub fn total_bytes(&self) -> usize {
+        self.tensors.iter().map(TensorInfo::nbytes).sum()
+    }
+
+    /// The tensor's bytes in row-major order: borrowed from the file when it is stored
+    /// contiguously, gathered or decompressed otherwise.
+    pub fn tensor_bytes(&self, t: &TensorInfo) -> Result<Cow<'_, [u8]>> {
+        self.check_storage(t)?;
+        let loc = self.storages[&t.storage];
+        match loc {
+            StorageLoc::Range { start, len } => {
+                let storage = self
+                    .source
+                    .get(start..start + len)
+                    .ok_or_else(|| Error::tensor(&t.name, "storage lies outside the file"))?;
+                t.gather(storage)
+            }
+            StorageLoc::Deflated { index, len } => {
+                let storage = zip::inflate(&self.source, index, len)
+                    .map_err(|e| Error::tensor(&t.name, e.to_string()))?;
+                Ok(Cow::Owned(t.gather(&storage)?.into_owned()))
+            }
+        }
+    }
+
+    /// Whether a tensor can be copied straight from the file (contiguous, stored uncompressed);
+    /// returns its byte range in the file.
+    pub fn tensor_file_range(&self, t: &TensorInfo) -> Option<std::ops::Range<usize>> {
+        match self.storages.get(&t.storage)? {
+            StorageLoc::Range { start, .. } if t.is_contiguous() => {
+                let begin = start + t.offset * t.dtype.size();
+                Some(begin..begin + t.nbytes())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Tells the container from the first bytes.
+fn sniff(bytes: &[u8]) -> Result<Format> {
+    match bytes {
+        [] => Err(Error::UnknownFormat("the file is empty".into())),
+        [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] => Ok(Format::TorchZip),
+        [0x80, 2..=5, ..] => Ok(Format::TorchLegacy),
+        _ if bytes.get(257..262) == Some(b"ustar") => Err(Error::UnsupportedFormat(
+            "this is the tar-based torch.save format of PyTorch < 0.4; load and re-save it with \
+             a newer torch, or convert it with safetensors"
+                .into(),
+        )),
+        [a, b, c, d, e, f, g, h, b'{', ..] => {
+            let n = u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]);
+            if n < bytes.len() as u64 {
+                Ok(Format::SafeTensors)
+            } else {
+                Err(Error::UnknownFormat(format!(
+                    "looks like safetensors but its header claims {n} bytes and the file has {}",
+                    bytes.len()
+                )))
+            }
+        }
+        [first, ..] => Err(Error::UnknownFormat(format!(
+            "expected a torch.save zip (\"PK\\x03\\x04\"), a legacy torch.save pickle (0x80 0x02) or \
+             safetensors (8-byte header size, then '{{') at offset 0, found byte 0x{first:02x}"
+        ))),
+    }
+}
+
+/// timm's choice: `state_dict_ema` > `model_ema` (when `use_ema`) > `state_dict` > `model`.
+fn select_state_dict<'n>(root: &'n Node, opts: &OpenOptions) -> Result<(Option<String>, &'n Node)> {
+    let Node::Dict(items) = root else {
+        return if opts.state_key.is_some() {
+            Err(Error::Structure(format!(
+                "the checkpoint is a {}, not a dict, so --state-key cannot apply",
+                root.kind()
+            )))
+        } else {
+            Ok((None, root))
+        };
+    };
+    if let Some(key) = &opts.state_key {
+        return match root.get(key) {
+            Some(node) => Ok((Some(key.clone()), node)),
+            None => Err(Error::NoSuchStateKey {
+                key: key.clone(),
+                available: items
+                    .iter()
+                    .map(|(k, _)| match k {
+                        Node::Str(s) => s.clone(),
+                        other => other.kind(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        };
+    }
+    let present_non_null = |k: &str| root.get(k).is_some_and(|n| *n != Node::None);
+    let key = if opts.use_ema && present_non_null("state_dict_ema") {
+        Some("state_dict_ema")
+    } else if opts.use_ema && present_non_null("model_ema") {
+        Some("model_ema")
+    } else if root.get("state_dict").is_some() {
+        Some("state_dict")
+    } else if root.get("model").is_some() {
+        Some("model")
+    } else {
+        None
+    };
+    Ok(match key {
+        Some(k) => (Some(k.to_owned()), root.get(k).unwrap_or(&Node::None)),
+        None => (None, root),
+    })
+}
+
+/// timm's `clean_state_dict`: strips `_orig_mod.` / `module.` / `_orig_mod.` in that order.
+pub fn clean_key(key: &str) -> &str {
+    const PREFIXES: [&str; 3] = ["_orig_mod.", "module.", "_orig_mod."];
+    if !PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return key;
+    }
+    PREFIXES
+        .iter()
+        .fold(key, |k, p| k.strip_prefix(p).unwrap_or(k))
+}
+
+fn collect_tensors(state: &Node, state_key: Option<&str>) -> Result<(Vec<TensorInfo>, Vec<Skipped>)> {
+    let where_ = || match state_key {
+        Some(k) => format!("`{k}`"),
+        None => "the checkpoint".to_owned(),
+    };
+    let Node::Dict(items) = state else {
+        return Err(Error::Structure(format!(
+            "{} is a {}, not a state dict",
+            where_(),
+            state.kind()
+        )));
+    };
+    if items.len() > MAX_TENSORS {
+        return Err(Error::limit(
+            "MAX_TENSORS",
+            "entries in the state dict",
+            items.len() as u64,
+            MAX_TENSORS as u64,
+        ));
+    }
+    let mut tensors: Vec<TensorInfo> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut skipped = Vec::new();
+    for (k, v) in items {
+        let Node::Str(raw) = k else {
+            return Err(Error::Structure(format!(
+                "{} has a {} key; a state dict has string keys",
+                where_(),
+                k.kind()
+            )));
+        };
+        let name = clean_key(raw).to_owned();
+        let t = match v {
+            Node::Tensor(t) => t,
+            Node::Unsupported(what) => {
+                return Err(Error::tensor(
+                    raw.as_str(),
+                    format!("{what} tensors (complex, quantized, sparse, nested) are not supported"),
+                ))
+            }
+            other => {
+                skipped.push(Skipped {
+                    name,
+                    kind: other.kind(),
+                });
+                continue;
+            }
+        };
+        let info = TensorInfo {
+            name: name.clone(),
+            dtype: t.storage.dtype,
+            shape: t.shape.clone(),
+            strides: t.stride.clone(),
+            offset: t.offset,
+            storage: t.storage.key.clone(),
+            storage_numel: t.storage.numel,
+            shared: false,
+        };
+        info.validate()?;
+        // a Python dict keeps the first position and the last value of a repeated key
+        match index.get(&name) {
+            Some(&i) => tensors[i] = info,
+            None => {
+                index.insert(name, tensors.len());
+                tensors.push(info);
+            }
+        }
+    }
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for t in &tensors {
+        *uses.entry(t.storage.as_str()).or_default() += 1;
+    }
+    let shared: Vec<bool> = tensors.iter().map(|t| uses[t.storage.as_str()] > 1).collect();
+    for (t, s) in tensors.iter_mut().zip(shared) {
+        t.shared = s;
+    }
+    Ok((tensors, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_key_matches_timm() {
+        assert_eq!(clean_key("module.conv1.weight"), "conv1.weight");
+        assert_eq!(clean_key("_orig_mod.module.fc.bias"), "fc.bias");
+        assert_eq!(clean_key("module._orig_mod.fc.bias"), "fc.bias");
+        assert_eq!(clean_key("fc.module.bias"), "fc.module.bias");
+        assert_eq!(clean_key("modules.x"), "modules.x");
+    }
+
+    #[test]
+    fn sniff_names_what_it_expected() {
+        let err = sniff(b"hello world").unwrap_err().to_string();
+        assert!(err.contains("offset 0"), "{err}");
+        assert!(matches!(sniff(b""), Err(Error::UnknownFormat(_))));
+    }
+}

@@ -1,0 +1,146 @@
+//! Command-line arguments (clap derive); raw values, turned into library types in the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Convert PyTorch timm checkpoints into adapted safetensors, without Python and without
+/// running code from a pickle.
+#[derive(Debug, Parser)]
+#[command(name = "timmconv", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe a checkpoint: container, pickle globals, chosen state dict, tensors.
+    Inspect(InspectArgs),
+    /// Adapt a checkpoint (in_chans, num_classes, renames, dtype) and write safetensors.
+    Convert(ConvertArgs),
+}
+
+/// Which state dict to read from a training checkpoint.
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// Ignore `state_dict_ema` and `model_ema` (timm's use_ema=False).
+    #[arg(long)]
+    pub no_ema: bool,
+    /// Take the state dict from this top-level key.
+    #[arg(long, value_name = "KEY")]
+    pub state_key: Option<String>,
+}
+
+/// `timmconv inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors).
+    pub file: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only list and classify the pickle's globals (allowed, data, dangerous, unknown) without
+    /// loading tensors; exit 1 when anything dangerous or unknown appears.
+    #[arg(long)]
+    pub scan: bool,
+    /// Which state dict to read.
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Output dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    /// Keep each tensor's dtype.
+    Keep,
+    /// float32
+    F32,
+    /// float16
+    F16,
+    /// bfloat16
+    Bf16,
+}
+
+/// Output layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// One safetensors file.
+    File,
+    /// A folder with model.safetensors and config.json that timm loads as `local-dir:`.
+    Hub,
+}
+
+/// `timmconv convert`
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The checkpoint to convert.
+    pub input: PathBuf,
+    /// Where to write (a .safetensors file, or a folder with --layout hub).
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: PathBuf,
+    /// timm model NAME[.TAG] whose pretrained cfg gives first_conv, classifier, input channels,
+    /// num_classes and label_offset.
+    #[arg(long, value_name = "NAME[.TAG]")]
+    pub model: Option<String>,
+    /// Input channels of the target model (timm's in_chans).
+    #[arg(long, value_name = "N")]
+    pub in_chans: Option<usize>,
+    /// Classes of the target model; 0 for a headless backbone. A different count than the
+    /// pretrained one drops the classifier.
+    #[arg(long, value_name = "N")]
+    pub num_classes: Option<usize>,
+    /// First conv module (repeatable); overrides the cfg's first_conv.
+    #[arg(long = "first-conv", value_name = "NAME")]
+    pub first_conv: Vec<String>,
+    /// Classifier module (repeatable); overrides the cfg's classifier.
+    #[arg(long = "classifier", value_name = "NAME")]
+    pub classifier: Vec<String>,
+    /// Channels the weights were trained with (default: the cfg's input_size[0], else 3).
+    #[arg(long, value_name = "N")]
+    pub base_chans: Option<usize>,
+    /// Classes the weights were trained with (default: the cfg's num_classes).
+    #[arg(long, value_name = "N")]
+    pub pretrained_num_classes: Option<usize>,
+    /// Rows to drop from the classifier when num_classes is unchanged (default: the cfg's).
+    #[arg(long, value_name = "N")]
+    pub label_offset: Option<usize>,
+    /// Drop first-conv weights that cannot be adapted (timm re-initialises them) instead of failing.
+    #[arg(long)]
+    pub drop_unadaptable: bool,
+    /// Rename the first conv module to NAME.
+    #[arg(long, value_name = "NAME")]
+    pub rename_stem: Option<String>,
+    /// Rename the classifier module to NAME.
+    #[arg(long, value_name = "NAME")]
+    pub rename_classifier: Option<String>,
+    /// Rename keys with REGEX=REPLACEMENT (repeatable, applied in order; `$1` refers to groups).
+    #[arg(long = "rename", value_name = "REGEX=REPLACEMENT")]
+    pub rename: Vec<String>,
+    /// Output dtype of floating-point tensors (integers are never cast).
+    #[arg(long, value_enum, default_value_t = DTypeArg::Keep)]
+    pub dtype: DTypeArg,
+    /// Which state dict to read.
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output layout.
+    #[arg(long, value_enum, default_value_t = LayoutArg::File)]
+    pub layout: LayoutArg,
+    /// Refuse the input unless its SHA-256 starts with HEX.
+    #[arg(long, value_name = "HEX")]
+    pub expect_sha256: Option<String>,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the conversion report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress or summary on stderr.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// List every renamed and dropped key.
+    #[arg(short, long)]
+    pub verbose: bool,
+}

@@ -1,0 +1,124 @@
+//! `timmconv convert`
+
+use crate::adapt::{Adaptation, Rule};
+use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
+use crate::cli::{printer, Outcome};
+use crate::convert::{self, ConvertOptions, ConvertReport};
+use crate::{DType, OpenOptions};
+
+/// Turns the raw arguments into library options, in one place.
+pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
+    let rules = a.rename.iter().map(|r| Rule::parse(r)).collect::<Result<Vec<_>, _>>()?;
+    let mut adapt = Adaptation {
+        in_chans: a.in_chans,
+        num_classes: a.num_classes,
+        first_conv: a.first_conv.clone(),
+        classifier: a.classifier.clone(),
+        base_chans: a.base_chans,
+        cfg_num_classes: a.pretrained_num_classes,
+        label_offset: a.label_offset.unwrap_or(0),
+        drop_unadaptable: a.drop_unadaptable,
+        rename_stem: a.rename_stem.clone(),
+        rename_classifier: a.rename_classifier.clone(),
+        rules,
+        dtype: match a.dtype {
+            DTypeArg::Keep => None,
+            DTypeArg::F32 => Some(DType::F32),
+            DTypeArg::F16 => Some(DType::F16),
+            DTypeArg::Bf16 => Some(DType::BF16),
+        },
+    };
+    let (mut model, mut tag) = (None, None);
+    if let Some(name) = &a.model {
+        let (m, t) = crate::registry::apply_cfg(name, &mut adapt, a)?;
+        model = Some(m);
+        tag = t;
+    }
+    Ok(ConvertOptions {
+        open: OpenOptions {
+            use_ema: !a.state.no_ema,
+            state_key: a.state.state_key.clone(),
+        },
+        adapt,
+        model,
+        tag,
+        overwrite: a.force,
+        expect_sha256: a.expect_sha256.clone(),
+    })
+}
+
+/// Runs `convert`.
+pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
+    let opts = options(&a)?;
+    let mut bar = None;
+    let mut progress = |done: u64, total: u64| {
+        if bar.is_none() {
+            bar = Some(printer::progress(total, a.quiet));
+        }
+        if let Some(Some(b)) = &bar {
+            b.set_position(done);
+        }
+    };
+    let report = match a.layout {
+        LayoutArg::File => convert::convert(&a.input, &a.output, &opts, &mut progress)?,
+        LayoutArg::Hub => crate::hub::convert_hub(&a.input, &a.output, &opts, &mut progress)?,
+    };
+    if let Some(Some(b)) = bar {
+        b.finish_and_clear();
+    }
+    if a.json {
+        printer::json(&report)?;
+    }
+    if !a.quiet {
+        summary(&report, a.verbose);
+    }
+    Ok(Outcome::Success)
+}
+
+fn summary(r: &ConvertReport, verbose: bool) {
+    for ad in &r.plan.adapted {
+        printer::note(format_args!(
+            "adapted `{}` {:?} -> {:?} ({})",
+            ad.key,
+            ad.from_shape,
+            ad.to_shape,
+            match ad.method {
+                crate::adapt::InChansMethod::Sum => "sum over input channels".to_owned(),
+                crate::adapt::InChansMethod::SumSpaceToDepth { groups } =>
+                    format!("sum within {groups} space-to-depth groups"),
+                crate::adapt::InChansMethod::Repeat => "repeat and scale".to_owned(),
+            }
+        ));
+    }
+    for d in &r.plan.dropped {
+        printer::note(format_args!("dropped `{}`: {}", d.key, d.reason));
+    }
+    for s in &r.plan.sliced {
+        printer::note(format_args!("sliced label offset off `{s}`"));
+    }
+    if verbose {
+        for n in &r.plan.renamed {
+            printer::note(format_args!("renamed `{}` -> `{}`", n.from, n.to));
+        }
+        for s in &r.skipped {
+            printer::note(format_args!("left out non-tensor `{}` ({})", s.name, s.kind));
+        }
+    } else if !r.plan.renamed.is_empty() {
+        printer::note(format_args!("renamed {} keys (-v lists them)", r.plan.renamed.len()));
+    }
+    for u in &r.plan.unused_rules {
+        printer::warn(format_args!("rename rule `{u}` matched nothing"));
+    }
+    for w in &r.plan.warnings {
+        printer::warn(w);
+    }
+    if let Some(src) = &r.sha256_checked {
+        printer::note(format_args!("sha256 verified against {src}"));
+    }
+    printer::note(format_args!(
+        "wrote {} tensors ({}) to {}",
+        r.tensors,
+        printer::bytes(r.bytes),
+        r.output.display()
+    ));
+}

@@ -1,0 +1,25 @@
+//! The command-line interface (feature `cli`): argument parsing, one file per subcommand, and
+//! the printer that decides what goes to stdout and stderr.
+
+pub mod args;
+pub mod commands;
+pub mod printer;
+
+pub use args::Cli;
+
+/// What a command asks the process to exit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the command ran and found a problem (a scan finding, a parity mismatch).
+    Finding,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        args::Command::Inspect(a) => commands::inspect::run(a),
+        args::Command::Convert(a) => commands::convert::run(a),
+    }
+}

@@ -1,0 +1,59 @@
+//! The one place that writes: data and JSON to stdout, progress and warnings to stderr.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+/// Prints a value as pretty JSON on stdout.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints a line of data on stdout.
+pub fn line(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Prints a note on stderr.
+pub fn note(text: impl std::fmt::Display) {
+    eprintln!("{text}");
+}
+
+/// Prints a warning on stderr.
+pub fn warn(text: impl std::fmt::Display) {
+    eprintln!("warning: {text}");
+}
+
+/// A progress bar on stderr for `total` bytes, shown only on a terminal and for large inputs.
+pub fn progress(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || total < (64 << 20) || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Formats a byte count for people.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

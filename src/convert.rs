@@ -1,0 +1,188 @@
+//! The whole conversion: open, check, plan, stream the adapted tensors into safetensors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::adapt::{Adaptation, Plan, Report};
+use crate::checkpoint::{Checkpoint, Format, OpenOptions, Skipped};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::write::{self, Entry};
+
+/// Everything a conversion needs besides the input and output paths.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Which state dict to read.
+    pub open: OpenOptions,
+    /// What to change.
+    pub adapt: Adaptation,
+    /// Architecture name recorded in the metadata (from `--model`).
+    pub model: Option<String>,
+    /// Pretrained tag recorded in the metadata.
+    pub tag: Option<String>,
+    /// Replace an existing output.
+    pub overwrite: bool,
+    /// The input's expected SHA-256 (hex, full or a prefix of at least 8 digits).
+    pub expect_sha256: Option<String>,
+}
+
+/// What a conversion did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvertReport {
+    /// The input file.
+    pub input: PathBuf,
+    /// The written file.
+    pub output: PathBuf,
+    /// The input's container.
+    pub format: Format,
+    /// The top-level key the state dict came from.
+    pub state_key: Option<String>,
+    /// Hex SHA-256 of the input.
+    pub source_sha256: String,
+    /// Which expectation the SHA-256 was checked against, if any.
+    pub sha256_checked: Option<String>,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Bytes of tensor data written.
+    pub bytes: u64,
+    /// Non-tensor entries of the state dict, left out.
+    pub skipped: Vec<Skipped>,
+    /// Adaptations, drops, renames and casts.
+    #[serde(flatten)]
+    pub plan: Report,
+}
+
+/// The SHA-256 prefix that torch hub and timm put in file names (`resnet50-0676ba61.pth`).
+pub fn hash_in_file_name(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let re = regex::Regex::new(r"-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|pth\.tar)$").ok()?;
+    re.captures(name).map(|c| c[1].to_owned())
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Checks the output path before any work: not the input, not an existing file unless
+/// overwriting.
+pub fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    if same_file(input, output) {
+        return Err(Error::Options(format!(
+            "output {} is the input file; timmconv never modifies its input",
+            output.display()
+        )));
+    }
+    if output.exists() && !overwrite {
+        return Err(Error::Options(format!(
+            "output {} exists; pass --force to replace it",
+            output.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The metadata written into the output's `__metadata__`.
+pub fn metadata(ckpt: &Checkpoint, sha: &str, opts: &ConvertOptions, plan: &Plan) -> BTreeMap<String, String> {
+    let a = &opts.adapt;
+    let info = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "model": opts.model,
+        "tag": opts.tag,
+        "source_format": ckpt.format(),
+        "state_key": ckpt.state_key(),
+        "in_chans": a.in_chans,
+        "base_chans": a.base_chans.unwrap_or(3),
+        "num_classes": a.num_classes,
+        "first_conv": a.first_conv,
+        "classifier": a.classifier,
+        "dtype": a.dtype.map(DType::name),
+        "adapted": plan.report.adapted,
+        "renamed": plan.report.renamed,
+        "dropped": plan.report.dropped,
+    });
+    BTreeMap::from([
+        ("format".to_owned(), "pt".to_owned()),
+        ("source_sha256".to_owned(), sha.to_owned()),
+        ("timmconv".to_owned(), info.to_string()),
+    ])
+}
+
+/// Converts `input` into a safetensors file at `output`. `progress` receives
+/// `(bytes_done, bytes_total)` after each tensor.
+pub fn convert(
+    input: &Path,
+    output: &Path,
+    opts: &ConvertOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ConvertReport> {
+    check_output(input, output, opts.overwrite)?;
+    let ckpt = Checkpoint::open(input, &opts.open)?;
+    let sha = sha256_hex(ckpt.raw());
+    let mut checked = None;
+    let expected = opts
+        .expect_sha256
+        .clone()
+        .map(|e| (e.to_ascii_lowercase(), "--expect-sha256"))
+        .or_else(|| hash_in_file_name(input).map(|h| (h, "the hash in the file name")));
+    if let Some((want, source)) = expected {
+        if want.len() < 8 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Options(format!("{source} `{want}` is not 8 to 64 hex digits")));
+        }
+        if !sha.starts_with(&want) {
+            return Err(Error::Checksum {
+                path: input.to_path_buf(),
+                actual: sha,
+                expected: format!("{want} ({source})"),
+            });
+        }
+        checked = Some(source.to_owned());
+    }
+    let plan = Plan::new(&ckpt, &opts.adapt).map_err(|e| e.with_path(input))?;
+    let meta = metadata(&ckpt, &sha, opts, &plan);
+    let entries: Vec<Entry> = plan
+        .tensors
+        .iter()
+        .map(|p| Entry {
+            name: p.name.clone(),
+            dtype: p.dtype,
+            shape: p.shape.clone(),
+        })
+        .collect();
+    let total: u64 = plan.tensors.iter().map(|p| p.nbytes() as u64).sum();
+    let mut done = 0u64;
+    write::write_safetensors(
+        output,
+        &entries,
+        &meta,
+        opts.overwrite,
+        |i| plan.bytes(&ckpt, &plan.tensors[i]).map_err(|e| e.with_path(input)),
+        |n| {
+            done += n;
+            progress(done, total);
+        },
+    )?;
+    Ok(ConvertReport {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        format: ckpt.format(),
+        state_key: ckpt.state_key().map(str::to_owned),
+        source_sha256: sha,
+        sha256_checked: checked,
+        tensors: plan.tensors.len(),
+        bytes: total,
+        skipped: ckpt.skipped().to_vec(),
+        plan: plan.report,
+    })
+}

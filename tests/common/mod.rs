@@ -1,0 +1,38 @@
+//! Helpers shared by the integration tests. Expected values come from the JSON files that
+//! tools/make_fixtures.py wrote from torch 2.11.0 and timm 1.0.31.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("fixtures").join(rel)
+}
+
+pub fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// (name, dtype, shape, sha256) rows of an expected tensor list.
+pub fn rows(v: &serde_json::Value) -> Vec<(String, String, Vec<usize>, String)> {
+    v.as_array()
+        .expect("tensor list")
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_str().unwrap().to_owned(),
+                r[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect(),
+                r[3].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_timmconv"))
+}
