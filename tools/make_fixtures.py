@@ -201,7 +201,8 @@ def make_views():
     deflated = CKPT / "views.deflated.pth"
     with zipfile.ZipFile(CKPT / "views.zip.pth") as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            dst.writestr(fixed, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED)
 
 
 def expected_read(path, **kw):
@@ -232,6 +233,25 @@ def make_expected_read():
         write_json(EXP_READ / (path.name + ".json"), exp)
 
 
+def create_recording_missing(name, **kwargs):
+    """timm.create_model, also returning the keys its load_state_dict reported missing (the
+    tensors timm re-initialised rather than loaded)."""
+    missing = []
+    original = torch.nn.Module.load_state_dict
+
+    def recording(self, state_dict, strict=True, assign=False):
+        result = original(self, state_dict, strict=strict, assign=assign)
+        missing.extend(result.missing_keys)
+        return result
+
+    torch.nn.Module.load_state_dict = recording
+    try:
+        model = timm.create_model(name, **kwargs)
+    finally:
+        torch.nn.Module.load_state_dict = original
+    return model, set(missing)
+
+
 def make_expected_convert():
     for family, dtype, container in CONVERT_SOURCES:
         name = source_name(family, dtype, container)
@@ -241,8 +261,7 @@ def make_expected_convert():
         cases = []
         for in_chans in IN_CHANS:
             for num_classes in [cfg["num_classes"], 0, 10]:
-                torch.manual_seed(0)
-                model = timm.create_model(
+                model, missing = create_recording_missing(
                     family,
                     pretrained=True,
                     pretrained_cfg_overlay=dict(file=str(src)),
@@ -250,22 +269,9 @@ def make_expected_convert():
                     num_classes=num_classes,
                     **FAMILIES[family],
                 )
-                # which keys timm loaded: re-create with a different seed, unchanged ones came
-                # from the file
-                torch.manual_seed(1)
-                other = timm.create_model(
-                    family,
-                    pretrained=True,
-                    pretrained_cfg_overlay=dict(file=str(src)),
-                    in_chans=in_chans,
-                    num_classes=num_classes,
-                    **FAMILIES[family],
-                )
-                sd, sd2 = model.state_dict(), other.state_dict()
-                tensors, reinit = [], []
-                for k, v in sd.items():
-                    if v.is_floating_point() and not torch.equal(v, sd2[k]):
-                        reinit.append(k)
+                tensors, reinit = [], sorted(missing)
+                for k, v in model.state_dict().items():
+                    if k in missing:
                         continue
                     if v.is_floating_point():
                         v = v.to(DTYPES[dtype])
@@ -285,6 +291,17 @@ def make_expected_convert():
                 cases=cases,
             ),
         )
+
+
+def make_expected_cast():
+    """torch's own f32 -> f16/bf16 and bf16 -> f32 casts of whole checkpoints."""
+    for src, targets in [("test_resnet.f32.zip.pth", ("f16", "bf16")), ("test_vit.bf16.safetensors", ("f32", "f16"))]:
+        from timm.models._helpers import load_state_dict
+
+        sd = load_state_dict(str(CKPT / src))
+        for t in targets:
+            cast = OrderedDict((k, v.to(DTYPES[t]) if v.is_floating_point() else v) for k, v in sd.items())
+            write_json(FIX / "expected" / "cast" / f"{src}.{t}.json", {"tensors": describe(cast)})
 
 
 # ---------------------------------------------------------------- malicious pickles
@@ -323,6 +340,25 @@ def binunicode(s):
     return b"X" + struct.pack("<I", len(b)) + b
 
 
+def first_global(data):
+    """The first global a pickle references that is not collections.OrderedDict."""
+    import pickletools
+
+    strings = []
+    for op, arg, _pos in pickletools.genops(data):
+        if op.name in ("GLOBAL", "INST"):
+            g = arg.replace(" ", ".")
+        elif op.name == "STACK_GLOBAL":
+            g = f"{strings[-2]}.{strings[-1]}"
+        else:
+            if isinstance(arg, str):
+                strings.append(arg)
+            continue
+        if g != "collections.OrderedDict":
+            return g
+    raise ValueError("no global")
+
+
 def malicious_pickles():
     """(file name, bytes, forbidden global, live) for each technique."""
     import builtins
@@ -335,6 +371,12 @@ def malicious_pickles():
     out = []
 
     def add(name, data, glob, live=True):
+        # the name as the pickle spells it (protocol < 3 writes builtins as __builtin__)
+        # (handcrafted pickles spell theirs as given)
+        if not name.startswith(("stack_global", "memo_")):
+            found = first_global(data)
+            assert found.split(".")[-1] == glob.split(".")[-1], (name, found, glob)
+            glob = found
         out.append((name, data, glob, live))
 
     for proto in (0, 2, 3, 4, 5):
@@ -445,13 +487,14 @@ def main():
     torch.use_deterministic_algorithms(True)
     if CKPT.exists():
         shutil.rmtree(CKPT)
-    for d in (EXP_READ, EXP_CONV):
+    for d in (EXP_READ, EXP_CONV, FIX / "expected" / "cast"):
         if d.exists():
             shutil.rmtree(d)
     make_sources()
     make_views()
     make_expected_read()
     make_expected_convert()
+    make_expected_cast()
     make_malicious()
     (FIX / "VERSIONS").write_text(f"torch {torch.__version__}\ntimm {timm.__version__}\nmade by tools/make_fixtures.py\n")
 
