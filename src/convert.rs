@@ -94,7 +94,12 @@ pub fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> 
 }
 
 /// The metadata written into the output's `__metadata__`.
-pub fn metadata(ckpt: &Checkpoint, sha: &str, opts: &ConvertOptions, plan: &Plan) -> BTreeMap<String, String> {
+pub fn metadata(
+    ckpt: &Checkpoint,
+    sha: &str,
+    opts: &ConvertOptions,
+    plan: &Plan,
+) -> BTreeMap<String, String> {
     let a = &opts.adapt;
     let info = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -138,7 +143,9 @@ pub fn convert(
         .or_else(|| hash_in_file_name(input).map(|h| (h, "the hash in the file name")));
     if let Some((want, source)) = expected {
         if want.len() < 8 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Options(format!("{source} `{want}` is not 8 to 64 hex digits")));
+            return Err(Error::Options(format!(
+                "{source} `{want}` is not 8 to 64 hex digits"
+            )));
         }
         if !sha.starts_with(&want) {
             return Err(Error::Checksum {
@@ -167,7 +174,10 @@ pub fn convert(
         &entries,
         &meta,
         opts.overwrite,
-        |i| plan.bytes(&ckpt, &plan.tensors[i]).map_err(|e| e.with_path(input)),
+        |i| {
+            plan.bytes(&ckpt, &plan.tensors[i])
+                .map_err(|e| e.with_path(input))
+        },
         |n| {
             done += n;
             progress(done, total);

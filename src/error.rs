@@ -164,7 +164,12 @@ impl Error {
         }
     }
 
-    pub(crate) fn limit(name: &'static str, what: impl Into<String>, value: u64, limit: u64) -> Error {
+    pub(crate) fn limit(
+        name: &'static str,
+        what: impl Into<String>,
+        value: u64,
+        limit: u64,
+    ) -> Error {
         Error::Limit {
             name,
             what: what.into(),

@@ -1,11 +1,209 @@
-//! timm hub folders.
+//! timm hub folders: `model.safetensors` plus a `config.json` made the way timm's `save_for_hf`
+//! makes it, so that `timm.create_model('local-dir:FOLDER', pretrained=True)` loads them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::convert::{ConvertOptions, ConvertReport};
+use serde_json::{json, Map, Value};
+
+use crate::convert::{self, ConvertOptions, ConvertReport};
 use crate::error::{Error, Result};
+use crate::registry::{self, Arch, Tag};
 
-/// Converts into a hub folder.
-pub fn convert_hub(_input: &Path, _output: &Path, _opts: &ConvertOptions, _progress: impl FnMut(u64, u64)) -> Result<ConvertReport> {
-    Err(Error::Options("--layout hub needs --model".into()))
+/// Pretrained-cfg fields that say where weights came from; a hub export drops them.
+const SOURCE_FIELDS: [&str; 6] = [
+    "url",
+    "file",
+    "hf_hub_id",
+    "hf_hub_filename",
+    "source",
+    "state_dict",
+];
+/// Fields timm keeps even when null.
+const KEEP_NULL: [&str; 3] = ["pool_size", "first_conv", "classifier"];
+
+fn resize_channels(v: Option<&Value>, in_chans: usize) -> Option<Value> {
+    let items = v?.as_array()?;
+    if items.len() == in_chans {
+        return Some(Value::Array(items.clone()));
+    }
+    // timm: "Pretrained mean does not match N channels; using its mean value."
+    let nums: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
+    if nums.is_empty() {
+        return None;
+    }
+    let mean = nums.iter().sum::<f64>() / nums.len() as f64;
+    Some(Value::Array(vec![json!(mean); in_chans]))
+}
+
+/// The `config.json` timm's `save_config_for_hf` writes for `arch` with pretrained `tag`,
+/// `in_chans` input channels and `num_classes` classes.
+pub fn config(arch: &Arch, tag: &Tag, in_chans: usize, num_classes: usize) -> Value {
+    let mut cfg: Map<String, Value> = tag
+        .cfg
+        .iter()
+        .filter(|(k, v)| {
+            !SOURCE_FIELDS.contains(&k.as_str())
+                && (!v.is_null() || KEEP_NULL.contains(&k.as_str()))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let architecture = cfg
+        .shift_remove("architecture")
+        .unwrap_or_else(|| json!(arch.name));
+    // resolve_input_data_config: the current input size and per-channel normalisation
+    let (h, w) = match cfg
+        .get("input_size")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        Some([_, h, w]) => (h.clone(), w.clone()),
+        _ => (json!(224), json!(224)),
+    };
+    cfg.insert("input_size".into(), json!([in_chans, h, w]));
+    for (key, default) in [
+        ("interpolation", json!("bicubic")),
+        ("crop_pct", json!(0.875)),
+        ("crop_mode", json!("center")),
+    ] {
+        cfg.entry(key).or_insert(default);
+    }
+    for (key, default) in [
+        ("mean", json!([0.485, 0.456, 0.406])),
+        ("std", json!([0.229, 0.224, 0.225])),
+    ] {
+        let resized = resize_channels(cfg.get(key).or(Some(&default)), in_chans).unwrap_or(default);
+        cfg.insert(key.into(), resized);
+    }
+    cfg.insert("fixed_input_size".into(), json!(arch.fixed_input_size));
+    cfg.insert(
+        "first_conv".into(),
+        tag.cfg.get("first_conv").cloned().unwrap_or(Value::Null),
+    );
+    cfg.insert("custom_load".into(), json!(false));
+    cfg.shift_remove("label_offset");
+    for key in ["test_input_size", "min_input_size"] {
+        if let Some(Value::Array(items)) = cfg.get_mut(key) {
+            if let Some(first) = items.first_mut() {
+                *first = json!(in_chans);
+            }
+        }
+    }
+    if arch.fixed_input_size {
+        cfg.shift_remove("test_input_size");
+    }
+    if tag.num_classes() != Some(num_classes) {
+        for key in ["label_names", "label_descriptions", "label_offset"] {
+            cfg.shift_remove(key);
+        }
+    }
+    cfg.insert("num_classes".into(), json!(num_classes));
+    let mut args = arch.model_args.clone();
+    args.insert("in_chans".into(), json!(in_chans));
+    args.insert("num_classes".into(), json!(num_classes));
+    let mut root = Map::new();
+    root.insert("architecture".into(), architecture);
+    root.insert("num_classes".into(), json!(num_classes));
+    root.insert("num_features".into(), json!(arch.num_features));
+    if let Some(pool) = arch.global_pool.as_ref().filter(|p| !p.is_empty()) {
+        root.insert("global_pool".into(), json!(pool));
+    }
+    root.insert("model_args".into(), Value::Object(args));
+    root.insert("pretrained_cfg".into(), Value::Object(cfg));
+    Value::Object(root)
+}
+
+/// Converts `input` into the hub folder `output` (`model.safetensors`, `config.json`). The
+/// folder is assembled under a temporary name beside `output` and renamed into place.
+pub fn convert_hub(
+    input: &Path,
+    output: &Path,
+    opts: &ConvertOptions,
+    progress: impl FnMut(u64, u64),
+) -> Result<ConvertReport> {
+    let Some(model) = &opts.model else {
+        return Err(Error::Options(
+            "--layout hub writes timm's config.json, which needs --model NAME[.TAG]".into(),
+        ));
+    };
+    let name = match &opts.tag {
+        Some(t) => format!("{model}.{t}"),
+        None => model.clone(),
+    };
+    let (arch, tag) = registry::lookup(&name)?;
+    let Some(tag) = tag else {
+        return Err(Error::Options(format!(
+            "`{name}` has no pretrained cfg to describe the folder"
+        )));
+    };
+    convert::check_output(input, output, opts.overwrite)?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(crate::write::TEMP_PREFIX)
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    let report = convert::convert(
+        input,
+        &staging.path().join("model.safetensors"),
+        opts,
+        progress,
+    )?;
+    let in_chans = opts
+        .adapt
+        .in_chans
+        .unwrap_or(opts.adapt.base_chans.unwrap_or(3));
+    let head_dropped = report
+        .plan
+        .dropped
+        .iter()
+        .any(|d| d.reason.starts_with("classifier"));
+    let num_classes = if head_dropped {
+        0
+    } else {
+        opts.adapt
+            .cfg_num_classes
+            .or(tag.num_classes())
+            .unwrap_or(0)
+    };
+    let cfg = config(&arch, &tag, in_chans, num_classes);
+    let text =
+        serde_json::to_string_pretty(&cfg).map_err(|e| Error::Structure(e.to_string()))? + "\n";
+    let cfg_path = staging.path().join("config.json");
+    std::fs::write(&cfg_path, text).map_err(|e| Error::io(&cfg_path, e))?;
+    let staged = staging.keep();
+    let result = move_into_place(&staged, output, opts.overwrite);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    result?;
+    let mut report = report;
+    report.output = output.to_path_buf();
+    Ok(report)
+}
+
+fn move_into_place(staged: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    if output.exists() {
+        if !overwrite {
+            return Err(Error::Options(format!(
+                "output {} exists; pass --force to replace it",
+                output.display()
+            )));
+        }
+        // set the old one aside first so that a failure leaves it intact
+        let aside = staged.with_extension("old");
+        std::fs::rename(output, &aside).map_err(|e| Error::io(output, e))?;
+        if let Err(e) = std::fs::rename(staged, output) {
+            let _ = std::fs::rename(&aside, output);
+            return Err(Error::io(output, e));
+        }
+        let _ = if aside.is_dir() {
+            std::fs::remove_dir_all(&aside)
+        } else {
+            std::fs::remove_file(&aside)
+        };
+        return Ok(());
+    }
+    std::fs::rename(staged, output).map_err(|e| Error::io(output, e))
 }

@@ -45,7 +45,11 @@ pub fn reference_order(entries: &[Entry]) -> Vec<usize> {
 }
 
 /// The safetensors header (JSON padded with spaces to 8 bytes) for `entries` written in `order`.
-pub fn header(entries: &[Entry], order: &[usize], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+pub fn header(
+    entries: &[Entry],
+    order: &[usize],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut map = Map::new();
     if !metadata.is_empty() {
         map.insert("__metadata__".into(), json!(metadata));
@@ -60,7 +64,8 @@ pub fn header(entries: &[Entry], order: &[usize], metadata: &BTreeMap<String, St
         );
         offset = end;
     }
-    let mut bytes = serde_json::to_vec(&Value::Object(map)).map_err(|e| Error::SafeTensors(e.to_string()))?;
+    let mut bytes =
+        serde_json::to_vec(&Value::Object(map)).map_err(|e| Error::SafeTensors(e.to_string()))?;
     let padded = bytes.len().next_multiple_of(8);
     bytes.resize(padded, b' ');
     Ok(bytes)
@@ -101,7 +106,10 @@ impl Output {
     /// `overwrite`.
     pub fn commit(self, overwrite: bool) -> Result<()> {
         let dest = self.dest;
-        let tmp = self.file.into_inner().map_err(|e| Error::io(&dest, e.into_error()))?;
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io(&dest, e.into_error()))?;
         tmp.as_file().sync_all().map_err(|e| Error::io(&dest, e))?;
         let result = if overwrite {
             tmp.persist(&dest).map(|_| ())

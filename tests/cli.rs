@@ -11,7 +11,10 @@ use timmconv::convert::sha256_hex;
 use timmconv::{Checkpoint, OpenOptions};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("run timmconv")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run timmconv")
 }
 
 fn stderr(o: &Output) -> String {
@@ -22,18 +25,36 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const RESNET: [&str; 6] = ["--first-conv", "conv1.0", "--classifier", "fc", "--pretrained-num-classes", "1000"];
+const RESNET: [&str; 6] = [
+    "--first-conv",
+    "conv1.0",
+    "--classifier",
+    "fc",
+    "--pretrained-num-classes",
+    "1000",
+];
 
 #[test]
 fn inspect_json_describes_the_checkpoint() {
-    let o = run(&["inspect", "--json", s(&fixture("ckpt/test_resnet.f32.train.pth"))]);
+    let o = run(&[
+        "inspect",
+        "--json",
+        s(&fixture("ckpt/test_resnet.f32.train.pth")),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["format"], "torch_zip");
     assert_eq!(v["state_key"], "state_dict_ema");
-    assert!(v["globals"].as_array().unwrap().iter().any(|g| g["global"] == "argparse.Namespace" && g["class"] == "data"));
+    assert!(v["globals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["global"] == "argparse.Namespace" && g["class"] == "data"));
     let expected = json(&fixture("expected/read/test_resnet.f32.train.pth.json"));
-    assert_eq!(v["total_tensors"].as_u64().unwrap() as usize, rows(&expected["tensors"]).len());
+    assert_eq!(
+        v["total_tensors"].as_u64().unwrap() as usize,
+        rows(&expected["tensors"]).len()
+    );
 }
 
 #[test]
@@ -44,7 +65,10 @@ fn convert_writes_safetensors_in_the_reference_order_with_metadata() {
     let o = run(&["convert", s(&src), "-o", s(&out), "--json", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report["source_sha256"].as_str().unwrap(), sha256_hex(&std::fs::read(&src).unwrap()));
+    assert_eq!(
+        report["source_sha256"].as_str().unwrap(),
+        sha256_hex(&std::fs::read(&src).unwrap())
+    );
     // the data section equals what Python's safetensors.torch.save_file wrote for the same
     // state dict (fixtures/ckpt/test_resnet.f32.safetensors): same order, same bytes
     let ours = std::fs::read(&out).unwrap();
@@ -54,28 +78,54 @@ fn convert_writes_safetensors_in_the_reference_order_with_metadata() {
     let ckpt = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
     let meta = ckpt.metadata().unwrap();
     assert_eq!(meta["format"], "pt");
-    assert_eq!(meta["source_sha256"], report["source_sha256"].as_str().unwrap());
+    assert_eq!(
+        meta["source_sha256"],
+        report["source_sha256"].as_str().unwrap()
+    );
     let info: serde_json::Value = serde_json::from_str(&meta["timmconv"]).unwrap();
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     // same input and options: byte-identical output
     let again = tmp.path().join("r2.safetensors");
-    assert!(run(&["convert", s(&src), "-o", s(&again), "-q"]).status.success());
+    assert!(run(&["convert", s(&src), "-o", s(&again), "-q"])
+        .status
+        .success());
     assert_eq!(std::fs::read(&again).unwrap(), ours);
 }
 
 #[test]
 fn dtype_casts_match_torch() {
     let tmp = tempfile::tempdir().unwrap();
-    for (src, dtype) in [("test_resnet.f32.zip.pth", "f16"), ("test_resnet.f32.zip.pth", "bf16"), ("test_vit.bf16.safetensors", "f32"), ("test_vit.bf16.safetensors", "f16")] {
+    for (src, dtype) in [
+        ("test_resnet.f32.zip.pth", "f16"),
+        ("test_resnet.f32.zip.pth", "bf16"),
+        ("test_vit.bf16.safetensors", "f32"),
+        ("test_vit.bf16.safetensors", "f16"),
+    ] {
         let out = tmp.path().join(format!("{src}.{dtype}.safetensors"));
-        let o = run(&["convert", s(&fixture(&format!("ckpt/{src}"))), "-o", s(&out), "--dtype", dtype, "-q"]);
+        let o = run(&[
+            "convert",
+            s(&fixture(&format!("ckpt/{src}"))),
+            "-o",
+            s(&out),
+            "--dtype",
+            dtype,
+            "-q",
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
         let want = json(&fixture(&format!("expected/cast/{src}.{dtype}.json")));
         for (name, dt, shape, sha) in rows(&want["tensors"]) {
             let t = got.tensor(&name).unwrap();
-            assert_eq!((t.dtype.name(), &t.shape), (dt.as_str(), &shape), "{src} {name}");
-            assert_eq!(sha256_hex(&got.tensor_bytes(t).unwrap()), sha, "{src} -> {dtype}: {name} differs from torch's cast");
+            assert_eq!(
+                (t.dtype.name(), &t.shape),
+                (dt.as_str(), &shape),
+                "{src} {name}"
+            );
+            assert_eq!(
+                sha256_hex(&got.tensor_bytes(t).unwrap()),
+                sha,
+                "{src} -> {dtype}: {name} differs from torch's cast"
+            );
         }
     }
 }
@@ -90,17 +140,39 @@ fn refusals_exit_2_and_leave_no_output() {
         (vec!["--num-classes".into(), "10".into()], "--classifier"),
         (vec!["--expect-sha256".into(), "deadbeef".into()], "SHA-256"),
         (vec!["--rename".into(), "(=x".into()], "rule"),
-        (vec!["--rename".into(), "^layer\\d\\..*=same".into()], "both map to"),
+        (
+            vec!["--rename".into(), "^layer\\d\\..*=same".into()],
+            "both map to",
+        ),
         (vec!["--state-key".into(), "nope".into()], "nope"),
-        (vec!["--rename-stem".into(), "stem".into(), "--first-conv".into(), "a".into(), "--first-conv".into(), "b".into()], "exactly one"),
+        (
+            vec![
+                "--rename-stem".into(),
+                "stem".into(),
+                "--first-conv".into(),
+                "a".into(),
+                "--first-conv".into(),
+                "b".into(),
+            ],
+            "exactly one",
+        ),
     ];
     for (extra, needle) in cases {
-        let mut args = vec!["convert".to_owned(), s(&src).to_owned(), "-o".into(), s(&out).to_owned()];
+        let mut args = vec![
+            "convert".to_owned(),
+            s(&src).to_owned(),
+            "-o".into(),
+            s(&out).to_owned(),
+        ];
         args.extend(extra.clone());
         let o = Command::new(bin()).args(&args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{extra:?}");
         assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "{extra:?} left a file");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{extra:?} left a file"
+        );
     }
     // the input itself is never a valid output
     let o = run(&["convert", s(&src), "-o", s(&src), "--force"]);
@@ -112,11 +184,18 @@ fn refusals_exit_2_and_leave_no_output() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--force"));
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
-    assert!(run(&["convert", s(&src), "-o", s(&out), "--force", "-q"]).status.success());
+    assert!(run(&["convert", s(&src), "-o", s(&out), "--force", "-q"])
+        .status
+        .success());
     assert_ne!(std::fs::read(&out).unwrap(), b"keep me");
     // a malicious input: exit 2, the global named, nothing written
     let bad = tmp.path().join("bad.safetensors");
-    let o = run(&["convert", s(&fixture("malicious/zip_state_dict.pth")), "-o", s(&bad)]);
+    let o = run(&[
+        "convert",
+        s(&fixture("malicious/zip_state_dict.pth")),
+        "-o",
+        s(&bad),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("posix.system"), "{}", stderr(&o));
     assert!(!bad.exists());
@@ -131,11 +210,23 @@ fn hash_in_file_name_is_checked() {
     let bad = tmp.path().join("resnet-0123abcd.pth");
     std::fs::write(&good, &bytes).unwrap();
     std::fs::write(&bad, &bytes).unwrap();
-    let o = run(&["convert", s(&good), "-o", s(&tmp.path().join("g.safetensors")), "--json", "-q"]);
+    let o = run(&[
+        "convert",
+        s(&good),
+        "-o",
+        s(&tmp.path().join("g.safetensors")),
+        "--json",
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["sha256_checked"], "the hash in the file name");
-    let o = run(&["convert", s(&bad), "-o", s(&tmp.path().join("b.safetensors"))]);
+    let o = run(&[
+        "convert",
+        s(&bad),
+        "-o",
+        s(&tmp.path().join("b.safetensors")),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("0123abcd"), "{}", stderr(&o));
 }
@@ -147,7 +238,16 @@ fn renames_replace_whole_components_and_report() {
     let src = fixture("ckpt/test_resnet.f32.zip.pth");
     let mut args = vec!["convert", s(&src), "-o", s(&out), "--json", "-q"];
     args.extend(RESNET);
-    args.extend(["--rename-stem", "stem.conv", "--rename-classifier", "head.fc", "--rename", r"^layer(\d)\.=stages.$1.", "--rename", "^nothing=x"]);
+    args.extend([
+        "--rename-stem",
+        "stem.conv",
+        "--rename-classifier",
+        "head.fc",
+        "--rename",
+        r"^layer(\d)\.=stages.$1.",
+        "--rename",
+        "^nothing=x",
+    ]);
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -157,9 +257,14 @@ fn renames_replace_whole_components_and_report() {
     let names: HashMap<_, _> = got.tensors().iter().map(|t| (t.name.clone(), t)).collect();
     assert!(names.contains_key("stem.conv.weight") && names.contains_key("head.fc.weight"));
     assert!(names.contains_key("stages.1.0.conv1.weight"));
-    assert!(!names.keys().any(|k| k.starts_with("conv1.0.") || k.starts_with("fc.") || k.starts_with("layer")));
+    assert!(!names
+        .keys()
+        .any(|k| k.starts_with("conv1.0.") || k.starts_with("fc.") || k.starts_with("layer")));
     // conv1.1 (the stem's norm) is not part of `conv1.0` and keeps its name
     assert!(names.contains_key("conv1.1.weight"));
     let a = src_ckpt.tensor("conv1.0.weight").unwrap();
-    assert_eq!(got.tensor_bytes(names["stem.conv.weight"]).unwrap(), src_ckpt.tensor_bytes(a).unwrap());
+    assert_eq!(
+        got.tensor_bytes(names["stem.conv.weight"]).unwrap(),
+        src_ckpt.tensor_bytes(a).unwrap()
+    );
 }

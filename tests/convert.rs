@@ -11,10 +11,19 @@ use timmconv::convert::sha256_hex;
 use timmconv::{convert, Checkpoint, ConvertOptions, Error, OpenOptions};
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
 }
 
-fn options(exp: &serde_json::Value, in_chans: usize, num_classes: usize, drop: bool) -> ConvertOptions {
+fn options(
+    exp: &serde_json::Value,
+    in_chans: usize,
+    num_classes: usize,
+    drop: bool,
+) -> ConvertOptions {
     ConvertOptions {
         adapt: Adaptation {
             in_chans: Some(in_chans),
@@ -36,7 +45,13 @@ fn conversions_match_timm_bit_for_bit() {
     let mut cases = 0;
     for entry in std::fs::read_dir(fixture("expected/convert")).unwrap() {
         let path = entry.unwrap().path();
-        let source = path.file_name().unwrap().to_str().unwrap().trim_end_matches(".json").to_owned();
+        let source = path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".json")
+            .to_owned();
         let exp = json(&path);
         for case in exp["cases"].as_array().unwrap() {
             let in_chans = case["in_chans"].as_u64().unwrap() as usize;
@@ -44,21 +59,46 @@ fn conversions_match_timm_bit_for_bit() {
             let reinit = strings(&case["reinit"]);
             let label = format!("{source} in_chans={in_chans} num_classes={num_classes}");
             let out = tmp.path().join(format!("{cases}.safetensors"));
-            let report = convert(&fixture(&format!("ckpt/{source}")), &out, &options(&exp, in_chans, num_classes, true), |_, _| {})
-                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let report = convert(
+                &fixture(&format!("ckpt/{source}")),
+                &out,
+                &options(&exp, in_chans, num_classes, true),
+                |_, _| {},
+            )
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
             let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
-            let mut by_name: HashMap<&str, _> = got.tensors().iter().map(|t| (t.name.as_str(), t)).collect();
+            let mut by_name: HashMap<&str, _> =
+                got.tensors().iter().map(|t| (t.name.as_str(), t)).collect();
             for (name, dtype, shape, sha) in rows(&case["tensors"]) {
-                let t = by_name.remove(name.as_str()).unwrap_or_else(|| panic!("{label}: `{name}` missing from output"));
+                let t = by_name
+                    .remove(name.as_str())
+                    .unwrap_or_else(|| panic!("{label}: `{name}` missing from output"));
                 assert_eq!(t.dtype.name(), dtype, "{label}: {name} dtype");
                 assert_eq!(t.shape, shape, "{label}: {name} shape");
-                assert_eq!(sha256_hex(&got.tensor_bytes(t).unwrap()), sha, "{label}: {name} differs from timm");
+                assert_eq!(
+                    sha256_hex(&got.tensor_bytes(t).unwrap()),
+                    sha,
+                    "{label}: {name} differs from timm"
+                );
             }
-            let extra: Vec<_> = by_name.keys().copied().filter(|k| !reinit.iter().any(|r| r == k)).collect();
-            assert!(extra.is_empty(), "{label}: output has keys timm does not: {extra:?}");
+            let extra: Vec<_> = by_name
+                .keys()
+                .copied()
+                .filter(|k| !reinit.iter().any(|r| r == k))
+                .collect();
+            assert!(
+                extra.is_empty(),
+                "{label}: output has keys timm does not: {extra:?}"
+            );
             for k in &reinit {
-                assert!(!by_name.contains_key(k.as_str()), "{label}: `{k}` should have been dropped, timm re-initialised it");
-                assert!(report.plan.dropped.iter().any(|d| &d.key == k), "{label}: drop of `{k}` not reported");
+                assert!(
+                    !by_name.contains_key(k.as_str()),
+                    "{label}: `{k}` should have been dropped, timm re-initialised it"
+                );
+                assert!(
+                    report.plan.dropped.iter().any(|d| &d.key == k),
+                    "{label}: drop of `{k}` not reported"
+                );
             }
             cases += 1;
         }
@@ -71,10 +111,25 @@ fn unadaptable_stem_is_an_error_without_the_flag() {
     let exp = json(&fixture("expected/convert/tresnet_m.f32.zip.pth.json"));
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o.safetensors");
-    let err = convert(&fixture("ckpt/tresnet_m.f32.zip.pth"), &out, &options(&exp, 4, 1000, false), |_, _| {}).unwrap_err();
+    let err = convert(
+        &fixture("ckpt/tresnet_m.f32.zip.pth"),
+        &out,
+        &options(&exp, 4, 1000, false),
+        |_, _| {},
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err.root(), Error::Unadaptable { .. }), "{msg}");
-    assert!(msg.contains("body.conv1.conv.weight") && msg.contains("48") && msg.contains("--drop-unadaptable"), "{msg}");
+    assert!(
+        msg.contains("body.conv1.conv.weight")
+            && msg.contains("48")
+            && msg.contains("--drop-unadaptable"),
+        "{msg}"
+    );
     assert!(!out.exists(), "no output file after an error");
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "no temporary file left");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
 }

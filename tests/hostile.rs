@@ -31,8 +31,15 @@ fn malicious_fixtures_are_refused_naming_the_global_and_never_run() {
         let bytes = std::fs::read(&path).unwrap();
         if file.ends_with(".pkl") {
             let err = unpickle(&bytes, 0, Mode::Load).unwrap_err();
-            assert_eq!(forbidden_global(&err).as_deref(), Some(global), "{file}: {err}");
-            assert!(err.to_string().contains(global), "{file}: message must name {global}: {err}");
+            assert_eq!(
+                forbidden_global(&err).as_deref(),
+                Some(global),
+                "{file}: {err}"
+            );
+            assert!(
+                err.to_string().contains(global),
+                "{file}: message must name {global}: {err}"
+            );
         }
         let err = Checkpoint::open(&path, &OpenOptions::default()).unwrap_err();
         if let Some(g) = forbidden_global(&err) {
@@ -42,7 +49,8 @@ fn malicious_fixtures_are_refused_naming_the_global_and_never_run() {
         let findings = timmconv::checkpoint::scan(&bytes);
         if let Ok(f) = findings {
             assert!(
-                f.iter().any(|x| x.global == global && matches!(x.class, timmconv::pickle::GlobalClass::Dangerous)),
+                f.iter().any(|x| x.global == global
+                    && matches!(x.class, timmconv::pickle::GlobalClass::Dangerous)),
                 "{file}: scan did not flag {global}: {f:?}"
             );
         }
@@ -53,8 +61,16 @@ fn malicious_fixtures_are_refused_naming_the_global_and_never_run() {
 #[test]
 fn zip_payloads_name_the_global_through_the_checkpoint_api() {
     for file in ["zip_state_dict.pth", "zip_rebuild_args.pth"] {
-        let err = Checkpoint::open(fixture(&format!("malicious/{file}")), &OpenOptions::default()).unwrap_err();
-        assert_eq!(forbidden_global(&err).as_deref(), Some("posix.system"), "{file}: {err}");
+        let err = Checkpoint::open(
+            fixture(&format!("malicious/{file}")),
+            &OpenOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            forbidden_global(&err).as_deref(),
+            Some("posix.system"),
+            "{file}: {err}"
+        );
         let msg = err.to_string();
         assert!(msg.contains(file) && msg.contains("offset"), "{msg}");
     }
@@ -62,13 +78,36 @@ fn zip_payloads_name_the_global_through_the_checkpoint_api() {
 
 #[test]
 fn truncated_fixtures_fail_cleanly() {
-    for file in ["test_resnet.f32.zip.pth", "test_resnet.bf16.legacy.pth", "test_resnet.f32.safetensors", "views.deflated.pth"] {
+    for file in [
+        "test_resnet.f32.zip.pth",
+        "test_resnet.bf16.legacy.pth",
+        "test_resnet.f32.safetensors",
+        "views.deflated.pth",
+    ] {
         let bytes = std::fs::read(fixture(&format!("ckpt/{file}"))).unwrap();
         let len = bytes.len();
-        for cut in [0, 1, 8, 9, 64, 100, 1000, len / 3, len / 2, len - 100, len - 22, len - 1] {
+        for cut in [
+            0,
+            1,
+            8,
+            9,
+            64,
+            100,
+            1000,
+            len / 3,
+            len / 2,
+            len - 100,
+            len - 22,
+            len - 1,
+        ] {
             let r = Checkpoint::from_bytes(bytes[..cut].to_vec(), &OpenOptions::default());
-            let ok = r.as_ref().map(|c| c.tensors().iter().all(|t| c.tensor_bytes(t).is_ok()));
-            assert!(!matches!(ok, Ok(true)), "{file} cut at {cut} read as complete");
+            let ok = r
+                .as_ref()
+                .map(|c| c.tensors().iter().all(|t| c.tensor_bytes(t).is_ok()));
+            assert!(
+                !matches!(ok, Ok(true)),
+                "{file} cut at {cut} read as complete"
+            );
         }
     }
 }
@@ -83,13 +122,22 @@ fn bit_flips_never_panic() {
         state ^= state << 17;
         state
     };
-    for file in ["test_resnet.f32.zip.pth", "views.legacy.pth", "test_vit.bf16.safetensors", "views.deflated.pth"] {
+    for file in [
+        "test_resnet.f32.zip.pth",
+        "views.legacy.pth",
+        "test_vit.bf16.safetensors",
+        "views.deflated.pth",
+    ] {
         let bytes = std::fs::read(fixture(&format!("ckpt/{file}"))).unwrap();
         for _ in 0..60 {
             let mut b = bytes.clone();
             for _ in 0..1 + next() % 4 {
                 // bias flips towards the headers and the pickle, where parsing happens
-                let span = if next() % 2 == 0 { b.len().min(4096) } else { b.len() };
+                let span = if next() % 2 == 0 {
+                    b.len().min(4096)
+                } else {
+                    b.len()
+                };
                 let i = (next() as usize) % span;
                 b[i] ^= 1 << (next() % 8);
             }
@@ -104,9 +152,13 @@ fn bit_flips_never_panic() {
 
 #[test]
 fn non_checkpoints_say_what_was_expected() {
-    let err = Checkpoint::from_bytes(b"GIF89a not a checkpoint".to_vec(), &OpenOptions::default()).unwrap_err();
+    let err = Checkpoint::from_bytes(b"GIF89a not a checkpoint".to_vec(), &OpenOptions::default())
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("offset 0") && msg.contains("torch.save zip"), "{msg}");
+    assert!(
+        msg.contains("offset 0") && msg.contains("torch.save zip"),
+        "{msg}"
+    );
     let err = Checkpoint::open(fixture("VERSIONS"), &OpenOptions::default()).unwrap_err();
     assert!(err.to_string().contains("VERSIONS"), "{err}");
     let err = Checkpoint::open(fixture("no-such-file.pth"), &OpenOptions::default()).unwrap_err();

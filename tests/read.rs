@@ -7,8 +7,13 @@ use timmconv::convert::sha256_hex;
 use timmconv::{Checkpoint, OpenOptions};
 
 fn check(file: &str, opts: &OpenOptions, expected: &serde_json::Value) {
-    let ckpt = Checkpoint::open(fixture(&format!("ckpt/{file}")), opts).unwrap_or_else(|e| panic!("{file}: {e}"));
-    assert_eq!(ckpt.state_key(), expected["state_key"].as_str(), "{file}: state key");
+    let ckpt = Checkpoint::open(fixture(&format!("ckpt/{file}")), opts)
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(
+        ckpt.state_key(),
+        expected["state_key"].as_str(),
+        "{file}: state key"
+    );
     let want = rows(&expected["tensors"]);
     let got: Vec<_> = ckpt.tensors().iter().map(|t| t.name.clone()).collect();
     let want_names: Vec<_> = want.iter().map(|r| r.0.clone()).collect();
@@ -17,7 +22,11 @@ fn check(file: &str, opts: &OpenOptions, expected: &serde_json::Value) {
         assert_eq!(t.dtype.name(), dtype, "{file}: {name} dtype");
         assert_eq!(&t.shape, shape, "{file}: {name} shape");
         let bytes = ckpt.tensor_bytes(t).unwrap();
-        assert_eq!(&sha256_hex(&bytes), sha, "{file}: {name} bytes differ from torch's");
+        assert_eq!(
+            &sha256_hex(&bytes),
+            sha,
+            "{file}: {name} bytes differ from torch's"
+        );
     }
 }
 
@@ -27,11 +36,20 @@ fn every_fixture_reads_back_as_torch_loaded_it() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let file = path.file_name().unwrap().to_str().unwrap().trim_end_matches(".json").to_owned();
+        let file = path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".json")
+            .to_owned();
         let expected = json(&path);
         check(&file, &OpenOptions::default(), &expected);
         if let Some(no_ema) = expected.get("no_ema") {
-            let opts = OpenOptions { use_ema: false, state_key: None };
+            let opts = OpenOptions {
+                use_ema: false,
+                state_key: None,
+            };
             check(&file, &opts, no_ema);
         }
         n += 1;
@@ -55,16 +73,28 @@ fn views_fixture_has_strided_and_shared_tensors() {
 #[test]
 fn state_key_picks_and_errors_name_the_keys() {
     let path = fixture("ckpt/test_resnet.f32.train.pth");
-    let opts = OpenOptions { use_ema: true, state_key: Some("state_dict".into()) };
+    let opts = OpenOptions {
+        use_ema: true,
+        state_key: Some("state_dict".into()),
+    };
     let ckpt = Checkpoint::open(&path, &opts).unwrap();
     assert_eq!(ckpt.state_key(), Some("state_dict"));
     // module. prefixes are stripped as timm does
     assert!(ckpt.tensor("conv1.0.weight").is_some());
-    let opts = OpenOptions { use_ema: true, state_key: Some("nope".into()) };
+    let opts = OpenOptions {
+        use_ema: true,
+        state_key: Some("nope".into()),
+    };
     let err = Checkpoint::open(&path, &opts).unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("state_dict_ema"), "{err}");
+    assert!(
+        err.contains("nope") && err.contains("state_dict_ema"),
+        "{err}"
+    );
     // the optimizer is not a state dict of tensors
-    let opts = OpenOptions { use_ema: true, state_key: Some("args".into()) };
+    let opts = OpenOptions {
+        use_ema: true,
+        state_key: Some("args".into()),
+    };
     let err = Checkpoint::open(&path, &opts).unwrap_err().to_string();
     assert!(err.contains("argparse.Namespace"), "{err}");
 }

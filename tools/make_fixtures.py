@@ -304,6 +304,46 @@ def make_expected_cast():
             write_json(FIX / "expected" / "cast" / f"{src}.{t}.json", {"tensors": describe(cast)})
 
 
+REGISTRY_PATTERNS = [
+    "resnet*", "*vit_small*", "convnext_*", "efficientnet_b[0-3]*", "test_*", "tresnet_?",
+    "crossvit_*", "vit_base_patch16_224", "*mobilenetv3*", "regnet[xy]_0??", "deit*distilled*",
+    "[!a-r]*net*",
+]
+INFO_SAMPLE = [
+    "test_resnet", "test_vit.r160_in1k", "resnet50", "resnet50.a1_in1k", "convnext_tiny.in12k_ft_in1k",
+    "vit_base_patch16_224.augreg2_in21k_ft_in1k", "efficientnet_b0", "crossvit_tiny_240", "tresnet_m",
+    "deit_tiny_distilled_patch16_224", "mobilenetv3_large_100.ra_in1k", "inception_v3.tv_in1k", "regnety_040",
+]
+
+
+def make_expected_registry():
+    """timm's own answers for `models --json` and `info --json`."""
+    lists = []
+    for p in REGISTRY_PATTERNS:
+        lists.append(dict(patterns=[p], pretrained=False, names=timm.list_models(p)))
+        lists.append(dict(patterns=[p], pretrained=True, names=timm.list_pretrained(p)))
+    lists.append(dict(patterns=["resnet18*", "resnet34*"], pretrained=False, names=timm.list_models(["resnet18*", "resnet34*"])))
+    lists.append(dict(patterns=["resnet18*", "vit_tiny*"], pretrained=True, names=timm.list_pretrained(["resnet18*", "vit_tiny*"])))
+    lists.append(dict(patterns=[], pretrained=False, names=timm.list_models()))
+    lists.append(dict(patterns=[], pretrained=True, names=timm.list_pretrained()))
+    infos = []
+    for name in INFO_SAMPLE:
+        model = timm.create_model(name)  # a real build, not the registry generator's meta one
+        cfg = model.pretrained_cfg
+        fi = getattr(model, "feature_info", None)
+        infos.append(dict(
+            name=name,
+            architecture=cfg["architecture"],
+            tag=cfg.get("tag"),
+            num_features=model.num_features,
+            param_count=sum(p.numel() for p in model.parameters()),
+            feature_info=[dict(num_chs=f["num_chs"], reduction=f["reduction"], module=f["module"]) for f in fi] if isinstance(fi, list) else None,
+            pretrained_cfg=json.loads(json.dumps({k: v for k, v in cfg.items() if v is not None or k in ("pool_size", "first_conv", "classifier")})),
+        ))
+        del model
+    write_json(FIX / "expected" / "registry.json", dict(timm=timm.__version__, lists=lists, infos=infos))
+
+
 # ---------------------------------------------------------------- malicious pickles
 
 MARKER_DIR = "/tmp/timmconv-payload"
@@ -495,6 +535,7 @@ def main():
     make_expected_read()
     make_expected_convert()
     make_expected_cast()
+    make_expected_registry()
     make_malicious()
     (FIX / "VERSIONS").write_text(f"torch {torch.__version__}\ntimm {timm.__version__}\nmade by tools/make_fixtures.py\n")
 

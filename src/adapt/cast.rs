@@ -32,7 +32,9 @@ pub fn to_f32(bytes: &[u8], dtype: DType) -> Option<Vec<f32>> {
 pub fn from_f32(values: &[f32], dtype: DType) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * dtype.size());
     match dtype {
-        DType::F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F32 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
         DType::F16 => values
             .iter()
             .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
@@ -61,7 +63,9 @@ pub fn cast(bytes: &[u8], from: DType, to: DType) -> Vec<u8> {
         match to {
             DType::F32 => vals.for_each(|v| out.extend_from_slice(&(v as f32).to_le_bytes())),
             DType::F16 => vals.for_each(|v| out.extend_from_slice(&f16::from_f64(v).to_le_bytes())),
-            DType::BF16 => vals.for_each(|v| out.extend_from_slice(&bf16::from_f64(v).to_le_bytes())),
+            DType::BF16 => {
+                vals.for_each(|v| out.extend_from_slice(&bf16::from_f64(v).to_le_bytes()))
+            }
             _ => unreachable!(),
         }
         return out;

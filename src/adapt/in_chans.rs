@@ -18,7 +18,12 @@ pub enum InChansMethod {
 }
 
 /// Decides how to adapt a weight of `shape` from `base` to `in_chans`, or why it cannot be.
-pub fn plan(key: &str, shape: &[usize], in_chans: usize, base: usize) -> Result<(InChansMethod, Vec<usize>)> {
+pub fn plan(
+    key: &str,
+    shape: &[usize],
+    in_chans: usize,
+    base: usize,
+) -> Result<(InChansMethod, Vec<usize>)> {
     let unadaptable = |why: &str| Error::Unadaptable {
         key: key.to_owned(),
         shape: shape.to_vec(),
@@ -27,7 +32,9 @@ pub fn plan(key: &str, shape: &[usize], in_chans: usize, base: usize) -> Result<
         why: why.to_owned(),
     };
     if in_chans == 0 || base == 0 {
-        return Err(Error::Options("in_chans and the base channel count must be positive".into()));
+        return Err(Error::Options(
+            "in_chans and the base channel count must be positive".into(),
+        ));
     }
     let &[o, i, j, k] = shape else {
         return Err(unadaptable("only 4-D Conv2d weights can be adapted"));
@@ -35,10 +42,15 @@ pub fn plan(key: &str, shape: &[usize], in_chans: usize, base: usize) -> Result<
     if in_chans == 1 {
         if i > base {
             if i % base != 0 {
-                return Err(unadaptable("its input channels are not a multiple of the base channels"));
+                return Err(unadaptable(
+                    "its input channels are not a multiple of the base channels",
+                ));
             }
             let groups = i / base;
-            Ok((InChansMethod::SumSpaceToDepth { groups }, vec![o, groups, j, k]))
+            Ok((
+                InChansMethod::SumSpaceToDepth { groups },
+                vec![o, groups, j, k],
+            ))
         } else {
             Ok((InChansMethod::Sum, vec![o, 1, j, k]))
         }
@@ -52,7 +64,13 @@ pub fn plan(key: &str, shape: &[usize], in_chans: usize, base: usize) -> Result<
 }
 
 /// Applies `method` to f32 weights of `shape` (O, I, J, K), bit for bit as timm computes it.
-pub fn apply(w: &[f32], shape: &[usize], method: InChansMethod, in_chans: usize, base: usize) -> Vec<f32> {
+pub fn apply(
+    w: &[f32],
+    shape: &[usize],
+    method: InChansMethod,
+    in_chans: usize,
+    base: usize,
+) -> Vec<f32> {
     let &[o, i, j, k] = shape else {
         unreachable!("planned weights are 4-D")
     };
@@ -104,11 +122,23 @@ mod tests {
         let (m, s) = plan("w", &[8, 3, 3, 3], 1, 3).unwrap();
         assert_eq!((m, s), (InChansMethod::Sum, vec![8, 1, 3, 3]));
         let (m, s) = plan("w", &[16, 48, 3, 3], 1, 3).unwrap();
-        assert_eq!((m, s), (InChansMethod::SumSpaceToDepth { groups: 16 }, vec![16, 16, 3, 3]));
+        assert_eq!(
+            (m, s),
+            (
+                InChansMethod::SumSpaceToDepth { groups: 16 },
+                vec![16, 16, 3, 3]
+            )
+        );
         let (m, s) = plan("w", &[8, 3, 3, 3], 7, 3).unwrap();
         assert_eq!((m, s), (InChansMethod::Repeat, vec![8, 7, 3, 3]));
-        assert!(matches!(plan("w", &[16, 48, 3, 3], 4, 3), Err(Error::Unadaptable { .. })));
-        assert!(matches!(plan("w", &[8, 3], 4, 3), Err(Error::Unadaptable { .. })));
+        assert!(matches!(
+            plan("w", &[16, 48, 3, 3], 4, 3),
+            Err(Error::Unadaptable { .. })
+        ));
+        assert!(matches!(
+            plan("w", &[8, 3], 4, 3),
+            Err(Error::Unadaptable { .. })
+        ));
     }
 
     #[test]

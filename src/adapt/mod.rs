@@ -144,7 +144,8 @@ impl Plan {
         };
         if a.in_chans.is_some_and(|c| c != base) && a.first_conv.is_empty() {
             return Err(Error::Options(
-                "--in-chans needs to know the first conv: pass --model NAME or --first-conv NAME".into(),
+                "--in-chans needs to know the first conv: pass --model NAME or --first-conv NAME"
+                    .into(),
             ));
         }
         let cfg_classes = a.cfg_num_classes;
@@ -179,7 +180,10 @@ impl Plan {
                 match in_chans::plan(&t.name, &t.shape, in_chans, base) {
                     Ok((method, to_shape)) => {
                         if !t.dtype.is_float() {
-                            return Err(Error::tensor(&t.name, format!("first conv of dtype {} cannot be adapted", t.dtype)));
+                            return Err(Error::tensor(
+                                &t.name,
+                                format!("first conv of dtype {} cannot be adapted", t.dtype),
+                            ));
                         }
                         report.adapted.push(Adapted {
                             key: t.name.clone(),
@@ -217,10 +221,19 @@ impl Plan {
             }
             if is_head && a.label_offset > 0 {
                 let Some(rows) = shape.first_mut() else {
-                    return Err(Error::tensor(&t.name, "a 0-d classifier cannot drop label-offset rows"));
+                    return Err(Error::tensor(
+                        &t.name,
+                        "a 0-d classifier cannot drop label-offset rows",
+                    ));
                 };
                 if *rows < a.label_offset {
-                    return Err(Error::tensor(&t.name, format!("has {rows} rows, fewer than label_offset {}", a.label_offset)));
+                    return Err(Error::tensor(
+                        &t.name,
+                        format!(
+                            "has {rows} rows, fewer than label_offset {}",
+                            a.label_offset
+                        ),
+                    ));
                 }
                 *rows -= a.label_offset;
                 op = Op::SkipRows(a.label_offset);
@@ -245,7 +258,9 @@ impl Plan {
             for m in &a.first_conv {
                 let key = format!("{m}.weight");
                 if !ckpt.tensors().iter().any(|t| t.name == key) {
-                    report.warnings.push(format!("first conv `{key}` is not in the checkpoint; nothing adapted for it"));
+                    report.warnings.push(format!(
+                        "first conv `{key}` is not in the checkpoint; nothing adapted for it"
+                    ));
                 }
             }
         }
@@ -291,7 +306,10 @@ fn rename_all(tensors: &mut [Planned], a: &Adaptation, report: &mut Report) -> R
     for p in tensors.iter_mut() {
         let original = p.name.clone();
         let mut name = original.clone();
-        for (to, modules) in [(&a.rename_stem, &a.first_conv), (&a.rename_classifier, &a.classifier)] {
+        for (to, modules) in [
+            (&a.rename_stem, &a.first_conv),
+            (&a.rename_classifier, &a.classifier),
+        ] {
             if let (Some(to), [from]) = (to, modules.as_slice()) {
                 if let Some(n) = rename::replace_prefix(&name, from, to) {
                     name = n;
@@ -305,7 +323,9 @@ fn rename_all(tensors: &mut [Planned], a: &Adaptation, report: &mut Report) -> R
             }
         }
         if name.is_empty() {
-            return Err(Error::Rename(format!("`{original}` was renamed to an empty key")));
+            return Err(Error::Rename(format!(
+                "`{original}` was renamed to an empty key"
+            )));
         }
         if name != original {
             report.renamed.push(Renamed {

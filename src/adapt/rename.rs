@@ -12,7 +12,11 @@ pub fn replace_prefix(name: &str, from: &str, to: &str) -> Option<String> {
         return Some(to.to_owned());
     }
     let rest = name.strip_prefix(from)?.strip_prefix('.')?;
-    Some(if to.is_empty() { rest.to_owned() } else { format!("{to}.{rest}") })
+    Some(if to.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{to}.{rest}")
+    })
 }
 
 /// One `REGEX=REPLACEMENT` rule.
@@ -40,11 +44,14 @@ impl Rule {
             }
         }
         let Some(at) = split else {
-            return Err(Error::Rename(format!("rule `{spec}` has no `=` between the pattern and the replacement")));
+            return Err(Error::Rename(format!(
+                "rule `{spec}` has no `=` between the pattern and the replacement"
+            )));
         };
         let pattern = spec[..at].replace("\\=", "=");
         Ok(Rule {
-            pattern: Regex::new(&pattern).map_err(|e| Error::Rename(format!("rule `{spec}`: {e}")))?,
+            pattern: Regex::new(&pattern)
+                .map_err(|e| Error::Rename(format!("rule `{spec}`: {e}")))?,
             replacement: spec[at + 1..].to_owned(),
         })
     }
@@ -57,7 +64,11 @@ impl Rule {
     /// Applies the rule to every match in `name`; `None` if it does not match.
     pub fn apply(&self, name: &str) -> Option<String> {
         if self.pattern.is_match(name) {
-            Some(self.pattern.replace_all(name, self.replacement.as_str()).into_owned())
+            Some(
+                self.pattern
+                    .replace_all(name, self.replacement.as_str())
+                    .into_owned(),
+            )
         } else {
             None
         }
@@ -79,15 +90,24 @@ mod tests {
 
     #[test]
     fn prefix_matches_whole_components_only() {
-        assert_eq!(replace_prefix("fc.weight", "fc", "head"), Some("head.weight".into()));
+        assert_eq!(
+            replace_prefix("fc.weight", "fc", "head"),
+            Some("head.weight".into())
+        );
         assert_eq!(replace_prefix("fc2.weight", "fc", "head"), None);
-        assert_eq!(replace_prefix("conv1.0.weight", "conv1.0", "stem.conv"), Some("stem.conv.weight".into()));
+        assert_eq!(
+            replace_prefix("conv1.0.weight", "conv1.0", "stem.conv"),
+            Some("stem.conv.weight".into())
+        );
     }
 
     #[test]
     fn rules_parse_and_apply() {
         let r = Rule::parse(r"^blocks\.(\d+)\.=layers.$1.").unwrap();
-        assert_eq!(r.apply("blocks.3.mlp.fc1.weight").as_deref(), Some("layers.3.mlp.fc1.weight"));
+        assert_eq!(
+            r.apply("blocks.3.mlp.fc1.weight").as_deref(),
+            Some("layers.3.mlp.fc1.weight")
+        );
         assert_eq!(r.apply("norm.weight"), None);
         assert!(Rule::parse("nothing").is_err());
         assert!(Rule::parse("(=x").is_err());

@@ -22,7 +22,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
     let magic = unpickle(bytes, 0, Mode::Load)?;
     if !matches!(&magic.value, Value::BigInt(b) if **b == MAGIC) {
         return Err(Error::UnknownFormat(
-            "a pickle, but not a torch.save file: the legacy magic number is missing at offset 0".into(),
+            "a pickle, but not a torch.save file: the legacy magic number is missing at offset 0"
+                .into(),
         ));
     }
     let version = unpickle(bytes, magic.end, Mode::Load)?;
@@ -52,18 +53,27 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
                 _ => Err(structure("storage key list holds a non-string")),
             })
             .collect::<Result<_>>()?,
-        None => return Err(structure(format!("no storage key list at offset {}", main.end))),
+        None => {
+            return Err(structure(format!(
+                "no storage key list at offset {}",
+                main.end
+            )))
+        }
     };
     let dtypes = storage_dtypes(&root);
     let mut storages = HashMap::new();
     let mut pos = keys_pickle.end;
     for key in keys {
         let Some(&(dtype, _)) = dtypes.get(key.as_str()) else {
-            return Err(structure(format!("storage `{key}` is listed but no tensor uses it, so its element size is unknown")));
+            return Err(structure(format!(
+                "storage `{key}` is listed but no tensor uses it, so its element size is unknown"
+            )));
         };
-        let header = bytes
-            .get(pos..pos + 8)
-            .ok_or_else(|| structure(format!("truncated: storage `{key}` header at offset {pos} is past the end")))?;
+        let header = bytes.get(pos..pos + 8).ok_or_else(|| {
+            structure(format!(
+                "truncated: storage `{key}` header at offset {pos} is past the end"
+            ))
+        })?;
         let mut n = [0u8; 8];
         n.copy_from_slice(header);
         let numel = u64::from_le_bytes(n);
@@ -71,9 +81,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
             .ok()
             .and_then(|n| n.checked_mul(dtype.size()))
             .filter(|&len| len <= bytes.len())
-            .ok_or_else(|| structure(format!(
+            .ok_or_else(|| {
+                structure(format!(
                 "storage `{key}` at offset {pos} claims {numel} elements, more than the file holds"
-            )))?;
+            ))
+            })?;
         let start = pos + 8;
         if start + len > bytes.len() {
             return Err(structure(format!(
@@ -101,7 +113,8 @@ fn check_sys_info(arena: &Arena, v: &Value) -> Result<()> {
         return Err(structure("legacy sys_info is not a dict"));
     };
     for (k, v) in items {
-        if matches!(k, Value::Str(s) if &**s == "little_endian") && matches!(v, Value::Bool(false)) {
+        if matches!(k, Value::Str(s) if &**s == "little_endian") && matches!(v, Value::Bool(false))
+        {
             return Err(Error::UnsupportedFormat(
                 "the checkpoint was saved on a big-endian machine; re-save it on a little-endian one".into(),
             ));

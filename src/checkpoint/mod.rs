@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::pickle::GlobalRef;
-use tree::Node;
 pub use scan::{scan, scan_file, Finding};
+use tree::Node;
 pub use view::TensorInfo;
 
 /// Most tensors one state dict may hold.
@@ -158,9 +158,9 @@ impl Checkpoint {
     /// use timmconv::{Checkpoint, OpenOptions};
     /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
     /// let stem = ckpt.tensor("conv1.0.weight").expect("present");
-    /// assert_eq!(stem.shape, [24, 3, 3, 3]);
+    /// assert_eq!(stem.shape, [16, 3, 3, 3]);
     /// let bytes = ckpt.tensor_bytes(stem)?;
-    /// assert_eq!(bytes.len(), 24 * 3 * 3 * 3 * 4);
+    /// assert_eq!(bytes.len(), 16 * 3 * 3 * 3 * 4);
     /// # Ok::<(), timmconv::Error>(())
     /// ```
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Checkpoint> {
@@ -180,7 +180,11 @@ impl Checkpoint {
         Self::from_source(Source::Owned(bytes), None, opts)
     }
 
-    fn from_source(source: Source, path: Option<PathBuf>, opts: &OpenOptions) -> Result<Checkpoint> {
+    fn from_source(
+        source: Source,
+        path: Option<PathBuf>,
+        opts: &OpenOptions,
+    ) -> Result<Checkpoint> {
         let parsed = match sniff(&source)? {
             Format::TorchZip => zip::parse(&source)?,
             Format::TorchLegacy => legacy::parse(&source)?,
@@ -428,7 +432,10 @@ pub fn clean_key(key: &str) -> &str {
         .fold(key, |k, p| k.strip_prefix(p).unwrap_or(k))
 }
 
-fn collect_tensors(state: &Node, state_key: Option<&str>) -> Result<(Vec<TensorInfo>, Vec<Skipped>)> {
+fn collect_tensors(
+    state: &Node,
+    state_key: Option<&str>,
+) -> Result<(Vec<TensorInfo>, Vec<Skipped>)> {
     let where_ = || match state_key {
         Some(k) => format!("`{k}`"),
         None => "the checkpoint".to_owned(),
@@ -465,7 +472,9 @@ fn collect_tensors(state: &Node, state_key: Option<&str>) -> Result<(Vec<TensorI
             Node::Unsupported(what) => {
                 return Err(Error::tensor(
                     raw.as_str(),
-                    format!("{what} tensors (complex, quantized, sparse, nested) are not supported"),
+                    format!(
+                        "{what} tensors (complex, quantized, sparse, nested) are not supported"
+                    ),
                 ))
             }
             other => {
@@ -500,7 +509,10 @@ fn collect_tensors(state: &Node, state_key: Option<&str>) -> Result<(Vec<TensorI
     for t in &tensors {
         *uses.entry(t.storage.as_str()).or_default() += 1;
     }
-    let shared: Vec<bool> = tensors.iter().map(|t| uses[t.storage.as_str()] > 1).collect();
+    let shared: Vec<bool> = tensors
+        .iter()
+        .map(|t| uses[t.storage.as_str()] > 1)
+        .collect();
     for (t, s) in tensors.iter_mut().zip(shared) {
         t.shared = s;
     }

@@ -18,7 +18,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
     let mut storages = HashMap::new();
     let mut items = Vec::new();
     for name in meta.offset_keys() {
-        let Some(info) = meta.info(&name) else { continue };
+        let Some(info) = meta.info(&name) else {
+            continue;
+        };
         let dtype = DType::from_safetensors(info.dtype).ok_or_else(|| {
             Error::tensor(&name, format!("dtype {:?} is not supported", info.dtype))
         })?;
@@ -50,10 +52,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
             }),
         ));
     }
-    let metadata = meta
-        .metadata()
-        .as_ref()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>());
+    let metadata = meta.metadata().as_ref().map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    });
     Ok(Parsed {
         format: Format::SafeTensors,
         protocol: None,

@@ -36,7 +36,8 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     match bytes {
         [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] => {
-            let mut za = ::zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Error::Zip(e.to_string()))?;
+            let mut za = ::zip::ZipArchive::new(Cursor::new(bytes))
+                .map_err(|e| Error::Zip(e.to_string()))?;
             for i in 0..za.len() {
                 let mut f = za.by_index(i).map_err(|e| Error::Zip(e.to_string()))?;
                 let name = f.name().to_owned();
@@ -44,16 +45,25 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Finding>> {
                     continue;
                 }
                 if f.size() > MAX_PICKLE_BYTES as u64 {
-                    return Err(Error::limit("MAX_PICKLE_BYTES", format!("zip entry `{name}`"), f.size(), MAX_PICKLE_BYTES as u64));
+                    return Err(Error::limit(
+                        "MAX_PICKLE_BYTES",
+                        format!("zip entry `{name}`"),
+                        f.size(),
+                        MAX_PICKLE_BYTES as u64,
+                    ));
                 }
                 let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, MAX_PICKLE_BYTES as u64), &mut data)
-                    .map_err(|e| Error::Zip(format!("entry `{name}`: {e}")))?;
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut f, MAX_PICKLE_BYTES as u64),
+                    &mut data,
+                )
+                .map_err(|e| Error::Zip(format!("entry `{name}`: {e}")))?;
                 let u = unpickle(&data, 0, Mode::Scan)?;
                 out.extend(findings(&name, u.globals));
             }
         }
-        [a, b, c, d, e, f, g, h, b'{', ..] if u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]) < bytes.len() as u64 => {}
+        [a, b, c, d, e, f, g, h, b'{', ..]
+            if u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]) < bytes.len() as u64 => {}
         _ => {
             // a legacy torch.save file is a run of pickles followed by raw storage bytes; a bare
             // pickle is one. Scan pickles until the bytes stop being one.

@@ -187,7 +187,9 @@ impl<'a> Builder<'a> {
                 if let [init, ..] = args {
                     for pair in self.arena.seq(init).unwrap_or_default() {
                         match self.arena.seq(pair) {
-                            Some([k, v]) => items.push((self.node(k, depth)?, self.node(v, depth)?)),
+                            Some([k, v]) => {
+                                items.push((self.node(k, depth)?, self.node(v, depth)?))
+                            }
                             _ => return Err(Self::err("OrderedDict item is not a pair")),
                         }
                     }
@@ -203,8 +205,9 @@ impl<'a> Builder<'a> {
 
     fn int(&self, v: &Value, what: &str) -> Result<usize> {
         match v {
-            Value::Int(i) => usize::try_from(*i)
-                .map_err(|_| Self::err(format!("{what} is negative ({i})"))),
+            Value::Int(i) => {
+                usize::try_from(*i).map_err(|_| Self::err(format!("{what} is negative ({i})")))
+            }
             Value::Bool(b) => Ok(usize::from(*b)),
             _ => Err(Self::err(format!("{what} is not an integer"))),
         }
@@ -235,8 +238,13 @@ impl<'a> Builder<'a> {
         };
         let storage = match self.arena.object(storage) {
             Some(Object::PersId(pid)) => self.storage(pid)?,
-            Some(Object::Call { func: Value::Global(g), .. }) if matches!(**g, Global::Unsupported(_)) => {
-                return Err(Self::err(format!("tensor over an unsupported storage {g:?}")))
+            Some(Object::Call {
+                func: Value::Global(g),
+                ..
+            }) if matches!(**g, Global::Unsupported(_)) => {
+                return Err(Self::err(format!(
+                    "tensor over an unsupported storage {g:?}"
+                )))
             }
             _ => return Err(Self::err("tensor storage is not a persistent id")),
         };
@@ -287,7 +295,9 @@ impl<'a> Builder<'a> {
             _ => return Err(Self::err("storage key is not a string")),
         };
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(Self::err(format!("storage key {key:?} is not a plain name")));
+            return Err(Self::err(format!(
+                "storage key {key:?} is not a plain name"
+            )));
         }
         let mut storage = StorageRef {
             key,
@@ -300,7 +310,10 @@ impl<'a> Builder<'a> {
             if let Some([_view_key, offset, size]) = self.arena.seq(view) {
                 let offset = self.int(offset, "view offset")?;
                 let size = self.int(size, "view size")?;
-                if offset.checked_add(size).is_none_or(|end| end > storage.numel) {
+                if offset
+                    .checked_add(size)
+                    .is_none_or(|end| end > storage.numel)
+                {
                     return Err(Self::err(format!(
                         "view storage ({offset}+{size}) exceeds its root storage of {} elements",
                         storage.numel

@@ -68,7 +68,9 @@ impl TensorInfo {
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .and_then(|n| n.checked_mul(self.dtype.size()).map(|_| n))
-            .ok_or_else(|| Error::tensor(&self.name, format!("shape {:?} overflows", self.shape)))?;
+            .ok_or_else(|| {
+                Error::tensor(&self.name, format!("shape {:?} overflows", self.shape))
+            })?;
         if numel == 0 {
             return Ok(());
         }
@@ -118,7 +120,14 @@ impl TensorInfo {
             return Ok(Cow::Borrowed(&storage[start..start + numel * es]));
         }
         let mut out = Vec::with_capacity(numel * es);
-        gather_strided(storage, es, self.offset, &self.shape, &self.strides, &mut out);
+        gather_strided(
+            storage,
+            es,
+            self.offset,
+            &self.shape,
+            &self.strides,
+            &mut out,
+        );
         Ok(Cow::Owned(out))
     }
 }

@@ -30,7 +30,8 @@ fn entry(za: &mut ZipArchive<Cursor<&[u8]>>, index: usize, file_len: usize) -> R
     if f.encrypted() {
         return Err(Error::Zip(format!("entry `{name}` is encrypted")));
     }
-    let size = usize::try_from(f.size()).map_err(|_| Error::Zip(format!("entry `{name}` too large")))?;
+    let size =
+        usize::try_from(f.size()).map_err(|_| Error::Zip(format!("entry `{name}` too large")))?;
     let loc = match f.compression() {
         CompressionMethod::Stored => {
             let start = usize::try_from(f.data_start())
@@ -45,7 +46,11 @@ fn entry(za: &mut ZipArchive<Cursor<&[u8]>>, index: usize, file_len: usize) -> R
             StorageLoc::Range { start, len: size }
         }
         CompressionMethod::Deflated => {
-            if f.size() > f.compressed_size().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024) {
+            if f.size()
+                > f.compressed_size()
+                    .saturating_mul(MAX_DEFLATE_RATIO)
+                    .saturating_add(1024)
+            {
                 return Err(Error::limit(
                     "MAX_DEFLATE_RATIO",
                     format!("declared size of compressed entry `{name}`"),
@@ -69,7 +74,8 @@ pub(super) fn inflate(bytes: &[u8], index: usize, len: usize) -> Result<Vec<u8>>
     let mut za = archive(bytes)?;
     let f = za.by_index(index).map_err(zerr)?;
     let name = f.name().to_owned();
-    let mut out = Vec::with_capacity(len.min(bytes.len().saturating_mul(MAX_DEFLATE_RATIO as usize)));
+    let mut out =
+        Vec::with_capacity(len.min(bytes.len().saturating_mul(MAX_DEFLATE_RATIO as usize)));
     f.take(len as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::Zip(format!("entry `{name}`: {e}")))?;
@@ -82,9 +88,19 @@ pub(super) fn inflate(bytes: &[u8], index: usize, len: usize) -> Result<Vec<u8>>
     Ok(out)
 }
 
-fn read_entry<'a>(bytes: &'a [u8], loc: StorageLoc, limit: usize, what: &str) -> Result<std::borrow::Cow<'a, [u8]>> {
+fn read_entry<'a>(
+    bytes: &'a [u8],
+    loc: StorageLoc,
+    limit: usize,
+    what: &str,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
     if loc.len() > limit {
-        return Err(Error::limit("MAX_PICKLE_BYTES", what, loc.len() as u64, limit as u64));
+        return Err(Error::limit(
+            "MAX_PICKLE_BYTES",
+            what,
+            loc.len() as u64,
+            limit as u64,
+        ));
     }
     Ok(match loc {
         StorageLoc::Range { start, len } => std::borrow::Cow::Borrowed(&bytes[start..start + len]),
@@ -95,7 +111,12 @@ fn read_entry<'a>(bytes: &'a [u8], loc: StorageLoc, limit: usize, what: &str) ->
 pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
     let mut za = archive(bytes)?;
     if za.len() > MAX_ZIP_ENTRIES {
-        return Err(Error::limit("MAX_ZIP_ENTRIES", "zip entries", za.len() as u64, MAX_ZIP_ENTRIES as u64));
+        return Err(Error::limit(
+            "MAX_ZIP_ENTRIES",
+            "zip entries",
+            za.len() as u64,
+            MAX_ZIP_ENTRIES as u64,
+        ));
     }
     let names: Vec<String> = za.file_names().map(str::to_owned).collect();
     let roots: Vec<&str> = names
@@ -122,7 +143,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
     let mut pkl = None;
     let mut byteorder = None;
     for index in 0..za.len() {
-        let Some(name) = za.name_for_index(index).map(str::to_owned) else { continue };
+        let Some(name) = za.name_for_index(index).map(str::to_owned) else {
+            continue;
+        };
         if let Some(key) = name.strip_prefix(&data_prefix) {
             if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 storages.insert(key.to_owned(), entry(&mut za, index, bytes.len())?);

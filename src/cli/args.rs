@@ -20,7 +20,58 @@ pub enum Command {
     /// Describe a checkpoint: container, pickle globals, chosen state dict, tensors.
     Inspect(InspectArgs),
     /// Adapt a checkpoint (in_chans, num_classes, renames, dtype) and write safetensors.
-    Convert(ConvertArgs),
+    Convert(Box<ConvertArgs>),
+    /// List timm architectures or pretrained tags (like timm.list_models / list_pretrained).
+    Models(ModelsArgs),
+    /// Show an architecture's pretrained cfg, num_features, feature_info and results.
+    Info(InfoArgs),
+}
+
+/// What `models --sort` orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortField {
+    /// ImageNet top-1, best first.
+    Top1,
+    /// Parameter count, smallest first.
+    Params,
+    /// GMACs, cheapest first.
+    Gmacs,
+    /// Activations, fewest first.
+    Macts,
+    /// Inference throughput, fastest first.
+    SamplesPerSec,
+}
+
+/// `timmconv models`
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// fnmatch patterns (`resnet*`, `*vit_*`); several are OR-ed.
+    pub patterns: Vec<String>,
+    /// List `arch.tag` names that have pretrained weights.
+    #[arg(long)]
+    pub pretrained: bool,
+    /// Print a JSON array of names (exactly timm's list when not sorting or filtering).
+    #[arg(long)]
+    pub json: bool,
+    /// Order by a results figure.
+    #[arg(long, value_enum)]
+    pub sort: Option<SortField>,
+    /// Keep models with at most M million parameters.
+    #[arg(long, value_name = "M")]
+    pub max_params: Option<f64>,
+    /// Table columns: params, top1, top5, img_size, gmacs, macts, samples_per_sec, train_samples_per_sec.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+}
+
+/// `timmconv info`
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// NAME or NAME.TAG.
+    pub name: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which state dict to read from a training checkpoint.

@@ -20,6 +20,8 @@ pub enum Outcome {
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         args::Command::Inspect(a) => commands::inspect::run(a),
-        args::Command::Convert(a) => commands::convert::run(a),
+        args::Command::Convert(a) => commands::convert::run(*a),
+        args::Command::Models(a) => commands::models::run(a),
+        args::Command::Info(a) => commands::info::run(a),
     }
 }

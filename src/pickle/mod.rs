@@ -11,6 +11,6 @@ mod vm;
 pub use torch::{classify, Global, GlobalClass};
 pub use value::{Arena, ObjId, Object, Value};
 pub use vm::{
-    unpickle, GlobalRef, Mode, Unpickled, MAX_DEPTH, MAX_LONG_BYTES, MAX_MEMO_ENTRIES,
-    MAX_OBJECTS, MAX_PICKLE_BYTES, MAX_STACK, MAX_STRING_BYTES,
+    unpickle, GlobalRef, Mode, Unpickled, MAX_DEPTH, MAX_LONG_BYTES, MAX_MEMO_ENTRIES, MAX_OBJECTS,
+    MAX_PICKLE_BYTES, MAX_STACK, MAX_STRING_BYTES,
 };

@@ -265,10 +265,22 @@ mod tests {
 
     #[test]
     fn allowlist_covers_what_torch_save_writes() {
-        assert_eq!(resolve("torch._utils", "_rebuild_tensor_v2"), Some(Global::RebuildTensorV2));
-        assert_eq!(resolve("torch", "BFloat16Storage"), Some(Global::Storage(DType::BF16)));
-        assert_eq!(resolve("collections", "OrderedDict"), Some(Global::OrderedDict));
-        assert!(matches!(resolve("argparse", "Namespace"), Some(Global::Data(_))));
+        assert_eq!(
+            resolve("torch._utils", "_rebuild_tensor_v2"),
+            Some(Global::RebuildTensorV2)
+        );
+        assert_eq!(
+            resolve("torch", "BFloat16Storage"),
+            Some(Global::Storage(DType::BF16))
+        );
+        assert_eq!(
+            resolve("collections", "OrderedDict"),
+            Some(Global::OrderedDict)
+        );
+        assert!(matches!(
+            resolve("argparse", "Namespace"),
+            Some(Global::Data(_))
+        ));
     }
 
     #[test]

@@ -212,7 +212,9 @@ impl<'a> Vm<'a> {
         if self.stack.len() <= floor {
             return Err(self.err(at, "stack underflow"));
         }
-        self.stack.pop().ok_or_else(|| self.err(at, "stack underflow"))
+        self.stack
+            .pop()
+            .ok_or_else(|| self.err(at, "stack underflow"))
     }
 
     fn top(&self, at: usize) -> Result<&Value> {
@@ -220,7 +222,9 @@ impl<'a> Vm<'a> {
         if self.stack.len() <= floor {
             return Err(self.err(at, "stack underflow"));
         }
-        self.stack.last().ok_or_else(|| self.err(at, "stack underflow"))
+        self.stack
+            .last()
+            .ok_or_else(|| self.err(at, "stack underflow"))
     }
 
     fn pop_mark(&mut self, at: usize) -> Result<Vec<Value>> {
@@ -297,7 +301,13 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn call(&mut self, func: Value, args: Value, kwargs: Option<Value>, at: usize) -> Result<Value> {
+    fn call(
+        &mut self,
+        func: Value,
+        args: Value,
+        kwargs: Option<Value>,
+        at: usize,
+    ) -> Result<Value> {
         let args = match self.arena.object(&args) {
             Some(Object::Tuple(items)) => items.clone(),
             _ => return Err(self.err(at, "call arguments are not a tuple")),
@@ -569,7 +579,8 @@ impl<'a> Vm<'a> {
                 }
                 op::DICT => {
                     let items = self.pop_mark(at)?;
-                    let pairs = pairs(items).ok_or_else(|| self.err(at, "DICT with an odd item count"))?;
+                    let pairs =
+                        pairs(items).ok_or_else(|| self.err(at, "DICT with an odd item count"))?;
                     let v = self.new_obj(Object::Dict(pairs), at)?;
                     self.push(v, at)?;
                 }
@@ -591,8 +602,8 @@ impl<'a> Vm<'a> {
                 }
                 op::SETITEMS => {
                     let items = self.pop_mark(at)?;
-                    let pairs =
-                        pairs(items).ok_or_else(|| self.err(at, "SETITEMS with an odd item count"))?;
+                    let pairs = pairs(items)
+                        .ok_or_else(|| self.err(at, "SETITEMS with an odd item count"))?;
                     let target = self.top(at)?.clone();
                     self.extend_dict(&target, pairs, at)?;
                 }
@@ -679,8 +690,8 @@ impl<'a> Vm<'a> {
                     self.memo_put(key, v, at)?;
                 }
                 op::MEMOIZE => {
-                    let key = u32::try_from(self.memo.len())
-                        .map_err(|_| self.err(at, "memo is full"))?;
+                    let key =
+                        u32::try_from(self.memo.len()).map_err(|_| self.err(at, "memo is full"))?;
                     let v = self.top(at)?.clone();
                     self.memo_put(key, v, at)?;
                 }
@@ -719,7 +730,13 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn extend_list(&mut self, target: &Value, items: Vec<Value>, at: usize, opname: &str) -> Result<()> {
+    fn extend_list(
+        &mut self,
+        target: &Value,
+        items: Vec<Value>,
+        at: usize,
+        opname: &str,
+    ) -> Result<()> {
         match self.obj_mut(target, at, opname)? {
             Object::List(v) | Object::Set(v) => v.extend(items),
             Object::Call { list_items, .. } => list_items.extend(items),
@@ -804,7 +821,10 @@ mod tests {
                 name,
                 offset,
             } => {
-                assert_eq!((module.as_str(), name.as_str(), offset), ("os", "system", 2));
+                assert_eq!(
+                    (module.as_str(), name.as_str(), offset),
+                    ("os", "system", 2)
+                );
             }
             other => panic!("unexpected {other}"),
         }
@@ -839,6 +859,15 @@ mod tests {
         let mut bytes = vec![0x80, 2];
         bytes.extend(std::iter::repeat_n(b'(', MAX_DEPTH + 1));
         let err = run(&bytes).unwrap_err();
-        assert!(matches!(err, Error::Limit { name: "MAX_DEPTH", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Limit {
+                    name: "MAX_DEPTH",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

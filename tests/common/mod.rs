@@ -26,7 +26,11 @@ pub fn rows(v: &serde_json::Value) -> Vec<(String, String, Vec<usize>, String)> 
             (
                 r[0].as_str().unwrap().to_owned(),
                 r[1].as_str().unwrap().to_owned(),
-                r[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect(),
+                r[2].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap() as usize)
+                    .collect(),
                 r[3].as_str().unwrap().to_owned(),
             )
         })

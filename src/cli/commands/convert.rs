@@ -8,7 +8,11 @@ use crate::{DType, OpenOptions};
 
 /// Turns the raw arguments into library options, in one place.
 pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
-    let rules = a.rename.iter().map(|r| Rule::parse(r)).collect::<Result<Vec<_>, _>>()?;
+    let rules = a
+        .rename
+        .iter()
+        .map(|r| Rule::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut adapt = Adaptation {
         in_chans: a.in_chans,
         num_classes: a.num_classes,
@@ -30,9 +34,24 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
     };
     let (mut model, mut tag) = (None, None);
     if let Some(name) = &a.model {
-        let (m, t) = crate::registry::apply_cfg(name, &mut adapt, a)?;
-        model = Some(m);
-        tag = t;
+        let (arch, cfg) = crate::registry::lookup(name)?;
+        let Some(cfg) = cfg else {
+            anyhow::bail!("`{name}` has no pretrained cfg; pass --first-conv and --classifier");
+        };
+        // explicit flags override the cfg
+        if adapt.first_conv.is_empty() {
+            adapt.first_conv = cfg.first_conv();
+        }
+        if adapt.classifier.is_empty() {
+            adapt.classifier = cfg.classifier();
+        }
+        adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
+        adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
+        if a.label_offset.is_none() {
+            adapt.label_offset = cfg.label_offset();
+        }
+        model = Some(arch.name);
+        tag = Some(cfg.tag);
     }
     Ok(ConvertOptions {
         open: OpenOptions {
@@ -101,10 +120,16 @@ fn summary(r: &ConvertReport, verbose: bool) {
             printer::note(format_args!("renamed `{}` -> `{}`", n.from, n.to));
         }
         for s in &r.skipped {
-            printer::note(format_args!("left out non-tensor `{}` ({})", s.name, s.kind));
+            printer::note(format_args!(
+                "left out non-tensor `{}` ({})",
+                s.name, s.kind
+            ));
         }
     } else if !r.plan.renamed.is_empty() {
-        printer::note(format_args!("renamed {} keys (-v lists them)", r.plan.renamed.len()));
+        printer::note(format_args!(
+            "renamed {} keys (-v lists them)",
+            r.plan.renamed.len()
+        ));
     }
     for u in &r.plan.unused_rules {
         printer::warn(format_args!("rename rule `{u}` matched nothing"));

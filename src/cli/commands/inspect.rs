@@ -53,7 +53,10 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
     let ckpt = Checkpoint::open(&a.file, &opts)?;
     let mut counts: BTreeMap<String, (GlobalClass, usize)> = BTreeMap::new();
     for g in ckpt.globals() {
-        counts.entry(format!("{}.{}", g.module, g.name)).or_insert((g.class, 0)).1 += 1;
+        counts
+            .entry(format!("{}.{}", g.module, g.name))
+            .or_insert((g.class, 0))
+            .1 += 1;
     }
     let report = Report {
         file: a.file.display().to_string(),
@@ -61,7 +64,11 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
         pickle_protocol: ckpt.protocol(),
         globals: counts
             .into_iter()
-            .map(|(global, (class, count))| GlobalCount { global, class, count })
+            .map(|(global, (class, count))| GlobalCount {
+                global,
+                class,
+                count,
+            })
             .collect(),
         top_level_keys: ckpt.top_level_keys(),
         state_key: ckpt.state_key(),
@@ -90,28 +97,56 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
     printer::line(format_args!(
         "format:    {}{}",
         report.format,
-        report.pickle_protocol.map(|p| format!(" (pickle protocol {p})")).unwrap_or_default()
+        report
+            .pickle_protocol
+            .map(|p| format!(" (pickle protocol {p})"))
+            .unwrap_or_default()
     ))?;
     if !report.globals.is_empty() {
         printer::line("globals:")?;
         for g in &report.globals {
-            printer::line(format_args!("  {:<45} {:>5}x  {:?}", g.global, g.count, g.class))?;
+            printer::line(format_args!(
+                "  {:<45} {:>5}x  {:?}",
+                g.global, g.count, g.class
+            ))?;
         }
     }
     if !report.top_level_keys.is_empty() {
-        printer::line(format_args!("top level: {}", report.top_level_keys.join(", ")))?;
+        printer::line(format_args!(
+            "top level: {}",
+            report.top_level_keys.join(", ")
+        ))?;
     }
     printer::line(format_args!(
         "state dict: {}",
-        report.state_key.map(|k| format!("`{k}`")).unwrap_or_else(|| "top level".into())
+        report
+            .state_key
+            .map(|k| format!("`{k}`"))
+            .unwrap_or_else(|| "top level".into())
     ))?;
     for s in report.skipped {
-        printer::line(format_args!("  skipped non-tensor `{}` ({})", s.name, s.kind))?;
+        printer::line(format_args!(
+            "  skipped non-tensor `{}` ({})",
+            s.name, s.kind
+        ))?;
     }
-    let width = report.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    printer::line(format_args!("{:<width$}  {:<5} {:<20} {:>12}  layout", "name", "dtype", "shape", "bytes"))?;
+    let width = report
+        .tensors
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    printer::line(format_args!(
+        "{:<width$}  {:<5} {:<20} {:>12}  layout",
+        "name", "dtype", "shape", "bytes"
+    ))?;
     for t in &report.tensors {
-        let mut layout = vec![if t.contiguous { "contiguous" } else { "strided" }];
+        let mut layout = vec![if t.contiguous {
+            "contiguous"
+        } else {
+            "strided"
+        }];
         if t.shared_storage {
             layout.push("shared");
         }
@@ -146,7 +181,13 @@ fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
         }))?;
     } else {
         for f in &findings {
-            printer::line(format_args!("{:<10} {:<45} {} offset {}", format!("{:?}", f.class).to_lowercase(), f.global, f.pickle, f.offset))?;
+            printer::line(format_args!(
+                "{:<10} {:<45} {} offset {}",
+                format!("{:?}", f.class).to_lowercase(),
+                f.global,
+                f.pickle,
+                f.offset
+            ))?;
         }
         printer::line(if bad {
             "UNSAFE: the file references globals that are dangerous or unknown"
@@ -154,5 +195,9 @@ fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
             "ok: only allowed and harmless-data globals"
         })?;
     }
-    Ok(if bad { Outcome::Finding } else { Outcome::Success })
+    Ok(if bad {
+        Outcome::Finding
+    } else {
+        Outcome::Success
+    })
 }

@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
 pub mod convert;
+pub mod info;
 pub mod inspect;
+pub mod models;

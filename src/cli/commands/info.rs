@@ -1,0 +1,111 @@
+//! `timmconv info`
+
+use serde_json::json;
+
+use crate::cli::args::InfoArgs;
+use crate::cli::{printer, Outcome};
+use crate::registry;
+
+/// Runs `info`.
+pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
+    let (arch, tag) = registry::lookup(&a.name)?;
+    let results = arch.results_for(tag.as_ref());
+    if a.json {
+        let mut v = json!({
+            "architecture": arch.name,
+            "tag": tag.as_ref().map(|t| t.tag.clone()),
+            "num_features": arch.num_features,
+            "feature_info": arch.feature_info,
+            "pretrained_cfg": tag.as_ref().map(|t| t.cfg.clone()),
+            "param_count": arch.param_count,
+            "global_pool": arch.global_pool,
+            "has_weights": tag.as_ref().map(|t| t.has_weights),
+            "tags": arch.tags.iter().map(|t| t.tag.clone()).collect::<Vec<_>>(),
+        });
+        if !results.is_empty() {
+            v["results"] = serde_json::to_value(&results)?;
+        }
+        printer::json(&v)?;
+        return Ok(Outcome::Success);
+    }
+    let tag_name = tag.as_ref().map(|t| t.tag.as_str()).unwrap_or("-");
+    printer::line(format_args!("{}.{}", arch.name, tag_name))?;
+    if let Some(p) = arch.param_count {
+        printer::line(format_args!("  params        {:.2} M", p as f64 / 1e6))?;
+    }
+    if let Some(n) = arch.num_features {
+        printer::line(format_args!("  num_features  {n}"))?;
+    }
+    if let Some(t) = &tag {
+        let show = |k: &str| {
+            t.cfg
+                .get(k)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        for k in [
+            "input_size",
+            "interpolation",
+            "crop_pct",
+            "mean",
+            "std",
+            "num_classes",
+            "first_conv",
+            "classifier",
+            "license",
+        ] {
+            printer::line(format_args!("  {k:<13} {}", show(k)))?;
+        }
+        if t.label_offset() > 0 {
+            printer::line(format_args!("  label_offset  {}", t.label_offset()))?;
+        }
+        let source = t
+            .cfg
+            .get("hf_hub_id")
+            .or(t.cfg.get("url"))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty());
+        printer::line(format_args!(
+            "  weights       {}",
+            if t.has_weights {
+                source.unwrap_or("yes")
+            } else {
+                "none (untrained cfg)"
+            }
+        ))?;
+    }
+    if let Some(fi) = &arch.feature_info {
+        printer::line("  feature_info  (num_chs, reduction, module)")?;
+        for f in fi {
+            printer::line(format_args!(
+                "    {:>6} {:>4}  {}",
+                f.num_chs.map_or("-".into(), |x| x.to_string()),
+                f.reduction.map_or("-".into(), |x| x.to_string()),
+                f.module.as_deref().unwrap_or("-")
+            ))?;
+        }
+    }
+    if !results.is_empty() {
+        let f = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x}"));
+        printer::line(format_args!(
+            "  results       top1 {} top5 {} @ {}px, {} GMACs, {} M activations, {} samples/s",
+            f(results.top1),
+            f(results.top5),
+            f(results.img_size.or(results.infer_img_size)),
+            f(results.gmacs),
+            f(results.macts),
+            f(results.samples_per_sec)
+        ))?;
+    }
+    if arch.tags.len() > 1 {
+        printer::line(format_args!(
+            "  tags          {}",
+            arch.tags
+                .iter()
+                .map(|t| t.tag.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Generate timmconv's embedded registry of every timm architecture and pretrained tag.
+
+Pinned: torch 2.11.0, timm 1.0.31 (checked at start). Run from the repository root:
+
+    .venv/bin/python tools/gen_registry.py [--results ../shared/data/timm-results]
+
+Writes src/registry/registry.jsonl: a header line, then one minified JSON object per
+architecture, sorted by name (bytes), so the binary can binary-search a line and parse only it.
+Every architecture is built on torch.device('meta') (no memory, no weights) to read
+num_features, feature_info, the parameter count, the factory's model_args and global_pool.
+Results tables (top-1/top-5, samples/s, GMACs, activations) are joined by `arch.tag`, or by
+architecture where only that matches.
+"""
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import timm
+from timm.models import _registry
+from timm.models._input import _get_global_pool, get_model_args, get_model_input_config
+
+TORCH_VERSION = "2.11.0"
+TIMM_VERSION = "1.0.31"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "src" / "registry" / "registry.jsonl"
+
+
+def jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def number(s):
+    try:
+        f = float(s.replace(",", "")) if isinstance(s, str) else float(s)  # "1,012.56"
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def load_results(folder):
+    """{name: {field: value}} from the three results tables, keyed by their `model` column."""
+    folder = Path(folder)
+    out = {}
+
+    def add(file, fields):
+        path = folder / file
+        if not path.exists():
+            print(f"warning: {path} missing", file=sys.stderr)
+            return
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                d = out.setdefault(row["model"], {})
+                for src, dst in fields.items():
+                    if row.get(src) not in (None, ""):
+                        v = number(row[src])
+                        d[dst] = v if v is not None else row[src]
+
+    add("results-imagenet.csv", {"top1": "top1", "top5": "top5", "img_size": "img_size", "param_count": "param_count_m", "crop_pct": "crop_pct"})
+    add(
+        "benchmark-infer-amp-nchw-pt291-cu130-5090.csv",
+        {"infer_samples_per_sec": "samples_per_sec", "infer_img_size": "infer_img_size", "infer_gmacs": "gmacs", "infer_macts": "macts", "param_count": "param_count_m"},
+    )
+    add("benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv", {"train_samples_per_sec": "train_samples_per_sec", "train_img_size": "train_img_size"})
+    return out
+
+
+def describe_arch(name):
+    """What building the architecture on the meta device tells."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.device("meta"):
+            model = timm.create_model(name)
+    info = {
+        "num_features": getattr(model, "num_features", None),
+        "param_count": sum(p.numel() for p in model.parameters()),
+        "global_pool": _get_global_pool(model),
+        "model_args": jsonable(get_model_args(model, {})),
+        "fixed_input_size": bool(get_model_input_config(model).get("fixed_input_size", False)),
+        "feature_info": None,
+    }
+    fi = getattr(model, "feature_info", None)
+    if isinstance(fi, (list, tuple)):
+        info["feature_info"] = [
+            {"num_chs": f.get("num_chs"), "reduction": f.get("reduction"), "module": f.get("module")} for f in fi if isinstance(f, dict)
+        ]
+    return info
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", default=str(ROOT.parent / "shared" / "data" / "timm-results"))
+    ap.add_argument("--limit", type=int, default=0, help="only the first N architectures (for a quick try)")
+    args = ap.parse_args()
+    if torch.__version__.split("+")[0] != TORCH_VERSION or timm.__version__ != TIMM_VERSION:
+        raise SystemExit(f"need torch {TORCH_VERSION} and timm {TIMM_VERSION}, have {torch.__version__} and {timm.__version__}")
+    results = load_results(args.results)
+    archs = timm.list_models()
+    pretrained = set(timm.list_pretrained())
+    if args.limit:
+        archs = archs[: args.limit]
+    start = time.time()
+    lines = []
+    failed = []
+    n_tags = 0
+    for i, arch in enumerate(archs):
+        entry = {"name": arch}
+        try:
+            entry.update(describe_arch(arch))
+        except Exception as e:  # an architecture that cannot build on meta: cfg only
+            failed.append(arch)
+            entry["build_error"] = f"{type(e).__name__}: {e}"[:300]
+        default_cfg = _registry._model_default_cfgs.get(arch)
+        tags = list(default_cfg.tags) if default_cfg else []
+        entry["default_tag"] = tags[0] if tags else None
+        entry["tags"] = []
+        for tag in tags:
+            # the registered copy: hf_hub_id resolved to `timm/arch.tag`, architecture and tag set
+            cfg = timm.models.get_pretrained_cfg(f"{arch}.{tag}" if tag else arch).to_dict()
+            cfg = {k: jsonable(v) for k, v in cfg.items() if v is not None or k in ("pool_size", "first_conv", "classifier")}
+            full = f"{arch}.{tag}" if tag else arch
+            t = {"tag": tag, "has_weights": full in pretrained, "cfg": cfg}
+            if full in results:
+                t["results"] = results[full]
+            entry["tags"].append(t)
+            n_tags += t["has_weights"]
+        if arch in results:
+            entry["results"] = results[arch]
+        lines.append(entry)
+        if (i + 1) % 200 == 0:
+            print(f"{i + 1}/{len(archs)} in {time.time() - start:.0f}s", file=sys.stderr)
+    lines.sort(key=lambda e: e["name"].encode())
+    header = {
+        "timm": timm.__version__,
+        "torch": torch.__version__.split("+")[0],
+        "architectures": len(lines),
+        "pretrained": n_tags,
+        "generator": "tools/gen_registry.py",
+        "build_failures": failed,
+    }
+    with open(OUT, "w") as f:
+        f.write(json.dumps(header, separators=(",", ":"), sort_keys=True) + "\n")
+        for e in lines:
+            f.write(json.dumps(e, separators=(",", ":")) + "\n")
+    print(f"{len(lines)} architectures, {n_tags} pretrained tags, {len(failed)} meta-build failures, {time.time() - start:.0f}s -> {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
