@@ -12,9 +12,10 @@ fn main() -> ExitCode {
         Ok(Outcome::Finding) => ExitCode::from(1),
         // a closed pipe (`timmconv models | head`) is the reader's choice, not an error
         Err(e)
-            if e
-                .chain()
-                .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) =>
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
         {
             ExitCode::SUCCESS
         }

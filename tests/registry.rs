@@ -17,7 +17,10 @@ fn registry_was_generated_from_timm_1_0_31_and_is_well_formed() {
     assert_eq!(h.pretrained, 1826);
     let names: Vec<&str> = registry::arch_names().collect();
     assert_eq!(names.len(), 1371);
-    assert!(names.windows(2).all(|w| w[0] < w[1]), "lines must be sorted for binary search");
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "lines must be sorted for binary search"
+    );
     let mut tags = 0;
     for a in registry::archs() {
         if let Some(d) = &a.default_tag {
@@ -38,7 +41,13 @@ fn models_json_equals_timm_list_models_and_list_pretrained() {
         if case["pretrained"].as_bool().unwrap() {
             args.push("--pretrained".into());
         }
-        args.extend(case["patterns"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()));
+        args.extend(
+            case["patterns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_owned()),
+        );
         let o = Command::new(bin()).args(&args).output().unwrap();
         assert!(o.status.success(), "{args:?}");
         let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -51,10 +60,20 @@ fn info_json_matches_timm() {
     let exp = json(&fixture("expected/registry.json"));
     for want in exp["infos"].as_array().unwrap() {
         let name = want["name"].as_str().unwrap();
-        let o = Command::new(bin()).args(["info", "--json", name]).output().unwrap();
+        let o = Command::new(bin())
+            .args(["info", "--json", name])
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{name}");
         let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        for key in ["architecture", "tag", "num_features", "param_count", "feature_info", "pretrained_cfg"] {
+        for key in [
+            "architecture",
+            "tag",
+            "num_features",
+            "param_count",
+            "feature_info",
+            "pretrained_cfg",
+        ] {
             assert_eq!(got[key], want[key], "{name}: {key}");
         }
     }
@@ -62,11 +81,20 @@ fn info_json_matches_timm() {
 
 #[test]
 fn unknown_names_suggest_close_ones_and_exit_2() {
-    let o = Command::new(bin()).args(["info", "resnt50"]).output().unwrap();
+    let o = Command::new(bin())
+        .args(["info", "resnt50"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("did you mean") && err.contains("resnet50"), "{err}");
-    let o = Command::new(bin()).args(["info", "resnet50.nope"]).output().unwrap();
+    assert!(
+        err.contains("did you mean") && err.contains("resnet50"),
+        "{err}"
+    );
+    let o = Command::new(bin())
+        .args(["info", "resnet50.nope"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("resnet50.a1_in1k"));
 }
@@ -74,22 +102,63 @@ fn unknown_names_suggest_close_ones_and_exit_2() {
 #[test]
 fn convert_model_takes_the_cfg_from_the_registry() {
     // the same conversion as the fixture test, with --model instead of explicit flags
-    let exp = json(&fixture("expected/convert/crossvit_tiny_240.f32.zip.pth.json"));
-    let case = exp["cases"].as_array().unwrap().iter().find(|c| c["in_chans"] == 4 && c["num_classes"] == 10).unwrap();
+    let exp = json(&fixture(
+        "expected/convert/crossvit_tiny_240.f32.zip.pth.json",
+    ));
+    let case = exp["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["in_chans"] == 4 && c["num_classes"] == 10)
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o.safetensors");
     let o = Command::new(bin())
-        .args(["convert", fixture("ckpt/crossvit_tiny_240.f32.zip.pth").to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .args(["--model", "crossvit_tiny_240", "--in-chans", "4", "--num-classes", "10", "--json", "-q"])
+        .args([
+            "convert",
+            fixture("ckpt/crossvit_tiny_240.f32.zip.pth")
+                .to_str()
+                .unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--model",
+            "crossvit_tiny_240",
+            "--in-chans",
+            "4",
+            "--num-classes",
+            "10",
+            "--json",
+            "-q",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let adapted: Vec<_> = report["adapted"].as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap()).collect();
-    assert_eq!(adapted, ["patch_embed.0.proj.weight", "patch_embed.1.proj.weight"]);
-    let mut dropped: Vec<_> = report["dropped"].as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap().to_owned()).collect();
+    let adapted: Vec<_> = report["adapted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        adapted,
+        ["patch_embed.0.proj.weight", "patch_embed.1.proj.weight"]
+    );
+    let mut dropped: Vec<_> = report["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap().to_owned())
+        .collect();
     dropped.sort();
-    let mut reinit: Vec<_> = case["reinit"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+    let mut reinit: Vec<_> = case["reinit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
     reinit.sort();
     assert_eq!(dropped, reinit);
 }

@@ -149,7 +149,7 @@ pub struct ConvertArgs {
     /// Classifier module (repeatable); overrides the cfg's classifier.
     #[arg(long = "classifier", value_name = "NAME")]
     pub classifier: Vec<String>,
-    /// Channels the weights were trained with (default: the cfg's input_size[0], else 3).
+    /// Channels the weights were trained with (default: the cfg's `input_size[0]`, else 3).
     #[arg(long, value_name = "N")]
     pub base_chans: Option<usize>,
     /// Classes the weights were trained with (default: the cfg's num_classes).
