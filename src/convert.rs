@@ -27,6 +27,8 @@ pub struct ConvertOptions {
     pub overwrite: bool,
     /// The input's expected SHA-256 (hex, full or a prefix of at least 8 digits).
     pub expect_sha256: Option<String>,
+    /// fsync the output before renaming it into place.
+    pub sync: bool,
 }
 
 /// What a conversion did.
@@ -124,8 +126,54 @@ pub fn metadata(
     ])
 }
 
+/// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn check_sha(input: &Path, sha: &str, opts: &ConvertOptions) -> Result<Option<String>> {
+    let expected = opts
+        .expect_sha256
+        .clone()
+        .map(|e| (e.to_ascii_lowercase(), "--expect-sha256"))
+        .or_else(|| hash_in_file_name(input).map(|h| (h, "the hash in the file name")));
+    let Some((want, source)) = expected else {
+        return Ok(None);
+    };
+    if want.len() < 8 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Options(format!(
+            "{source} `{want}` is not 8 to 64 hex digits"
+        )));
+    }
+    if !sha.starts_with(&want) {
+        return Err(Error::Checksum {
+            path: input.to_path_buf(),
+            actual: sha.to_owned(),
+            expected: format!("{want} ({source})"),
+        });
+    }
+    Ok(Some(source.to_owned()))
+}
+
+/// A SHA-256 placeholder of the right length, replaced once the hash is known.
+const SHA_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 /// Converts `input` into a safetensors file at `output`. `progress` receives
 /// `(bytes_done, bytes_total)` after each tensor.
+///
+/// The input is hashed on a second thread while the tensors are written; the header's
+/// `source_sha256` is filled in at the end, and a checksum mismatch removes the output.
 pub fn convert(
     input: &Path,
     output: &Path,
@@ -133,31 +181,15 @@ pub fn convert(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ConvertReport> {
     check_output(input, output, opts.overwrite)?;
-    let ckpt = Checkpoint::open(input, &opts.open)?;
-    let sha = sha256_hex(ckpt.raw());
-    let mut checked = None;
-    let expected = opts
-        .expect_sha256
-        .clone()
-        .map(|e| (e.to_ascii_lowercase(), "--expect-sha256"))
-        .or_else(|| hash_in_file_name(input).map(|h| (h, "the hash in the file name")));
-    if let Some((want, source)) = expected {
-        if want.len() < 8 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if let Some(e) = &opts.expect_sha256 {
+        if e.len() < 8 || e.len() > 64 || !e.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Options(format!(
-                "{source} `{want}` is not 8 to 64 hex digits"
+                "--expect-sha256 `{e}` is not 8 to 64 hex digits"
             )));
         }
-        if !sha.starts_with(&want) {
-            return Err(Error::Checksum {
-                path: input.to_path_buf(),
-                actual: sha,
-                expected: format!("{want} ({source})"),
-            });
-        }
-        checked = Some(source.to_owned());
     }
+    let ckpt = Checkpoint::open(input, &opts.open)?;
     let plan = Plan::new(&ckpt, &opts.adapt).map_err(|e| e.with_path(input))?;
-    let meta = metadata(&ckpt, &sha, opts, &plan);
     let entries: Vec<Entry> = plan
         .tensors
         .iter()
@@ -168,21 +200,36 @@ pub fn convert(
         })
         .collect();
     let total: u64 = plan.tensors.iter().map(|p| p.nbytes() as u64).sum();
+    let draft = metadata(&ckpt, SHA_PLACEHOLDER, opts, &plan);
     let mut done = 0u64;
-    write::write_safetensors(
-        output,
-        &entries,
-        &meta,
-        opts.overwrite,
-        |i| {
-            plan.bytes(&ckpt, &plan.tensors[i])
-                .map_err(|e| e.with_path(input))
-        },
-        |n| {
-            done += n;
-            progress(done, total);
-        },
-    )?;
+    let mut sha = String::new();
+    let mut checked = None;
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(|| sha256_file(input));
+        let written = write::write_safetensors(
+            output,
+            &entries,
+            &draft,
+            opts.overwrite,
+            opts.sync,
+            |i| {
+                plan.chunk(&ckpt, &plan.tensors[i])
+                    .map_err(|e| e.with_path(input))
+            },
+            |n| {
+                done += n;
+                progress(done, total);
+            },
+            || {
+                sha = hasher
+                    .join()
+                    .map_err(|_| Error::Structure("the hashing thread panicked".into()))??;
+                checked = check_sha(input, &sha, opts)?;
+                Ok(metadata(&ckpt, &sha, opts, &plan))
+            },
+        );
+        written
+    })?;
     Ok(ConvertReport {
         input: input.to_path_buf(),
         output: output.to_path_buf(),

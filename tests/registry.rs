@@ -162,3 +162,39 @@ fn convert_model_takes_the_cfg_from_the_registry() {
     reinit.sort();
     assert_eq!(dropped, reinit);
 }
+
+#[test]
+fn features_layouts_cover_the_registry() {
+    let (n, ok) = registry::features::validate().unwrap();
+    assert_eq!(n, 1371);
+    assert!(ok >= 1300, "only {ok} architectures have a features layout");
+    // FeatureListNet keeps resnet's names and drops the head; FeatureGetterNet prefixes `model.`
+    // and drops blocks after the last index
+    let resnet = registry::features::layout("resnet50")
+        .unwrap()
+        .select(None, 5)
+        .unwrap();
+    assert_eq!(
+        resnet.map("layer4.2.conv3.weight").as_deref(),
+        Some("layer4.2.conv3.weight")
+    );
+    assert_eq!(resnet.map("fc.weight"), None);
+    let vit = registry::features::layout("vit_base_patch16_224")
+        .unwrap()
+        .select(Some(&[2, 5]), 12)
+        .unwrap();
+    assert_eq!(
+        vit.map("blocks.5.attn.qkv.weight").as_deref(),
+        Some("model.blocks.5.attn.qkv.weight")
+    );
+    assert_eq!(vit.map("blocks.6.attn.qkv.weight"), None);
+    assert_eq!(vit.map("head.weight"), None);
+    let err = registry::features::layout("vit_base_patch16_224")
+        .unwrap()
+        .select(Some(&[12]), 12)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("outside the 12 feature stages"),
+        "{err}"
+    );
+}

@@ -49,11 +49,47 @@ pub fn from_f32(values: &[f32], dtype: DType) -> Vec<u8> {
     out
 }
 
+/// f32 to bf16 with round to nearest even, quieting NaNs like `half` and torch; written so the
+/// compiler vectorises it.
+fn f32_to_bf16(src: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; src.len() / 2];
+    for (o, c) in out.chunks_exact_mut(2).zip(src.chunks_exact(4)) {
+        let b = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let h = if b & 0x7fff_ffff > 0x7f80_0000 {
+            (b >> 16) | 0x40
+        } else {
+            (b + 0x7fff + ((b >> 16) & 1)) >> 16
+        };
+        o.copy_from_slice(&(h as u16).to_le_bytes());
+    }
+    out
+}
+
+/// f32 to f16 through `half`'s slice conversion (F16C instructions where the CPU has them).
+fn f32_to_f16(src: &[u8]) -> Vec<u8> {
+    use half::slice::HalfFloatSliceExt;
+    let values: Vec<f32> = match bytemuck::try_cast_slice::<u8, f32>(src) {
+        Ok(v) => v.to_vec(),
+        Err(_) => src
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    };
+    let mut halves = vec![f16::ZERO; values.len()];
+    halves.convert_from_f32_slice(&values);
+    bytemuck::cast_slice(&halves).to_vec()
+}
+
 /// Casts floating-point bytes from one dtype to another with a single rounding to nearest even
 /// (f64 sources convert directly, not through f32). Non-floating types are returned unchanged.
 pub fn cast(bytes: &[u8], from: DType, to: DType) -> Vec<u8> {
     if from == to || !from.is_float() || !to.is_float() {
         return bytes.to_vec();
+    }
+    match (from, to) {
+        (DType::F32, DType::BF16) => return f32_to_bf16(bytes),
+        (DType::F32, DType::F16) => return f32_to_f16(bytes),
+        _ => {}
     }
     if from == DType::F64 {
         let vals = bytes
@@ -90,6 +126,48 @@ mod tests {
         let y = 1.0f32 + 3.0 * 2f32.powi(-8);
         let out = cast(&y.to_le_bytes(), DType::F32, DType::BF16);
         assert_eq!(out, bf16::from_f32(1.0 + 2f32.powi(-6)).to_le_bytes());
+    }
+
+    #[test]
+    fn fast_paths_equal_half_for_every_kind_of_value() {
+        let mut vals: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-40,
+            -1e-45,
+            65504.0,
+            65520.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7f80_0001),
+            f32::from_bits(0xffc0_0001),
+            1.0 + 2f32.powi(-8),
+            1.0 + 3.0 * 2f32.powi(-8),
+        ];
+        // a sweep of bit patterns, every exponent and many mantissas
+        vals.extend((0..1u32 << 16).map(|i| f32::from_bits(i.wrapping_mul(0x9e37_79b1))));
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bf: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect();
+        let hf: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect();
+        assert_eq!(f32_to_bf16(&bytes), bf);
+        assert_eq!(f32_to_f16(&bytes), hf);
+        // unaligned input takes the copying path
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&bytes);
+        assert_eq!(f32_to_f16(&shifted[1..]), hf);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Adaptation {
     pub rules: Vec<Rule>,
     /// Cast floating tensors to this dtype.
     pub dtype: Option<DType>,
+    /// Keep and rename only what timm's features_only model holds.
+    pub features: Option<crate::registry::FeatureSelect>,
 }
 
 /// The transform of one output tensor.
@@ -239,6 +241,19 @@ impl Plan {
                 op = Op::SkipRows(a.label_offset);
                 report.sliced.push(t.name.clone());
             }
+            let mut name = t.name.clone();
+            if let Some(sel) = &a.features {
+                match sel.map(&t.name) {
+                    Some(n) => name = n,
+                    None => {
+                        report.dropped.push(Dropped {
+                            key: t.name.clone(),
+                            reason: "not part of the features_only model".into(),
+                        });
+                        continue;
+                    }
+                }
+            }
             let dtype = match a.dtype {
                 Some(d) if t.dtype.is_float() && d != t.dtype => {
                     report.cast += 1;
@@ -247,7 +262,7 @@ impl Plan {
                 _ => t.dtype,
             };
             tensors.push(Planned {
-                name: t.name.clone(),
+                name,
                 source: t.clone(),
                 op,
                 dtype,
@@ -273,9 +288,40 @@ impl Plan {
         })
     }
 
+    /// What to write for one planned tensor: an unchanged tensor stored contiguously in a file
+    /// is a file range for the kernel to copy; anything else is its transformed bytes.
+    pub fn chunk<'c>(&self, ckpt: &'c Checkpoint, p: &Planned) -> Result<crate::write::Chunk<'c>> {
+        if let (Op::Copy, true, Some(file), Some(range)) = (
+            &p.op,
+            p.dtype == p.source.dtype,
+            ckpt.file(),
+            ckpt.tensor_file_range(&p.source),
+        ) {
+            return Ok(crate::write::Chunk::FileRange {
+                file,
+                offset: range.start as u64,
+                len: range.len() as u64,
+            });
+        }
+        Ok(crate::write::Chunk::Bytes(self.bytes_with(ckpt, p, true)?))
+    }
+
     /// The output bytes of one planned tensor.
     pub fn bytes<'c>(&self, ckpt: &'c Checkpoint, p: &Planned) -> Result<Cow<'c, [u8]>> {
-        let src = ckpt.tensor_bytes(&p.source)?;
+        self.bytes_with(ckpt, p, false)
+    }
+
+    fn bytes_with<'c>(
+        &self,
+        ckpt: &'c Checkpoint,
+        p: &Planned,
+        buffered: bool,
+    ) -> Result<Cow<'c, [u8]>> {
+        let src = if buffered {
+            ckpt.tensor_bytes_buffered(&p.source)?
+        } else {
+            ckpt.tensor_bytes(&p.source)?
+        };
         let sdt = p.source.dtype;
         let transformed: Cow<'c, [u8]> = match p.op {
             Op::Copy => src,

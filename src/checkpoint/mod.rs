@@ -128,6 +128,7 @@ struct Parsed {
 /// An opened checkpoint: its container, the chosen state dict and its tensors (not loaded).
 pub struct Checkpoint {
     path: Option<PathBuf>,
+    file: Option<File>,
     source: Source,
     format: Format,
     protocol: Option<u8>,
@@ -172,7 +173,10 @@ impl Checkpoint {
         } else {
             Source::Mmap(map_file(&file).map_err(|e| Error::io(path, e))?)
         };
-        Self::from_source(source, Some(path.to_path_buf()), opts).map_err(|e| e.with_path(path))
+        let mut ckpt = Self::from_source(source, Some(path.to_path_buf()), opts)
+            .map_err(|e| e.with_path(path))?;
+        ckpt.file = Some(file);
+        Ok(ckpt)
     }
 
     /// Opens a checkpoint held in memory.
@@ -204,6 +208,7 @@ impl Checkpoint {
         let (tensors, skipped) = collect_tensors(state, state_key.as_deref())?;
         let ckpt = Checkpoint {
             path,
+            file: None,
             source,
             format: parsed.format,
             protocol: parsed.protocol,
@@ -331,6 +336,34 @@ impl Checkpoint {
                 Ok(Cow::Owned(t.gather(&storage)?.into_owned()))
             }
         }
+    }
+
+    /// The open input file (`None` for in-memory checkpoints).
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
+    }
+
+    /// Like [`Checkpoint::tensor_bytes`], but a contiguous tensor of a file is read with `pread`
+    /// into a new buffer instead of through the mapping, so that converting a large file does
+    /// not leave it all resident in this process.
+    pub fn tensor_bytes_buffered(&self, t: &TensorInfo) -> Result<Cow<'_, [u8]>> {
+        use std::os::unix::fs::FileExt;
+        if let (Some(file), Some(range)) = (&self.file, self.tensor_file_range(t)) {
+            let mut buf = vec![0u8; range.len()];
+            file.read_exact_at(&mut buf, range.start as u64)
+                .map_err(|e| {
+                    Error::tensor(
+                        &t.name,
+                        format!(
+                            "reading {} bytes at offset {}: {e}",
+                            range.len(),
+                            range.start
+                        ),
+                    )
+                })?;
+            return Ok(Cow::Owned(buf));
+        }
+        self.tensor_bytes(t)
     }
 
     /// Whether a tensor can be copied straight from the file (contiguous, stored uncompressed);

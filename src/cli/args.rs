@@ -170,6 +170,18 @@ pub struct ConvertArgs {
     /// Rename keys with REGEX=REPLACEMENT (repeatable, applied in order; `$1` refers to groups).
     #[arg(long = "rename", value_name = "REGEX=REPLACEMENT")]
     pub rename: Vec<String>,
+    /// Write only the weights of timm's `create_model(NAME, features_only=True)`, under its key
+    /// names (needs --model).
+    #[arg(long)]
+    pub features_only: bool,
+    /// With --features-only: timm's out_indices (comma-separated; negative count from the end).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "features_only"
+    )]
+    pub out_indices: Option<Vec<i64>>,
     /// Output dtype of floating-point tensors (integers are never cast).
     #[arg(long, value_enum, default_value_t = DTypeArg::Keep)]
     pub dtype: DTypeArg,
@@ -185,6 +197,9 @@ pub struct ConvertArgs {
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
+    /// fsync the output before renaming it into place (durable across a power loss; slower).
+    #[arg(long)]
+    pub fsync: bool,
     /// Print the conversion report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -12,6 +12,7 @@
 //! ```
 
 mod cfg;
+pub mod features;
 
 use std::cmp::Ordering;
 use std::sync::OnceLock;
@@ -19,6 +20,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 pub use cfg::{Arch, FeatureInfo, Results, Tag};
+pub use features::{FeatureLayout, FeatureSelect};
 
 use crate::error::{Error, Result};
 
@@ -44,6 +46,11 @@ struct Index {
     header: Header,
     /// (name, line) sorted by name.
     lines: Vec<(&'static str, &'static str)>,
+}
+
+/// `rename::replace_prefix`, shared with the features mapping.
+pub(crate) fn rename_prefix(name: &str, from: &str, to: &str) -> Option<String> {
+    crate::adapt::rename::replace_prefix(name, from, to)
 }
 
 fn name_of(line: &'static str) -> Option<&'static str> {

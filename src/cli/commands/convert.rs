@@ -25,6 +25,7 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         rename_stem: a.rename_stem.clone(),
         rename_classifier: a.rename_classifier.clone(),
         rules,
+        features: None,
         dtype: match a.dtype {
             DTypeArg::Keep => None,
             DTypeArg::F32 => Some(DType::F32),
@@ -50,8 +51,20 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         if a.label_offset.is_none() {
             adapt.label_offset = cfg.label_offset();
         }
+        if a.features_only {
+            let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
+            let layout = crate::registry::features::layout(&arch.name)?;
+            adapt.features = Some(layout.select(a.out_indices.as_deref(), stages)?);
+        }
         model = Some(arch.name);
         tag = Some(cfg.tag);
+    } else if a.features_only {
+        anyhow::bail!(
+            "--features-only needs --model NAME: the features layout comes from the registry"
+        );
+    }
+    if a.features_only && a.layout == LayoutArg::Hub {
+        anyhow::bail!("--features-only writes a features model's weights; timm's hub folders hold classification models, use --layout file");
     }
     Ok(ConvertOptions {
         open: OpenOptions {
@@ -63,6 +76,7 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         tag,
         overwrite: a.force,
         expect_sha256: a.expect_sha256.clone(),
+        sync: a.fsync,
     })
 }
 

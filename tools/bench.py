@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Whole-process benchmark: on the same file, in one run, alternate `cp`, `timmconv convert
+--in-chans 4`, PyTorch's torch.load + safetensors save_file, and timm's own in_chans=4 path;
+report median wall time, ratios to cp and to Python, and peak RSS of each process (from wait4).
+Also f32 -> bf16 throughput and `inspect` time.
+
+    .venv/bin/python tools/bench.py [--runs 5] [--dir /tmp/timmconv-bench] [--bin target/release/timmconv]
+
+Make the checkpoints first with tools/make_bench_checkpoints.py. Prints a Markdown table.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = [
+    ("vit_base_patch16_224.f32.pth", "vit_base_patch16_224"),
+    ("convnext_base.f32.pth", "convnext_base"),
+    ("vit_large_patch16_224.f32.pth", "vit_large_patch16_224"),
+    ("vit_large_patch16_224.bf16.pth", "vit_large_patch16_224"),
+]
+
+PY_SAVE = "import sys, torch, safetensors.torch as st; sd = torch.load(sys.argv[1], map_location='cpu', weights_only=True); st.save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])"
+PY_TIMM = (
+    "import sys, timm, safetensors.torch as st; m = timm.create_model(sys.argv[3], pretrained=True, "
+    "pretrained_cfg_overlay=dict(file=sys.argv[1]), in_chans=4); st.save_file(m.state_dict(), sys.argv[2])"
+)
+
+
+def run(cmd):
+    """(wall seconds, peak RSS bytes) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr.read().decode()}")
+    return wall, usage.ru_maxrss * 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--dir", default="/tmp/timmconv-bench")
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "timmconv"))
+    ap.add_argument("--no-python", action="store_true")
+    args = ap.parse_args()
+    py = sys.executable
+    tmp = Path(tempfile.mkdtemp(prefix="timmconv-bench-", dir=args.dir))
+    rows = []
+    try:
+        for file, arch in CHECKPOINTS:
+            src = Path(args.dir) / file
+            if not src.exists():
+                print(f"skip {src} (run tools/make_bench_checkpoints.py)", file=sys.stderr)
+                continue
+            dst = tmp / "out"
+            tools = {
+                "cp": ["cp", str(src), str(dst)],
+                "timmconv in_chans=4": [args.bin, "convert", str(src), "-o", str(dst), "--model", arch, "--in-chans", "4", "--force", "-q"],
+                "timmconv f32->bf16" if ".f32." in file else "timmconv bf16->f32": [
+                    args.bin, "convert", str(src), "-o", str(dst), "--dtype", "bf16" if ".f32." in file else "f32", "--force", "-q"],
+                "timmconv inspect": [args.bin, "inspect", "--json", str(src)],
+            }
+            if not args.no_python:
+                tools["torch.load+save_file"] = [py, "-c", PY_SAVE, str(src), str(dst)]
+                tools["timm in_chans=4"] = [py, "-c", PY_TIMM, str(src), str(dst), arch]
+            times = {k: [] for k in tools}
+            rss = {k: 0 for k in tools}
+            for name, cmd in tools.items():  # warm the page cache and the binaries
+                run(cmd)
+                dst.unlink(missing_ok=True)
+            for _ in range(args.runs):
+                for name, cmd in tools.items():
+                    w, r = run(cmd)
+                    times[name].append(w)
+                    rss[name] = max(rss[name], r)
+                    dst.unlink(missing_ok=True)
+            size = src.stat().st_size
+            med = {k: statistics.median(v) for k, v in times.items()}
+            for name in tools:
+                rows.append((file, size, name, med[name], med[name] / med["cp"], med.get("torch.load+save_file", float("nan")) / med[name], rss[name], size / med[name] / 1e9))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"median of {args.runs} runs, warm page cache\n")
+    print("| checkpoint | size | tool | median s | x cp | Python / tool | peak RSS MB | GB/s of input |")
+    print("|---|---|---|---|---|---|---|---|")
+    for file, size, name, m, xcp, xpy, r, gbs in rows:
+        print(f"| {file} | {size / 1e6:.0f} MB | {name} | {m:.3f} | {xcp:.2f} | {xpy:.1f} | {r / 1e6:.0f} | {gbs:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
