@@ -29,6 +29,8 @@ pub struct ConvertOptions {
     pub expect_sha256: Option<String>,
     /// fsync the output before renaming it into place.
     pub sync: bool,
+    /// Skip hashing the input (no `source_sha256` in the output).
+    pub no_hash: bool,
 }
 
 /// What a conversion did.
@@ -42,7 +44,7 @@ pub struct ConvertReport {
     pub format: Format,
     /// The top-level key the state dict came from.
     pub state_key: Option<String>,
-    /// Hex SHA-256 of the input.
+    /// Hex SHA-256 of the input (empty with `no_hash`).
     pub source_sha256: String,
     /// Which expectation the SHA-256 was checked against, if any.
     pub sha256_checked: Option<String>,
@@ -98,7 +100,7 @@ pub fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> 
 /// The metadata written into the output's `__metadata__`.
 pub fn metadata(
     ckpt: &Checkpoint,
-    sha: &str,
+    sha: Option<&str>,
     opts: &ConvertOptions,
     plan: &Plan,
 ) -> BTreeMap<String, String> {
@@ -119,11 +121,14 @@ pub fn metadata(
         "renamed": plan.report.renamed,
         "dropped": plan.report.dropped,
     });
-    BTreeMap::from([
+    let mut meta = BTreeMap::from([
         ("format".to_owned(), "pt".to_owned()),
-        ("source_sha256".to_owned(), sha.to_owned()),
         ("timmconv".to_owned(), info.to_string()),
-    ])
+    ]);
+    if let Some(sha) = sha {
+        meta.insert("source_sha256".to_owned(), sha.to_owned());
+    }
+    meta
 }
 
 /// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
@@ -188,6 +193,11 @@ pub fn convert(
             )));
         }
     }
+    if opts.no_hash && (opts.expect_sha256.is_some() || hash_in_file_name(input).is_some()) {
+        return Err(Error::Options(
+            "--no-hash cannot check the input's SHA-256 (--expect-sha256, or the hash in its file name)".into(),
+        ));
+    }
     let ckpt = Checkpoint::open(input, &opts.open)?;
     let plan = Plan::new(&ckpt, &opts.adapt).map_err(|e| e.with_path(input))?;
     let entries: Vec<Entry> = plan
@@ -200,20 +210,32 @@ pub fn convert(
         })
         .collect();
     let total: u64 = plan.tensors.iter().map(|p| p.nbytes() as u64).sum();
-    let draft = metadata(&ckpt, SHA_PLACEHOLDER, opts, &plan);
+    let draft = metadata(
+        &ckpt,
+        (!opts.no_hash).then_some(SHA_PLACEHOLDER),
+        opts,
+        &plan,
+    );
     let mut done = 0u64;
+    let mut scratch = crate::adapt::Scratch::default();
     let mut sha = String::new();
     let mut checked = None;
     std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| sha256_file(input));
-        let written = write::write_safetensors(
+        let hasher = scope.spawn(|| {
+            if opts.no_hash {
+                Ok(String::new())
+            } else {
+                sha256_file(input)
+            }
+        });
+        write::write_safetensors(
             output,
             &entries,
             &draft,
             opts.overwrite,
             opts.sync,
-            |i| {
-                plan.chunk(&ckpt, &plan.tensors[i])
+            |i, sink| {
+                plan.write_tensor(&ckpt, &plan.tensors[i], &mut scratch, sink)
                     .map_err(|e| e.with_path(input))
             },
             |n| {
@@ -224,11 +246,13 @@ pub fn convert(
                 sha = hasher
                     .join()
                     .map_err(|_| Error::Structure("the hashing thread panicked".into()))??;
+                if opts.no_hash {
+                    return Ok(metadata(&ckpt, None, opts, &plan));
+                }
                 checked = check_sha(input, &sha, opts)?;
-                Ok(metadata(&ckpt, &sha, opts, &plan))
+                Ok(metadata(&ckpt, Some(&sha), opts, &plan))
             },
-        );
-        written
+        )
     })?;
     Ok(ConvertReport {
         input: input.to_path_buf(),

@@ -213,19 +213,23 @@ impl Output {
     }
 }
 
+/// Receives the chunks of one tensor.
+pub type Sink<'s> = dyn FnMut(Chunk<'_>) -> Result<()> + 's;
+
 /// Writes a safetensors file at `dest`: `entries` in the reference order, each one's data from
-/// `produce(index)`, which must be exactly the entry's size. The header is written with
+/// `produce(index, sink)`, which hands the tensor's bytes to `sink` in one or more chunks that
+/// must add up to exactly the entry's size. The header is written with
 /// `metadata` first and rewritten at the end with what `finalize` returns, which must serialise
 /// to the same length (so a checksum computed meanwhile can go in). `progress` is told the bytes
 /// written after each tensor. Nothing is left at `dest` on error.
 #[allow(clippy::too_many_arguments)]
-pub fn write_safetensors<'a>(
+pub fn write_safetensors(
     dest: &Path,
     entries: &[Entry],
     metadata: &BTreeMap<String, String>,
     overwrite: bool,
     sync: bool,
-    mut produce: impl FnMut(usize) -> Result<Chunk<'a>>,
+    mut produce: impl FnMut(usize, &mut Sink<'_>) -> Result<()>,
     mut progress: impl FnMut(u64),
     finalize: impl FnOnce() -> Result<BTreeMap<String, String>>,
 ) -> Result<()> {
@@ -235,19 +239,30 @@ pub fn write_safetensors<'a>(
     out.write(&(draft.len() as u64).to_le_bytes())?;
     out.write(&draft)?;
     for i in order.iter().copied() {
-        let chunk = produce(i)?;
         let e = &entries[i];
-        if chunk.len() != e.nbytes() as u64 {
+        let want = e.nbytes() as u64;
+        let mut written = 0u64;
+        produce(i, &mut |chunk: Chunk<'_>| {
+            written += chunk.len();
+            if written > want {
+                return Err(Error::tensor(
+                    &e.name,
+                    format!("produced more than its {want} bytes"),
+                ));
+            }
+            match &chunk {
+                Chunk::Bytes(b) => out.write(b)?,
+                Chunk::FileRange { file, offset, len } => out.copy_range(file, *offset, *len)?,
+            }
+            progress(chunk.len());
+            Ok(())
+        })?;
+        if written != want {
             return Err(Error::tensor(
                 &e.name,
-                format!("produced {} bytes, expected {}", chunk.len(), e.nbytes()),
+                format!("produced {written} bytes, expected {want}"),
             ));
         }
-        match &chunk {
-            Chunk::Bytes(b) => out.write(b)?,
-            Chunk::FileRange { file, offset, len } => out.copy_range(file, *offset, *len)?,
-        }
-        progress(chunk.len());
     }
     let final_meta = finalize()?;
     if &final_meta != metadata {

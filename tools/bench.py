@@ -65,6 +65,7 @@ def main():
             tools = {
                 "cp": ["cp", str(src), str(dst)],
                 "timmconv in_chans=4": [args.bin, "convert", str(src), "-o", str(dst), "--model", arch, "--in-chans", "4", "--force", "-q"],
+                "timmconv in_chans=4 --no-hash": [args.bin, "convert", str(src), "-o", str(dst), "--model", arch, "--in-chans", "4", "--force", "-q", "--no-hash"],
                 "timmconv f32->bf16" if ".f32." in file else "timmconv bf16->f32": [
                     args.bin, "convert", str(src), "-o", str(dst), "--dtype", "bf16" if ".f32." in file else "f32", "--force", "-q"],
                 "timmconv inspect": [args.bin, "inspect", "--json", str(src)],
@@ -87,6 +88,7 @@ def main():
             med = {k: statistics.median(v) for k, v in times.items()}
             for name in tools:
                 rows.append((file, size, name, med[name], med[name] / med["cp"], med.get("torch.load+save_file", float("nan")) / med[name], rss[name], size / med[name] / 1e9))
+            print(f"{file}: " + ", ".join(f"{k} {v:.3f}s" for k, v in med.items()), file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"median of {args.runs} runs, warm page cache\n")

@@ -51,8 +51,9 @@ pub fn from_f32(values: &[f32], dtype: DType) -> Vec<u8> {
 
 /// f32 to bf16 with round to nearest even, quieting NaNs like `half` and torch; written so the
 /// compiler vectorises it.
-fn f32_to_bf16(src: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; src.len() / 2];
+fn f32_to_bf16_into(src: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(src.len() / 2, 0);
     for (o, c) in out.chunks_exact_mut(2).zip(src.chunks_exact(4)) {
         let b = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         let h = if b & 0x7fff_ffff > 0x7f80_0000 {
@@ -62,6 +63,28 @@ fn f32_to_bf16(src: &[u8]) -> Vec<u8> {
         };
         o.copy_from_slice(&(h as u16).to_le_bytes());
     }
+}
+
+#[cfg(test)]
+fn f32_to_bf16(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    f32_to_bf16_into(src, &mut out);
+    out
+}
+
+/// bf16 to f32: exact, the bf16 bits are the high half of the f32.
+fn bf16_to_f32_into(src: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(src.len() * 2, 0);
+    for (o, c) in out.chunks_exact_mut(4).zip(src.chunks_exact(2)) {
+        o.copy_from_slice(&[0, 0, c[0], c[1]]);
+    }
+}
+
+#[cfg(test)]
+fn bf16_to_f32(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    bf16_to_f32_into(src, &mut out);
     out
 }
 
@@ -83,13 +106,26 @@ fn f32_to_f16(src: &[u8]) -> Vec<u8> {
 /// Casts floating-point bytes from one dtype to another with a single rounding to nearest even
 /// (f64 sources convert directly, not through f32). Non-floating types are returned unchanged.
 pub fn cast(bytes: &[u8], from: DType, to: DType) -> Vec<u8> {
+    let mut out = Vec::new();
+    cast_into(bytes, from, to, &mut out);
+    out
+}
+
+/// [`cast`] into a buffer that is reused across calls (no fresh allocation per tensor).
+pub fn cast_into(bytes: &[u8], from: DType, to: DType, out: &mut Vec<u8>) {
+    match (from, to) {
+        (DType::F32, DType::BF16) => f32_to_bf16_into(bytes, out),
+        (DType::BF16, DType::F32) => bf16_to_f32_into(bytes, out),
+        _ => *out = cast_general(bytes, from, to),
+    }
+}
+
+fn cast_general(bytes: &[u8], from: DType, to: DType) -> Vec<u8> {
     if from == to || !from.is_float() || !to.is_float() {
         return bytes.to_vec();
     }
-    match (from, to) {
-        (DType::F32, DType::BF16) => return f32_to_bf16(bytes),
-        (DType::F32, DType::F16) => return f32_to_f16(bytes),
-        _ => {}
+    if (from, to) == (DType::F32, DType::F16) {
+        return f32_to_f16(bytes);
     }
     if from == DType::F64 {
         let vals = bytes
@@ -163,6 +199,19 @@ mod tests {
             .flat_map(|v| f16::from_f32(*v).to_le_bytes())
             .collect();
         assert_eq!(f32_to_bf16(&bytes), bf);
+        let back: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_f32().to_le_bytes())
+            .collect();
+        let widened = bf16_to_f32(&bf);
+        // NaN payloads aside, widening is exact
+        for (w, b) in widened.chunks_exact(4).zip(back.chunks_exact(4)) {
+            let (w, b) = (
+                f32::from_le_bytes(w.try_into().unwrap()),
+                f32::from_le_bytes(b.try_into().unwrap()),
+            );
+            assert!(w.to_bits() == b.to_bits() || (w.is_nan() && b.is_nan()));
+        }
         assert_eq!(f32_to_f16(&bytes), hf);
         // unaligned input takes the copying path
         let mut shifted = vec![0u8];

@@ -124,6 +124,16 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
+/// Elements cast per piece when streaming a cast (4 Mi: 16 MiB of f32).
+pub const CAST_CHUNK: usize = 4 << 20;
+
+/// Buffers reused from tensor to tensor while writing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
 /// The planned output: every tensor with its transform, in the checkpoint's order.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -288,22 +298,48 @@ impl Plan {
         })
     }
 
-    /// What to write for one planned tensor: an unchanged tensor stored contiguously in a file
-    /// is a file range for the kernel to copy; anything else is its transformed bytes.
-    pub fn chunk<'c>(&self, ckpt: &'c Checkpoint, p: &Planned) -> Result<crate::write::Chunk<'c>> {
-        if let (Op::Copy, true, Some(file), Some(range)) = (
-            &p.op,
-            p.dtype == p.source.dtype,
-            ckpt.file(),
-            ckpt.tensor_file_range(&p.source),
-        ) {
-            return Ok(crate::write::Chunk::FileRange {
+    /// Hands one planned tensor's output to `sink`: an unchanged tensor stored contiguously in a
+    /// file as a range for the kernel to copy; a cast of one in pieces of at most `CAST_CHUNK`
+    /// elements through the reusable `scratch` buffers; anything else as its transformed bytes.
+    pub fn write_tensor(
+        &self,
+        ckpt: &Checkpoint,
+        p: &Planned,
+        scratch: &mut Scratch,
+        sink: &mut crate::write::Sink<'_>,
+    ) -> Result<()> {
+        use crate::write::Chunk;
+        use std::os::unix::fs::FileExt;
+        let (Op::Copy, Some(file), Some(range)) =
+            (&p.op, ckpt.file(), ckpt.tensor_file_range(&p.source))
+        else {
+            return sink(Chunk::Bytes(self.bytes_with(ckpt, p, true)?));
+        };
+        if p.dtype == p.source.dtype {
+            return sink(Chunk::FileRange {
                 file,
                 offset: range.start as u64,
                 len: range.len() as u64,
             });
         }
-        Ok(crate::write::Chunk::Bytes(self.bytes_with(ckpt, p, true)?))
+        let step = CAST_CHUNK * p.source.dtype.size();
+        let mut at = range.start;
+        while at < range.end {
+            let n = step.min(range.end - at);
+            scratch.input.clear();
+            scratch.input.resize(n, 0);
+            file.read_exact_at(&mut scratch.input, at as u64)
+                .map_err(|e| {
+                    Error::tensor(
+                        &p.source.name,
+                        format!("reading {n} bytes at offset {at}: {e}"),
+                    )
+                })?;
+            cast::cast_into(&scratch.input, p.source.dtype, p.dtype, &mut scratch.output);
+            sink(Chunk::Bytes(Cow::Borrowed(&scratch.output)))?;
+            at += n;
+        }
+        Ok(())
     }
 
     /// The output bytes of one planned tensor.

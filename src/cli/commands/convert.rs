@@ -77,6 +77,7 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         overwrite: a.force,
         expect_sha256: a.expect_sha256.clone(),
         sync: a.fsync,
+        no_hash: a.no_hash,
     })
 }
 
