@@ -12,6 +12,9 @@ pub mod pickle;
 pub mod registry;
 pub mod write;
 
+#[cfg(feature = "torch")]
+pub mod verify;
+
 #[cfg(feature = "cli")]
 pub mod cli;
 

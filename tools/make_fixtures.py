@@ -113,10 +113,18 @@ def source_name(family, dtype, container):
 def make_model(family, seed=0):
     torch.manual_seed(seed)
     model = timm.create_model(family, **FAMILIES[family])
-    # give every buffer a non-default value so that a mix-up shows
+    # give every tensor a non-default value so that a mix-up shows, keeping activations alive
+    # (zero-initialised norms and heads, and BN statistics far from the data, would make the
+    # features all zero and hide the weights from a parity check)
     with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
         for name, b in model.named_buffers():
-            if b.is_floating_point():
+            if "running_mean" in name:
+                b.copy_(torch.randn_like(b) * 0.1)
+            elif "running_var" in name:
+                b.copy_(torch.rand_like(b) * 0.5 + 0.75)
+            elif b.is_floating_point():
                 b.copy_(torch.rand_like(b) + 0.5)
             elif "num_batches_tracked" in name:
                 b.fill_(7)
@@ -344,6 +352,67 @@ def make_expected_registry():
     write_json(FIX / "expected" / "registry.json", dict(timm=timm.__version__, lists=lists, infos=infos))
 
 
+VERIFY_CASES = [
+    # source, arch, in_chans, num_classes (None: the cfg's)
+    ("test_resnet.f32.zip.pth", "test_resnet", 4, 10),
+    ("test_vit.bf16.safetensors", "test_vit", 1, None),
+    ("test_convnext.f32.zip.pth", "test_convnext", 3, 0),
+    ("test_efficientnet.f16.legacy.pth", "test_efficientnet", 1, 10),
+    ("test_resnet.f32.train.pth", "test_resnet", 2, None),
+]
+
+
+def make_verify():
+    """TorchScript exports and input/logits fixtures for `timmconv verify`.
+
+    The reference model is timm's own: create_model(arch, pretrained=True, file=SRC, in_chans,
+    num_classes); its logits on a fixed input are the fixture. The exported module is a traced copy
+    whose every tensor that the converted weights will provide is perturbed, so that only loading
+    the right weights reproduces the logits; the tensors timm re-initialised (a new head) keep the
+    reference's values, as the module is what the user trains from.
+    """
+    out = FIX / "verify"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    cases = []
+    for src, arch, in_chans, num_classes in VERIFY_CASES:
+        base_cfg = timm.create_model(arch).pretrained_cfg
+        nc = base_cfg["num_classes"] if num_classes is None else num_classes
+        torch.manual_seed(0)
+        model, missing = create_recording_missing(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(CKPT / src)), in_chans=in_chans, num_classes=nc)
+        model.eval()
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            # a freshly initialised head may be all zeros (timm's init), which would hide every
+            # other weight; give the re-initialised tensors values the logits depend on
+            for k, v in model.state_dict().items():
+                if k in missing and v.is_floating_point():
+                    v.copy_(torch.randn(v.shape, generator=g) * 0.1)
+        x = torch.randn(2, in_chans, *base_cfg["input_size"][1:], generator=g)
+        with torch.no_grad():
+            logits = model(x)
+        name = f"{arch}.in{in_chans}.nc{nc}"
+        import copy
+
+        perturbed = copy.deepcopy(model)
+        with torch.no_grad():
+            sd = perturbed.state_dict()
+            for k, v in sd.items():
+                if k in missing or not v.is_floating_point():
+                    continue
+                if "running_var" in k:
+                    v.mul_(1.5)
+                else:
+                    v.add_(torch.randn(v.shape, generator=g) * 0.05)
+            traced = torch.jit.trace(perturbed, x)
+            assert not torch.allclose(traced(x), logits), f"{name}: perturbing changed nothing"
+        traced.save(str(out / f"{name}.pt"))
+        safetensors.torch.save_file({"input": x.contiguous(), "logits": logits.contiguous()}, str(out / f"{name}.io.safetensors"))
+        cases.append(dict(name=name, source=src, model=arch, in_chans=in_chans, num_classes=num_classes, reinit=sorted(missing)))
+    write_json(out / "cases.json", cases)
+
+
 # ---------------------------------------------------------------- malicious pickles
 
 MARKER_DIR = "/tmp/timmconv-payload"
@@ -522,9 +591,15 @@ def prove_live(index):
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["verify"], help="regenerate only this part")
+    args = ap.parse_args()
     if torch.__version__.split("+")[0] != TORCH_VERSION or timm.__version__ != TIMM_VERSION:
         raise SystemExit(f"need torch {TORCH_VERSION} and timm {TIMM_VERSION}, have {torch.__version__} and {timm.__version__}")
     torch.use_deterministic_algorithms(True)
+    if args.only == "verify":
+        make_verify()
+        return
     if CKPT.exists():
         shutil.rmtree(CKPT)
     for d in (EXP_READ, EXP_CONV, FIX / "expected" / "cast"):
@@ -536,6 +611,7 @@ def main():
     make_expected_convert()
     make_expected_cast()
     make_expected_registry()
+    make_verify()
     make_malicious()
     (FIX / "VERSIONS").write_text(f"torch {torch.__version__}\ntimm {timm.__version__}\nmade by tools/make_fixtures.py\n")
 

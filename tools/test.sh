@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need and runs them all: formatting, clippy, docs, the Rust tests,
-# the fuzz targets' build, and the Python tests against timm 1.0.31 / torch 2.11.0.
+# the fuzz targets' build, the `torch` feature (libtorch parity, on CPU) and the Python tests
+# against timm 1.0.31 / torch 2.11.0. Used as is by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -13,6 +14,12 @@ if [ -f fuzz/Cargo.toml ]; then
   echo "== fuzz targets build"; cargo build --manifest-path fuzz/Cargo.toml --quiet
 fi
 echo "== python environment"; PY=$(bash tools/setup_venv.sh)
+echo "== torch feature (libtorch from $("$PY" -c 'import torch; print(torch.__version__)'))"
+(
+  export PATH="$(dirname "$PY"):$PATH" LIBTORCH_USE_PYTORCH=1
+  cargo clippy --features torch --all-targets -- -D warnings
+  cargo test --features torch --test verify
+)
 echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'))"
 cargo build --quiet
 TIMMCONV_BIN="$PWD/target/debug/timmconv" "$PY" -m pytest -q tests/python

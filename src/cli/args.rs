@@ -25,6 +25,50 @@ pub enum Command {
     Models(ModelsArgs),
     /// Show an architecture's pretrained cfg, num_features, feature_info and results.
     Info(InfoArgs),
+    /// Load converted weights into a TorchScript export of the model, run it through libtorch and
+    /// compare with PyTorch's logits (needs the `torch` cargo feature). Default tolerances:
+    /// CPU atol 1e-5, rtol 1e-5 (same kernels as PyTorch); CUDA atol 1e-3, rtol 1e-3 (TF32 off).
+    /// Exit 0 within tolerance, 1 on a mismatch, 2 on an error.
+    Verify(VerifyArgs),
+}
+
+/// Device for `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// CUDA when libtorch sees a GPU, else CPU.
+    Auto,
+    /// CPU.
+    Cpu,
+    /// The first CUDA device.
+    Cuda,
+}
+
+/// `timmconv verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Converted weights (safetensors, or any checkpoint timmconv reads).
+    pub weights: PathBuf,
+    /// TorchScript export of the timm model built with the target in_chans / num_classes.
+    #[arg(long, value_name = "MODULE.pt")]
+    pub module: PathBuf,
+    /// safetensors with `input` (N x C x H x W, f32) and `logits` (what PyTorch's model gave).
+    #[arg(long, value_name = "IO.safetensors")]
+    pub fixture: PathBuf,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Absolute tolerance (default: 1e-5 on CPU, 1e-3 on CUDA).
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// Relative tolerance (default: 1e-5 on CPU, 1e-3 on CUDA).
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Ignore weights the module does not have instead of failing.
+    #[arg(long)]
+    pub allow_unused: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What `models --sort` orders by.

@@ -1,0 +1,196 @@
+//! Parity through libtorch (feature `torch`): converted fixtures reproduce PyTorch's logits exactly
+//! on CPU; a nudged weight fails with exit 1; missing files are exit 2.
+#![cfg(feature = "torch")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{bin, fixture, json};
+use timmconv::verify::{assert_parity, verify, DeviceChoice, VerifyOptions};
+use timmconv::write::{write_safetensors, Chunk, Entry};
+use timmconv::{Checkpoint, OpenOptions};
+
+fn convert(case: &serde_json::Value, out: &Path) {
+    let mut c = Command::new(bin());
+    c.args([
+        "convert",
+        fixture(&format!("ckpt/{}", case["source"].as_str().unwrap()))
+            .to_str()
+            .unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    c.args([
+        "--model",
+        case["model"].as_str().unwrap(),
+        "--in-chans",
+        &case["in_chans"].to_string(),
+        "-q",
+        "--force",
+    ]);
+    if let Some(n) = case["num_classes"].as_u64() {
+        c.args(["--num-classes", &n.to_string()]);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn cpu() -> VerifyOptions {
+    VerifyOptions {
+        device: DeviceChoice::Cpu,
+        ..VerifyOptions::default()
+    }
+}
+
+#[test]
+fn converted_fixtures_reproduce_pytorch_logits_exactly_on_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = json(&fixture("verify/cases.json"));
+    for case in cases.as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let out = tmp.path().join(format!("{name}.safetensors"));
+        convert(case, &out);
+        let module = fixture(&format!("verify/{name}.pt"));
+        let io = fixture(&format!("verify/{name}.io.safetensors"));
+        let r = assert_parity(&out, &module, &io, &cpu());
+        assert_eq!(r.max_abs_diff, 0.0, "{name}: {r:?}");
+        assert_eq!(
+            (r.top1_agreement, r.cosine_similarity > 0.999_999),
+            (1.0, true),
+            "{name}"
+        );
+        // the new head (if any) came from the module, everything else from the weights
+        let reinit: Vec<String> = case["reinit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        for k in &reinit {
+            assert!(
+                r.from_module.contains(k),
+                "{name}: {k} should keep the module's value"
+            );
+        }
+        let w = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
+        assert_eq!(r.from_weights, w.tensors().len(), "{name}");
+        // the module alone, without the weights, is wrong: the check is not vacuous
+        let empty = tmp.path().join("empty.safetensors");
+        write_safetensors(
+            &empty,
+            &[],
+            &Default::default(),
+            true,
+            false,
+            |_, _| Ok(()),
+            |_| {},
+            || Ok(Default::default()),
+        )
+        .unwrap();
+        assert!(
+            !verify(&empty, &module, &io, &cpu()).unwrap().passed,
+            "{name}: module alone passed"
+        );
+    }
+}
+
+#[test]
+fn a_nudged_weight_fails_with_exit_1_and_missing_files_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = json(&fixture("verify/cases.json"));
+    let case = &cases[0];
+    let name = case["name"].as_str().unwrap();
+    let out = tmp.path().join("w.safetensors");
+    convert(case, &out);
+    // copy the weights with one element of one tensor nudged by one ulp-ish step
+    let w = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
+    let entries: Vec<Entry> = w
+        .tensors()
+        .iter()
+        .map(|t| Entry {
+            name: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+        })
+        .collect();
+    let nudged = tmp.path().join("nudged.safetensors");
+    let target = w
+        .tensors()
+        .iter()
+        .position(|t| t.name == "conv1.0.weight")
+        .unwrap();
+    write_safetensors(
+        &nudged,
+        &entries,
+        &Default::default(),
+        true,
+        false,
+        |i, sink| {
+            let mut b = w.tensor_bytes(&w.tensors()[i]).unwrap().into_owned();
+            if i == target {
+                let v = f32::from_le_bytes(b[..4].try_into().unwrap()) + 1e-3;
+                b[..4].copy_from_slice(&v.to_le_bytes());
+            }
+            sink(Chunk::Bytes(b.into()))
+        },
+        |_| {},
+        || Ok(Default::default()),
+    )
+    .unwrap();
+    let module = fixture(&format!("verify/{name}.pt"));
+    let io = fixture(&format!("verify/{name}.io.safetensors"));
+    let run = |weights: &Path, module: &Path| {
+        Command::new(bin())
+            .args([
+                "verify",
+                weights.to_str().unwrap(),
+                "--module",
+                module.to_str().unwrap(),
+                "--fixture",
+                io.to_str().unwrap(),
+                "--device",
+                "cpu",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&out, &module).status.code(), Some(0));
+    let o = run(&nudged, &module);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
+    let o = run(&out, &tmp.path().join("missing.pt"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("missing.pt"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn auto_device_falls_back_to_cpu_without_a_gpu() {
+    let cases = json(&fixture("verify/cases.json"));
+    let case = &cases[1];
+    let name = case["name"].as_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("w.safetensors");
+    convert(case, &out);
+    let r = verify(
+        &out,
+        &fixture(&format!("verify/{name}.pt")),
+        &fixture(&format!("verify/{name}.io.safetensors")),
+        &VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(r.passed);
+    if !tch::Cuda::is_available() {
+        assert_eq!(r.device, "Cpu");
+    }
+}
