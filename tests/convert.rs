@@ -43,16 +43,7 @@ fn options(
 fn conversions_match_timm_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cases = 0;
-    for entry in std::fs::read_dir(fixture("expected/convert")).unwrap() {
-        let path = entry.unwrap().path();
-        let source = path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .trim_end_matches(".json")
-            .to_owned();
-        let exp = json(&path);
+    for (source, exp) in common::expected_files("expected/convert") {
         for case in exp["cases"].as_array().unwrap() {
             let in_chans = case["in_chans"].as_u64().unwrap() as usize;
             let num_classes = case["num_classes"].as_u64().unwrap() as usize;

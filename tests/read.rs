@@ -32,18 +32,8 @@ fn check(file: &str, opts: &OpenOptions, expected: &serde_json::Value) {
 
 #[test]
 fn every_fixture_reads_back_as_torch_loaded_it() {
-    let dir = fixture("expected/read");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let file = path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .trim_end_matches(".json")
-            .to_owned();
-        let expected = json(&path);
+    for (file, expected) in common::expected_files("expected/read") {
         check(&file, &OpenOptions::default(), &expected);
         if let Some(no_ema) = expected.get("no_ema") {
             let opts = OpenOptions {

@@ -45,13 +45,25 @@ def run(cmd):
     return wall, usage.ru_maxrss * 1024
 
 
+def lookups(binary, n=50):
+    """Median and max wall time of registry look-ups (`info`, `models`), whole process."""
+    print("\n| command | median ms | max ms |\n|---|---|---|")
+    for args in (["info", "resnet50"], ["info", "--json", "vit_base_patch16_224.augreg2_in21k_ft_in1k"], ["models", "--json", "resnet*"], ["models", "--pretrained", "--sort", "top1"]):
+        ts = sorted(run([binary, *args])[0] for _ in range(n))
+        print(f"| timmconv {' '.join(args)} | {statistics.median(ts) * 1000:.1f} | {ts[-1] * 1000:.1f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--dir", default="/tmp/timmconv-bench")
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "timmconv"))
     ap.add_argument("--no-python", action="store_true")
+    ap.add_argument("--lookups-only", action="store_true")
     args = ap.parse_args()
+    if args.lookups_only:
+        lookups(args.bin)
+        return
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="timmconv-bench-", dir=args.dir))
     rows = []
@@ -96,6 +108,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     for file, size, name, m, xcp, xpy, r, gbs in rows:
         print(f"| {file} | {size / 1e6:.0f} MB | {name} | {m:.3f} | {xcp:.2f} | {xpy:.1f} | {r / 1e6:.0f} | {gbs:.2f} |")
+    lookups(args.bin)
 
 
 if __name__ == "__main__":

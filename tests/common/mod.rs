@@ -40,3 +40,23 @@ pub fn rows(v: &serde_json::Value) -> Vec<(String, String, Vec<usize>, String)> 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_timmconv"))
 }
+
+/// Every `<name>.json` under `fixtures/<dir>`, as (name, parsed JSON), sorted by name.
+pub fn expected_files(dir: &str) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<_> = std::fs::read_dir(fixture(dir))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim_end_matches(".json")
+                .to_owned();
+            (name, json(&path))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
