@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fixture, json, rows};
+use common::{fixture, rows};
 use timmconv::convert::sha256_hex;
 use timmconv::{Checkpoint, OpenOptions};
 
