@@ -92,7 +92,7 @@ fn benches(c: &mut Criterion) {
     for target in [1usize, 4] {
         let (method, _) = in_chans::plan("w", &shape, target, 3).unwrap();
         g.bench_function(format!("vit_l_patch_embed_to_{target}"), |b| {
-            b.iter(|| in_chans::apply(black_box(&w), &shape, method, target, 3))
+            b.iter(|| in_chans::apply(black_box(&w), &shape, method, target, 3).unwrap())
         });
     }
     g.finish();

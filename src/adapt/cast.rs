@@ -28,8 +28,12 @@ pub fn to_f32(bytes: &[u8], dtype: DType) -> Option<Vec<f32>> {
     })
 }
 
-/// Encodes f32 values as `dtype` bytes, rounding to nearest even. `dtype` must be floating.
-pub fn from_f32(values: &[f32], dtype: DType) -> Vec<u8> {
+/// Encodes f32 values as `dtype` bytes, rounding to nearest even; `None` for a non-floating
+/// `dtype`.
+pub fn from_f32(values: &[f32], dtype: DType) -> Option<Vec<u8>> {
+    if !dtype.is_float() {
+        return None;
+    }
     let mut out = Vec::with_capacity(values.len() * dtype.size());
     match dtype {
         DType::F32 => values
@@ -44,9 +48,9 @@ pub fn from_f32(values: &[f32], dtype: DType) -> Vec<u8> {
         DType::F64 => values
             .iter()
             .for_each(|v| out.extend_from_slice(&f64::from(*v).to_le_bytes())),
-        _ => unreachable!("from_f32 to non-floating {dtype}"),
+        _ => {}
     }
-    out
+    Some(out)
 }
 
 /// f32 to bf16 with round to nearest even, quieting NaNs like `half` and torch; written so the
@@ -138,15 +142,15 @@ fn cast_general(bytes: &[u8], from: DType, to: DType) -> Vec<u8> {
             DType::BF16 => {
                 vals.for_each(|v| out.extend_from_slice(&bf16::from_f64(v).to_le_bytes()))
             }
-            _ => unreachable!(),
+            // f64 -> f64 returned above
+            _ => return bytes.to_vec(),
         }
         return out;
     }
     // every f16/bf16/f32 value is exact in f32
-    match to_f32(bytes, from) {
-        Some(v) => from_f32(&v, to),
-        None => bytes.to_vec(),
-    }
+    to_f32(bytes, from)
+        .and_then(|v| from_f32(&v, to))
+        .unwrap_or_else(|| bytes.to_vec())
 }
 
 #[cfg(test)]

@@ -63,17 +63,26 @@ pub fn plan(
     }
 }
 
-/// Applies `method` to f32 weights of `shape` (O, I, J, K), bit for bit as timm computes it.
+/// Applies `method` (from [`plan`]) to f32 weights of `shape` (O, I, J, K), bit for bit as timm
+/// computes it. `None` when `w` does not hold a 4-D `shape`, or `method` does not fit it.
 pub fn apply(
     w: &[f32],
     shape: &[usize],
     method: InChansMethod,
     in_chans: usize,
     base: usize,
-) -> Vec<f32> {
+) -> Option<Vec<f32>> {
     let &[o, i, j, k] = shape else {
-        unreachable!("planned weights are 4-D")
+        return None;
     };
+    let fits = match method {
+        InChansMethod::Sum => true,
+        InChansMethod::SumSpaceToDepth { groups } => groups.checked_mul(base) == Some(i),
+        InChansMethod::Repeat => i == base && base > 0,
+    };
+    if w.len() != o * i * j * k || !fits {
+        return None;
+    }
     let hw = j * k;
     match method {
         InChansMethod::Sum | InChansMethod::SumSpaceToDepth { .. } => {
@@ -95,7 +104,7 @@ pub fn apply(
                     }
                 }
             }
-            out
+            Some(out)
         }
         InChansMethod::Repeat => {
             // Python's `base / float(in_chans)` is a double; torch applies it to f32 tensors
@@ -108,7 +117,7 @@ pub fn apply(
                     out.extend(src.iter().map(|v| v * factor));
                 }
             }
-            out
+            Some(out)
         }
     }
 }
@@ -144,7 +153,12 @@ mod tests {
     #[test]
     fn repeat_is_cyclic_and_scaled() {
         let w = [1.0f32, 2.0, 3.0];
-        let out = apply(&w, &[1, 3, 1, 1], InChansMethod::Repeat, 4, 3);
+        let out = apply(&w, &[1, 3, 1, 1], InChansMethod::Repeat, 4, 3).unwrap();
+        assert_eq!(apply(&w, &[1, 3, 1], InChansMethod::Repeat, 4, 3), None);
+        assert_eq!(
+            apply(&w[..2], &[1, 3, 1, 1], InChansMethod::Repeat, 4, 3),
+            None
+        );
         let f = (3.0f64 / 4.0) as f32;
         assert_eq!(out, vec![f, 2.0 * f, 3.0 * f, f]);
     }

@@ -371,8 +371,16 @@ impl Plan {
             Op::InChans(method) => {
                 let w = cast::to_f32(&src, sdt)
                     .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
-                let out = in_chans::apply(&w, &p.source.shape, method, self.in_chans, self.base);
-                Cow::Owned(cast::from_f32(&out, sdt))
+                let out = in_chans::apply(&w, &p.source.shape, method, self.in_chans, self.base)
+                    .ok_or_else(|| {
+                        Error::tensor(
+                            &p.source.name,
+                            "does not fit its planned in_chans adaptation",
+                        )
+                    })?;
+                let bytes = cast::from_f32(&out, sdt)
+                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
+                Cow::Owned(bytes)
             }
         };
         Ok(if p.dtype != sdt {
