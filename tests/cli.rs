@@ -268,3 +268,73 @@ fn renames_replace_whole_components_and_report() {
         src_ckpt.tensor_bytes(a).unwrap()
     );
 }
+
+#[test]
+fn label_offset_slices_the_background_rows_off() {
+    use timmconv::write::{write_safetensors, Chunk, Entry};
+    use timmconv::DType;
+    // a 1001-class head whose row r holds the value r, as torch's `weight[1:]` would see it
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("head.safetensors");
+    let entries = [
+        Entry {
+            name: "fc.weight".into(),
+            dtype: DType::F32,
+            shape: vec![1001, 2],
+        },
+        Entry {
+            name: "fc.bias".into(),
+            dtype: DType::F32,
+            shape: vec![1001],
+        },
+    ];
+    let w: Vec<u8> = (0..1001)
+        .flat_map(|r| [r as f32, r as f32])
+        .flat_map(f32::to_le_bytes)
+        .collect();
+    let b: Vec<u8> = (0..1001).flat_map(|r| (r as f32).to_le_bytes()).collect();
+    write_safetensors(
+        &src,
+        &entries,
+        &Default::default(),
+        true,
+        false,
+        |i, sink| {
+            sink(Chunk::Bytes(
+                if entries[i].name == "fc.weight" {
+                    &w[..]
+                } else {
+                    &b[..]
+                }
+                .into(),
+            ))
+        },
+        |_| {},
+        || Ok(Default::default()),
+    )
+    .unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let o = run(&[
+        "convert",
+        s(&src),
+        "-o",
+        s(&out),
+        "--classifier",
+        "fc",
+        "--pretrained-num-classes",
+        "1001",
+        "--label-offset",
+        "1",
+        "--num-classes",
+        "1001",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
+    let bias = got.tensor("fc.bias").unwrap();
+    assert_eq!(bias.shape, [1000]);
+    assert_eq!(&got.tensor_bytes(bias).unwrap()[..], &b[4..]);
+    let weight = got.tensor("fc.weight").unwrap();
+    assert_eq!(weight.shape, [1000, 2]);
+    assert_eq!(&got.tensor_bytes(weight).unwrap()[..], &w[8..]);
+}
