@@ -125,6 +125,14 @@ pub fn convert_hub(
             "--layout hub writes timm's config.json, which needs --model NAME[.TAG]".into(),
         ));
     };
+    let a = &opts.adapt;
+    if !a.rules.is_empty() || a.rename_stem.is_some() || a.rename_classifier.is_some() {
+        return Err(Error::Options(
+            "--layout hub writes a folder timm loads by its own key names; renames would break \
+             that: convert to --layout file to rename"
+                .into(),
+        ));
+    }
     let name = match &opts.tag {
         Some(t) => format!("{model}.{t}"),
         None => model.clone(),

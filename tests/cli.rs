@@ -147,6 +147,20 @@ fn refusals_exit_2_and_leave_no_output() {
         (vec!["--state-key".into(), "nope".into()], "nope"),
         (
             vec![
+                "--layout".into(),
+                "hub".into(),
+                "--model".into(),
+                "test_resnet".into(),
+                "--rename".into(),
+                "a=b".into(),
+            ],
+            "renames would break",
+        ),
+        (vec!["--layout".into(), "hub".into()], "needs --model"),
+        (vec!["--features-only".into()], "needs --model"),
+        (vec!["--model".into(), "test_resnt".into()], "did you mean"),
+        (
+            vec![
                 "--rename-stem".into(),
                 "stem".into(),
                 "--first-conv".into(),
