@@ -98,6 +98,18 @@ fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(file) }
 }
 
+/// Opens `path` and maps it read-only (an empty file is an empty buffer: it cannot be mapped).
+fn open_mapped(path: &Path) -> Result<(File, Source)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let source = if len == 0 {
+        Source::Owned(Vec::new())
+    } else {
+        Source::Mmap(map_file(&file).map_err(|e| Error::io(path, e))?)
+    };
+    Ok((file, source))
+}
+
 /// Where a storage's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StorageLoc {
@@ -166,13 +178,7 @@ impl Checkpoint {
     /// ```
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Checkpoint> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let source = if len == 0 {
-            Source::Owned(Vec::new())
-        } else {
-            Source::Mmap(map_file(&file).map_err(|e| Error::io(path, e))?)
-        };
+        let (file, source) = open_mapped(path)?;
         let mut ckpt = Self::from_source(source, Some(path.to_path_buf()), opts)
             .map_err(|e| e.with_path(path))?;
         ckpt.file = Some(file);

@@ -5,6 +5,7 @@ use std::io::Cursor;
 
 use serde::Serialize;
 
+use super::Format;
 use crate::error::{Error, Result};
 use crate::pickle::{unpickle, GlobalClass, GlobalRef, Mode, MAX_PICKLE_BYTES};
 
@@ -34,8 +35,8 @@ fn findings(pickle: &str, globals: Vec<GlobalRef>) -> impl Iterator<Item = Findi
 /// file, a bare pickle, or safetensors, which has none).
 pub fn scan(bytes: &[u8]) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
-    match bytes {
-        [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] => {
+    match super::sniff(bytes) {
+        Ok(Format::TorchZip) => {
             let mut za = ::zip::ZipArchive::new(Cursor::new(bytes))
                 .map_err(|e| Error::Zip(e.to_string()))?;
             for i in 0..za.len() {
@@ -62,11 +63,11 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Finding>> {
                 out.extend(findings(&name, u.globals));
             }
         }
-        [a, b, c, d, e, f, g, h, b'{', ..]
-            if u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]) < bytes.len() as u64 => {}
-        _ => {
+        Ok(Format::SafeTensors) => {}
+        Ok(Format::TorchLegacy) | Err(_) => {
             // a legacy torch.save file is a run of pickles followed by raw storage bytes; a bare
-            // pickle is one. Scan pickles until the bytes stop being one.
+            // pickle (any protocol, so also what sniffing refuses) is one. Scan pickles until the
+            // bytes stop being one.
             let mut pos = 0;
             let mut n = 0;
             while pos < bytes.len() && n < 5 {
@@ -86,11 +87,9 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Finding>> {
 
 /// [`scan`] of a file, mapped read-only.
 pub fn scan_file(path: &std::path::Path) -> Result<Vec<Finding>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len == 0 {
+    let (_file, source) = super::open_mapped(path)?;
+    if source.is_empty() {
         return Err(Error::UnknownFormat("the file is empty".into()).with_path(path));
     }
-    let map = super::map_file(&file).map_err(|e| Error::io(path, e))?;
-    scan(&map).map_err(|e| e.with_path(path))
+    scan(&source).map_err(|e| e.with_path(path))
 }

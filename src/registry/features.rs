@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use super::rename_prefix;
+use super::{rename_prefix, Lines};
 use crate::error::{Error, Result};
 
 static DATA: &str = include_str!("features.jsonl");
@@ -111,31 +111,20 @@ impl FeatureLayout {
     }
 }
 
-struct Index {
-    lines: Vec<(&'static str, &'static str)>,
-}
-
-fn index() -> &'static Index {
-    static INDEX: OnceLock<Index> = OnceLock::new();
-    INDEX.get_or_init(|| Index {
-        lines: DATA
-            .lines()
-            .skip(1)
-            .filter_map(|l| super::name_of(l).map(|n| (n, l)))
-            .collect(),
-    })
+fn index() -> &'static Lines {
+    static INDEX: OnceLock<Lines> = OnceLock::new();
+    INDEX.get_or_init(|| Lines::new(DATA.lines().skip(1)))
 }
 
 /// The features layout of an architecture.
 pub fn layout(arch: &str) -> Result<FeatureLayout> {
-    let lines = &index().lines;
-    let Ok(i) = lines.binary_search_by(|(n, _)| n.cmp(&arch)) else {
+    let Some(line) = index().find(arch) else {
         return Err(Error::UnknownModel {
             name: arch.to_owned(),
             suggestions: Vec::new(),
         });
     };
-    serde_json::from_str(lines[i].1).map_err(|e| {
+    serde_json::from_str(line).map_err(|e| {
         Error::Structure(format!(
             "embedded features data is corrupt at `{arch}`: {e}"
         ))
@@ -145,10 +134,10 @@ pub fn layout(arch: &str) -> Result<FeatureLayout> {
 /// Parses every line; the count of architectures with a usable layout.
 pub fn validate() -> Result<(usize, usize)> {
     let mut ok = 0;
-    for (name, line) in &index().lines {
+    for (name, line) in index().iter() {
         let l: FeatureLayout = serde_json::from_str(line)
             .map_err(|e| Error::Structure(format!("features line `{name}`: {e}")))?;
         ok += usize::from(l.error.is_none());
     }
-    Ok((index().lines.len(), ok))
+    Ok((index().len(), ok))
 }

@@ -44,8 +44,31 @@ pub struct Header {
 
 struct Index {
     header: Header,
-    /// (name, line) sorted by name.
-    lines: Vec<(&'static str, &'static str)>,
+    lines: Lines,
+}
+
+/// Embedded JSON lines, each opening with `{"name":"…"`, sorted by name and searched by it.
+pub(crate) struct Lines(Vec<(&'static str, &'static str)>);
+
+impl Lines {
+    pub(crate) fn new(lines: impl Iterator<Item = &'static str>) -> Lines {
+        Lines(lines.filter_map(|l| name_of(l).map(|n| (n, l))).collect())
+    }
+
+    /// The line of `name`.
+    pub(crate) fn find(&self, name: &str) -> Option<&'static str> {
+        let i = self.0.binary_search_by(|(n, _)| (*n).cmp(name)).ok()?;
+        Some(self.0[i].1)
+    }
+
+    /// (name, line) pairs in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// `rename::replace_prefix`, shared with the features mapping.
@@ -72,8 +95,10 @@ fn index() -> &'static Index {
                 pretrained: 0,
                 build_failures: Vec::new(),
             });
-        let lines = it.filter_map(|l| name_of(l).map(|n| (n, l))).collect();
-        Index { header, lines }
+        Index {
+            header,
+            lines: Lines::new(it),
+        }
     })
 }
 
@@ -84,7 +109,7 @@ pub fn header() -> &'static Header {
 
 /// Every architecture name, sorted by bytes.
 pub fn arch_names() -> impl Iterator<Item = &'static str> {
-    index().lines.iter().map(|(n, _)| *n)
+    index().lines.iter().map(|(n, _)| n)
 }
 
 fn parse(line: &str) -> Result<Arch> {
@@ -94,9 +119,7 @@ fn parse(line: &str) -> Result<Arch> {
 
 /// The architecture named `name` (no tag).
 pub fn arch(name: &str) -> Option<Arch> {
-    let lines = &index().lines;
-    let i = lines.binary_search_by(|(n, _)| n.cmp(&name)).ok()?;
-    parse(lines[i].1).ok()
+    parse(index().lines.find(name)?).ok()
 }
 
 /// Every architecture, parsed (for listing with figures). [`validate`] proves every line parses.
@@ -114,7 +137,7 @@ pub fn validate() -> Result<usize> {
             idx.lines.len()
         )));
     }
-    for (name, line) in &idx.lines {
+    for (name, line) in idx.lines.iter() {
         parse(line).map_err(|e| Error::Structure(format!("registry line `{name}`: {e}")))?;
     }
     Ok(idx.lines.len())

@@ -114,17 +114,20 @@ fn kind(d: DType) -> Kind {
     }
 }
 
+/// A shape as libtorch's sizes.
+fn dims(shape: &[usize]) -> Vec<i64> {
+    shape
+        .iter()
+        .map(|&d| i64::try_from(d).unwrap_or(i64::MAX))
+        .collect()
+}
+
 fn to_tensor(ckpt: &Checkpoint, name: &str) -> Result<Tensor> {
     let t = ckpt
         .tensor(name)
         .ok_or_else(|| Error::NoSuchTensor(name.to_owned()))?;
     let bytes = ckpt.tensor_bytes(t)?;
-    let shape: Vec<i64> = t
-        .shape
-        .iter()
-        .map(|&d| i64::try_from(d).unwrap_or(i64::MAX))
-        .collect();
-    Tensor::f_from_data_size(&bytes, &shape, kind(t.dtype)).map_err(terr)
+    Tensor::f_from_data_size(&bytes, &dims(&t.shape), kind(t.dtype)).map_err(terr)
 }
 
 /// Output name -> the name the model had, undoing the renames recorded in the weights' metadata.
@@ -213,11 +216,7 @@ pub fn verify(
             };
             let dst = &mut targets[i].1;
             let want: Vec<i64> = dst.size();
-            let got: Vec<i64> = t
-                .shape
-                .iter()
-                .map(|&d| i64::try_from(d).unwrap_or(i64::MAX))
-                .collect();
+            let got = dims(&t.shape);
             if want != got {
                 return Err(Error::tensor(
                     &t.name,
