@@ -193,3 +193,24 @@ impl Error {
         }
     }
 }
+
+/// `s` with every character that could move the cursor or reorder text on a terminal (control
+/// characters, DEL, C1 controls, bidirectional overrides) written as a `\u{..}` escape, so a
+/// name read from a file cannot forge lines of a report or an error message.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hostile(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}

@@ -13,7 +13,15 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// Prefix of the temporary files timmconv writes next to an output; never a finished file.
+/// On Linux the data is written to an unnamed file (`O_TMPFILE`) that only gets a name when it
+/// is complete, so even a killed or aborted process leaves nothing behind.
 pub const TEMP_PREFIX: &str = ".timmconv-partial-";
+
+/// Largest safetensors header the safetensors readers accept (their `MAX_HEADER_SIZE`).
+pub const MAX_HEADER_BYTES: usize = 100_000_000;
+
+/// The key safetensors reserves for the metadata; no tensor may have it.
+pub const METADATA_KEY: &str = "__metadata__";
 
 /// One tensor to write.
 #[derive(Debug, Clone)]
@@ -27,9 +35,39 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn nbytes(&self) -> usize {
-        self.shape.iter().product::<usize>() * self.dtype.size()
+    /// Bytes of data, or `None` when that overflows.
+    fn nbytes(&self) -> Option<usize> {
+        self.shape
+            .iter()
+            .try_fold(self.dtype.size(), |acc, &d| acc.checked_mul(d))
     }
+}
+
+/// Checks that `entries` make a file every safetensors reader can read back: no tensor named
+/// `__metadata__`, no name twice, no control characters in a name, sizes that fit.
+pub fn validate(entries: &[Entry]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for e in entries {
+        let bad = |what: &str| Error::tensor(crate::error::printable(&e.name), what.to_owned());
+        if e.name == METADATA_KEY {
+            return Err(bad(
+                "`__metadata__` is the key safetensors reserves for metadata; a tensor of that \
+                 name makes a file no reader can open (rename it)",
+            ));
+        }
+        if e.name.chars().any(char::is_control) {
+            return Err(bad(
+                "the name holds control characters, which an output name must not",
+            ));
+        }
+        if !seen.insert(e.name.as_str()) {
+            return Err(bad("two tensors of the output would have this name"));
+        }
+        if e.nbytes().is_none() {
+            return Err(bad("its size overflows"));
+        }
+    }
+    Ok(())
 }
 
 /// The order safetensors itself writes: by dtype alignment, largest first, then by name.
@@ -58,7 +96,10 @@ pub fn header(
     let mut offset = 0usize;
     for &i in order {
         let e = &entries[i];
-        let end = offset + e.nbytes();
+        let end = e
+            .nbytes()
+            .and_then(|n| offset.checked_add(n))
+            .ok_or_else(|| Error::tensor(&e.name, "the output's size overflows"))?;
         map.insert(
             e.name.clone(),
             json!({"dtype": e.dtype.to_safetensors(), "shape": e.shape, "data_offsets": [offset, end]}),
@@ -68,6 +109,14 @@ pub fn header(
     let mut bytes =
         serde_json::to_vec(&Value::Object(map)).map_err(|e| Error::SafeTensors(e.to_string()))?;
     let padded = bytes.len().next_multiple_of(8);
+    if padded > MAX_HEADER_BYTES {
+        return Err(Error::limit(
+            "MAX_HEADER_BYTES",
+            "safetensors header of the output (names and shapes)",
+            padded as u64,
+            MAX_HEADER_BYTES as u64,
+        ));
+    }
     bytes.resize(padded, b' ');
     Ok(bytes)
 }
@@ -97,27 +146,73 @@ impl Chunk<'_> {
     }
 }
 
+/// The temporary file behind an [`Output`].
+enum Temp {
+    /// An unnamed file in the destination's folder (Linux `O_TMPFILE`), linked in by name
+    /// only when complete.
+    #[cfg(target_os = "linux")]
+    Unnamed { file: File, dir: PathBuf },
+    /// A named temporary file beside the destination, removed on drop.
+    Named(tempfile::NamedTempFile),
+}
+
+impl Temp {
+    fn file(&self) -> &File {
+        match self {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed { file, .. } => file,
+            Temp::Named(t) => t.as_file(),
+        }
+    }
+}
+
+impl Write for Temp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut f = self.file();
+        f.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An output file being written: a temporary file in the destination's folder until
-/// [`Output::commit`] renames it into place. Dropped without commit, it is removed.
+/// [`Output::commit`] renames it into place. Dropped without commit, it is removed (and on
+/// Linux it never had a name: a crash, abort or SIGKILL leaves nothing either).
 pub struct Output {
-    file: BufWriter<tempfile::NamedTempFile>,
+    file: BufWriter<Temp>,
     dest: PathBuf,
 }
 
 impl Output {
-    /// Starts writing towards `dest`.
+    /// Starts writing towards `dest`. The file gets the permissions any new file of this
+    /// process gets (0666 less the umask), like `cp` or `torch.save` give.
+    ///
+    /// # Errors
+    ///
+    /// The destination's folder cannot be written.
     pub fn create(dest: &Path) -> Result<Output> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+        #[cfg(target_os = "linux")]
+        if let Some(file) = unnamed_temp(&dir) {
+            return Ok(Output {
+                file: BufWriter::with_capacity(4 << 20, Temp::Unnamed { file, dir }),
+                dest: dest.to_path_buf(),
+            });
+        }
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(Output {
-            file: BufWriter::with_capacity(4 << 20, tmp),
+            file: BufWriter::with_capacity(4 << 20, Temp::Named(tmp)),
             dest: dest.to_path_buf(),
         })
     }
@@ -145,7 +240,7 @@ impl Output {
             match rustix::fs::copy_file_range(
                 src,
                 Some(&mut off),
-                self.file.get_ref().as_file(),
+                self.file.get_ref().file(),
                 None,
                 want,
             ) {
@@ -187,7 +282,7 @@ impl Output {
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
         self.file
             .get_ref()
-            .as_file()
+            .file()
             .write_all_at(bytes, offset)
             .map_err(|e| self.ioerr(e))
     }
@@ -202,15 +297,88 @@ impl Output {
             .into_inner()
             .map_err(|e| Error::io(&dest, e.into_error()))?;
         if sync {
-            tmp.as_file().sync_all().map_err(|e| Error::io(&dest, e))?;
+            tmp.file().sync_all().map_err(|e| Error::io(&dest, e))?;
         }
-        let result = if overwrite {
-            tmp.persist(&dest).map(|_| ())
-        } else {
-            tmp.persist_noclobber(&dest).map(|_| ())
-        };
-        result.map_err(|e| Error::io(&dest, e.error))
+        match tmp {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed { file, dir } => link_unnamed(&file, &dir, &dest, overwrite),
+            Temp::Named(tmp) => {
+                let result = if overwrite {
+                    tmp.persist(&dest).map(|_| ())
+                } else {
+                    tmp.persist_noclobber(&dest).map(|_| ())
+                };
+                result.map_err(|e| Error::io(&dest, e.error))
+            }
+        }
     }
+}
+
+/// An unnamed file in `dir`, or `None` where the filesystem or kernel has no `O_TMPFILE` (or
+/// `/proc`, through which it is linked in).
+#[cfg(target_os = "linux")]
+fn unnamed_temp(dir: &Path) -> Option<File> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    if !Path::new("/proc/self/fd").is_dir() {
+        return None;
+    }
+    let fd = rustix::fs::openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    )
+    .ok()?;
+    Some(File::from(fd))
+}
+
+/// Gives the finished unnamed file its name: linked straight to `dest` when nothing may be
+/// replaced (atomic, fails if `dest` exists); otherwise linked to a temporary name and renamed
+/// over `dest`.
+#[cfg(target_os = "linux")]
+fn link_unnamed(file: &File, dir: &Path, dest: &Path, overwrite: bool) -> Result<()> {
+    use std::os::fd::AsRawFd;
+
+    use rustix::fs::{AtFlags, CWD};
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let link = |to: &Path| rustix::fs::linkat(CWD, &proc_path, CWD, to, AtFlags::SYMLINK_FOLLOW);
+    if !overwrite {
+        return link(dest).map_err(|e| Error::io(dest, e.into()));
+    }
+    for _ in 0..16 {
+        let name = dir.join(format!(
+            "{TEMP_PREFIX}{:016x}.tmp",
+            rand_u64(file.as_raw_fd())
+        ));
+        match link(&name) {
+            Ok(()) => {
+                return std::fs::rename(&name, dest).map_err(|e| {
+                    let _ = std::fs::remove_file(&name);
+                    Error::io(dest, e)
+                })
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(Error::io(dest, e.into())),
+        }
+    }
+    Err(Error::io(
+        dest,
+        std::io::Error::other("no free temporary name in the output folder"),
+    ))
+}
+
+/// A name-picking number: not cryptographic, only unlikely to collide.
+#[cfg(target_os = "linux")]
+fn rand_u64(salt: i32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i32(salt);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// Receives the chunks of one tensor.
@@ -233,6 +401,7 @@ pub fn write_safetensors(
     mut progress: impl FnMut(u64),
     finalize: impl FnOnce() -> Result<BTreeMap<String, String>>,
 ) -> Result<()> {
+    validate(entries)?;
     let order = reference_order(entries);
     let draft = header(entries, &order, metadata)?;
     let mut out = Output::create(dest)?;
@@ -240,7 +409,7 @@ pub fn write_safetensors(
     out.write(&draft)?;
     for i in order.iter().copied() {
         let e = &entries[i];
-        let want = e.nbytes() as u64;
+        let want = e.nbytes().unwrap_or(usize::MAX) as u64;
         let mut written = 0u64;
         produce(i, &mut |chunk: Chunk<'_>| {
             written += chunk.len();

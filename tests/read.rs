@@ -39,6 +39,7 @@ fn every_fixture_reads_back_as_torch_loaded_it() {
             let opts = OpenOptions {
                 use_ema: false,
                 state_key: None,
+                ..OpenOptions::default()
             };
             check(&file, &opts, no_ema);
         }
@@ -66,6 +67,7 @@ fn state_key_picks_and_errors_name_the_keys() {
     let opts = OpenOptions {
         use_ema: true,
         state_key: Some("state_dict".into()),
+        ..OpenOptions::default()
     };
     let ckpt = Checkpoint::open(&path, &opts).unwrap();
     assert_eq!(ckpt.state_key(), Some("state_dict"));
@@ -74,6 +76,7 @@ fn state_key_picks_and_errors_name_the_keys() {
     let opts = OpenOptions {
         use_ema: true,
         state_key: Some("nope".into()),
+        ..OpenOptions::default()
     };
     let err = Checkpoint::open(&path, &opts).unwrap_err().to_string();
     assert!(
@@ -84,6 +87,7 @@ fn state_key_picks_and_errors_name_the_keys() {
     let opts = OpenOptions {
         use_ema: true,
         state_key: Some("args".into()),
+        ..OpenOptions::default()
     };
     let err = Checkpoint::open(&path, &opts).unwrap_err().to_string();
     assert!(err.contains("argparse.Namespace"), "{err}");
