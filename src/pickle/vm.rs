@@ -116,8 +116,9 @@ struct Vm<'a> {
     used: usize,
 }
 
-/// What one memo entry costs in the hash map (key, value, hash-table overhead).
-const MEMO_ENTRY_COST: usize = 48;
+/// What one memo entry costs in the hash map (key, value, control byte, and the slack of a
+/// table that doubles when full).
+const MEMO_ENTRY_COST: usize = 80;
 
 impl<'a> Vm<'a> {
     fn new(data: &'a [u8], start: usize, mode: Mode) -> Self {
@@ -835,7 +836,8 @@ impl<'a> Vm<'a> {
         at: usize,
         opname: &str,
     ) -> Result<()> {
-        self.charge_values(items.len(), at)?;
+        // a growing Vec may hold up to twice what it was given
+        self.charge_values(items.len().saturating_mul(2), at)?;
         match self.obj_mut(target, at, opname)? {
             Object::List(v) | Object::Set(v) => v.extend(items),
             Object::Call { .. } => self
@@ -848,7 +850,7 @@ impl<'a> Vm<'a> {
     }
 
     fn extend_dict(&mut self, target: &Value, items: Vec<(Value, Value)>, at: usize) -> Result<()> {
-        self.charge_values(items.len().saturating_mul(2), at)?;
+        self.charge_values(items.len().saturating_mul(4), at)?;
         match self.obj_mut(target, at, "SETITEM")? {
             Object::Dict(v) => v.extend(items),
             Object::Call { .. } => self
