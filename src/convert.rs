@@ -143,12 +143,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// Hex SHA-256 of an open file, read with positioned reads from its start (the file's own
 /// offset is left alone, so other readers of the same handle are undisturbed).
 fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
-    use std::os::unix::fs::FileExt;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     let mut off = 0u64;
     loop {
-        let n = match f.read_at(&mut buf, off) {
+        let n = match crate::fileio::read_at(f, &mut buf, off) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::io(path, e)),

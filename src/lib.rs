@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod convert;
 pub mod dtype;
 pub mod error;
+mod fileio;
 pub mod hub;
 pub mod pickle;
 pub mod registry;

@@ -231,59 +231,14 @@ impl Output {
     /// Appends `len` bytes from `offset` of `src`, copied by the kernel where it can.
     pub fn copy_range(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
-        let mut off = offset;
-        let end = offset + len;
-        while off < end {
-            let want = usize::try_from(end - off)
-                .unwrap_or(usize::MAX)
-                .min(1 << 30);
-            match rustix::fs::copy_file_range(
-                src,
-                Some(&mut off),
-                self.file.get_ref().file(),
-                None,
-                want,
-            ) {
-                Ok(0) => {
-                    return Err(self.ioerr(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("input ended at byte {off}, expected {end}"),
-                    )))
-                }
-                Ok(_) => {}
-                // another filesystem, an old kernel, a special file: copy through memory
-                Err(_) => return self.copy_through_buffer(src, off, end - off),
-            }
-        }
-        Ok(())
-    }
-
-    fn copy_through_buffer(&mut self, src: &File, mut off: u64, len: u64) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let end = off + len;
-        let mut buf = vec![0u8; (4 << 20).min(usize::try_from(len).unwrap_or(usize::MAX))];
-        while off < end {
-            let n = buf
-                .len()
-                .min(usize::try_from(end - off).unwrap_or(usize::MAX));
-            src.read_exact_at(&mut buf[..n], off)
-                .map_err(|e| self.ioerr(e))?;
-            self.file
-                .write_all(&buf[..n])
-                .map_err(|e| Error::io(&self.dest, e))?;
-            off += n as u64;
-        }
-        Ok(())
+        crate::fileio::copy_range(src, offset, len, self.file.get_ref().file())
+            .map_err(|e| self.ioerr(e))
     }
 
     /// Overwrites bytes at `offset` of what was written (the header, once the metadata is known).
     pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
-        self.file
-            .get_ref()
-            .file()
-            .write_all_at(bytes, offset)
+        crate::fileio::write_all_at(self.file.get_ref().file(), bytes, offset)
             .map_err(|e| self.ioerr(e))
     }
 

@@ -309,7 +309,6 @@ impl Plan {
         sink: &mut crate::write::Sink<'_>,
     ) -> Result<()> {
         use crate::write::Chunk;
-        use std::os::unix::fs::FileExt;
         let (Op::Copy, Some(file), Some(range)) =
             (&p.op, ckpt.file(), ckpt.tensor_file_range(&p.source))
         else {
@@ -328,13 +327,12 @@ impl Plan {
             let n = step.min(range.end - at);
             scratch.input.clear();
             scratch.input.resize(n, 0);
-            file.read_exact_at(&mut scratch.input, at as u64)
-                .map_err(|e| {
-                    Error::tensor(
-                        &p.source.name,
-                        format!("reading {n} bytes at offset {at}: {e}"),
-                    )
-                })?;
+            crate::fileio::read_exact_at(file, &mut scratch.input, at as u64).map_err(|e| {
+                Error::tensor(
+                    &p.source.name,
+                    format!("reading {n} bytes at offset {at}: {e}"),
+                )
+            })?;
             cast::cast_into(&scratch.input, p.source.dtype, p.dtype, &mut scratch.output);
             sink(Chunk::Bytes(Cow::Borrowed(&scratch.output)))?;
             at += n;

@@ -484,20 +484,18 @@ impl Checkpoint {
     /// into a new buffer instead of through the mapping, so that converting a large file does
     /// not leave it all resident in this process.
     pub fn tensor_bytes_buffered(&self, t: &TensorInfo) -> Result<Cow<'_, [u8]>> {
-        use std::os::unix::fs::FileExt;
         if let (Some(file), Some(range)) = (&self.file, self.tensor_file_range(t)) {
             let mut buf = vec![0u8; range.len()];
-            file.read_exact_at(&mut buf, range.start as u64)
-                .map_err(|e| {
-                    Error::tensor(
-                        &t.name,
-                        format!(
-                            "reading {} bytes at offset {}: {e}",
-                            range.len(),
-                            range.start
-                        ),
-                    )
-                })?;
+            crate::fileio::read_exact_at(file, &mut buf, range.start as u64).map_err(|e| {
+                Error::tensor(
+                    &t.name,
+                    format!(
+                        "reading {} bytes at offset {}: {e}",
+                        range.len(),
+                        range.start
+                    ),
+                )
+            })?;
             return Ok(Cow::Owned(buf));
         }
         self.tensor_bytes(t)
