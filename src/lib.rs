@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod adapt;
+mod array;
 pub mod checkpoint;
 pub mod convert;
 pub mod dtype;
@@ -19,6 +20,7 @@ pub mod verify;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};
 pub use convert::{convert, ConvertOptions, ConvertReport};
 pub use dtype::DType;

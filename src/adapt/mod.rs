@@ -345,6 +345,31 @@ impl Plan {
         self.bytes_with(ckpt, p, false)
     }
 
+    /// One planned tensor, adapted, as an [`ndarray`] array of `T` (borrowed from the file when
+    /// the tensor passes through unchanged, as [`Checkpoint::array`] explains).
+    ///
+    /// ```
+    /// use timmconv::adapt::{Adaptation, Plan};
+    /// use timmconv::{Checkpoint, OpenOptions};
+    /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+    /// let a = Adaptation { in_chans: Some(1), first_conv: vec!["conv1.0".into()], ..Default::default() };
+    /// let plan = Plan::new(&ckpt, &a)?;
+    /// let stem = plan.tensors.iter().find(|p| p.name == "conv1.0.weight").unwrap();
+    /// assert_eq!(plan.array::<f32>(&ckpt, stem)?.shape(), [16, 1, 3, 3]);
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Checkpoint::array`].
+    pub fn array<'c, T: crate::Element>(
+        &self,
+        ckpt: &'c Checkpoint,
+        p: &Planned,
+    ) -> Result<ndarray::CowArray<'c, T, ndarray::IxDyn>> {
+        crate::array::to_array(&p.name, self.bytes(ckpt, p)?, p.dtype, &p.shape)
+    }
+
     fn bytes_with<'c>(
         &self,
         ckpt: &'c Checkpoint,

@@ -215,6 +215,8 @@ pub struct Checkpoint {
     top_level: Vec<String>,
     skipped: Vec<Skipped>,
     tensors: Vec<TensorInfo>,
+    /// Position of each tensor in `tensors`, by name.
+    index: HashMap<String, usize>,
     storages: HashMap<String, StorageLoc>,
     metadata: Option<BTreeMap<String, String>>,
     /// The storage inflated last (its `start`), kept for the next tensor that views it.
@@ -307,6 +309,11 @@ impl Checkpoint {
             state_key,
             top_level,
             skipped,
+            index: tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i))
+                .collect(),
             tensors,
             storages: parsed.storages,
             metadata: parsed.metadata,
@@ -385,7 +392,35 @@ impl Checkpoint {
 
     /// The tensor with this (cleaned) key.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensors.iter().find(|t| t.name == name)
+        self.index.get(name).and_then(|&i| self.tensors.get(i))
+    }
+
+    /// The tensor `name` as an [`ndarray`] array of `T`: a view borrowed from the file's mapping
+    /// when the tensor is stored contiguously, uncompressed, aligned for `T` and of `T`'s dtype;
+    /// an owned array when it is strided, deflated or unaligned, or when a floating tensor is
+    /// cast to another floating `T` (f16/bf16 weights read as `f32`, say).
+    ///
+    /// ```
+    /// use timmconv::{Checkpoint, OpenOptions};
+    /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+    /// let stem = ckpt.array::<f32>("conv1.0.weight")?;
+    /// assert_eq!(stem.shape(), [16, 3, 3, 3]);
+    /// assert!(stem.is_view()); // straight from the mapping
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// No tensor of that name, an integer tensor asked for as another type, or a storage that
+    /// cannot be read.
+    pub fn array<T: crate::Element>(
+        &self,
+        name: &str,
+    ) -> Result<ndarray::CowArray<'_, T, ndarray::IxDyn>> {
+        let t = self
+            .tensor(name)
+            .ok_or_else(|| Error::NoSuchTensor(name.to_owned()))?;
+        crate::array::to_array(&t.name, self.tensor_bytes(t)?, t.dtype, &t.shape)
     }
 
     /// The safetensors `__metadata__` of a safetensors input.
