@@ -24,6 +24,13 @@ pub const MAX_ZIP_ENTRIES: usize = 1 << 17;
 /// Highest ratio of declared to compressed size accepted for a deflated entry (deflate's own
 /// maximum is about 1032:1; anything above is a lie or a bomb).
 pub const MAX_DEFLATE_RATIO: u64 = 1032;
+/// Declared size above which a deflated member must compress at most
+/// [`MAX_LARGE_DEFLATE_RATIO`] to 1: a storage is inflated into memory, and real weights
+/// compress to about their size, so a 256 MiB-plus member that is nearly all repetition is a
+/// bomb (10 GiB of zeros fit in 10 MB), not a checkpoint.
+pub const LARGE_MEMBER_BYTES: u64 = 256 << 20;
+/// Highest ratio of declared to compressed size for a member over [`LARGE_MEMBER_BYTES`].
+pub const MAX_LARGE_DEFLATE_RATIO: u64 = 16;
 
 const LOCAL_SIG: [u8; 4] = *b"PK\x03\x04";
 const CENTRAL_SIG: [u8; 4] = *b"PK\x01\x02";
@@ -158,18 +165,21 @@ impl Archive {
                         "stored entry `{name}` declares {size} bytes but holds {compressed}"
                     )))
                 }
-                Method::Deflated
-                    if size
-                        > compressed
-                            .saturating_mul(MAX_DEFLATE_RATIO)
-                            .saturating_add(1024) =>
-                {
-                    return Err(Error::limit(
-                        "MAX_DEFLATE_RATIO",
-                        format!("declared size of compressed entry `{name}`"),
-                        size,
-                        compressed.saturating_mul(MAX_DEFLATE_RATIO),
-                    ))
+                Method::Deflated => {
+                    let (ratio, limit) = if size > LARGE_MEMBER_BYTES {
+                        (MAX_LARGE_DEFLATE_RATIO, "MAX_LARGE_DEFLATE_RATIO")
+                    } else {
+                        (MAX_DEFLATE_RATIO, "MAX_DEFLATE_RATIO")
+                    };
+                    let allowed = compressed.saturating_mul(ratio).saturating_add(1024);
+                    if size > allowed {
+                        return Err(Error::limit(
+                            limit,
+                            format!("declared size of compressed entry `{name}`"),
+                            size,
+                            allowed,
+                        ));
+                    }
                 }
                 _ => {}
             }
