@@ -336,15 +336,184 @@ fn rand_u64(salt: i32) -> u64 {
     h.finish()
 }
 
+/// How a finished output takes its place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitPolicy {
+    /// Replace an existing file at the destination (atomically); without it an existing file
+    /// is an error and stays as it was.
+    pub overwrite: bool,
+    /// Flush the data to the disk before the file gets its name (survives a power loss).
+    pub sync: bool,
+}
+
+/// A safetensors file being written, tensor by tensor, in safetensors' own order:
+/// [`create`](SafetensorsWriter::create) it with every tensor's name, dtype and shape, [`add`]
+/// each tensor's bytes in the order [`next`](SafetensorsWriter::next) names (in one or more
+/// chunks), then [`finish`](SafetensorsWriter::finish) with the final metadata. Until then the
+/// data lives in a temporary file that nothing else sees; dropping the writer (an error, a
+/// panic) removes it.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use timmconv::write::{Chunk, CommitPolicy, Entry, SafetensorsWriter};
+/// use timmconv::DType;
+/// let dir = tempfile::tempdir()?;
+/// let dest = dir.path().join("w.safetensors");
+/// let entries = vec![
+///     Entry { name: "b".into(), dtype: DType::F32, shape: vec![2] },
+///     Entry { name: "a".into(), dtype: DType::F32, shape: vec![1] },
+/// ];
+/// let mut w = SafetensorsWriter::create(&dest, entries, &BTreeMap::new())?;
+/// while let Some(e) = w.next() {
+///     let n = e.shape.iter().product::<usize>();
+///     w.add(Chunk::Bytes(bytemuck::cast_slice(&vec![1.5f32; n]).to_vec().into()))?;
+/// }
+/// w.finish(&BTreeMap::new(), CommitPolicy::default())?;
+/// let ckpt = timmconv::Checkpoint::open(&dest, &Default::default())?;
+/// assert_eq!(ckpt.array::<f32>("b")?.as_slice(), Some(&[1.5, 1.5][..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`add`]: SafetensorsWriter::add
+pub struct SafetensorsWriter {
+    out: Output,
+    entries: Vec<Entry>,
+    order: Vec<usize>,
+    draft: BTreeMap<String, String>,
+    draft_len: usize,
+    /// Position in `order` of the tensor being added, and its bytes so far.
+    at: usize,
+    written: u64,
+}
+
+impl SafetensorsWriter {
+    /// Validates `entries` (see [`validate`]) and starts the file at `dest` with a header
+    /// carrying `metadata`; [`finish`](Self::finish) may replace that metadata by any of the
+    /// same serialised length (a checksum computed meanwhile, say).
+    ///
+    /// # Errors
+    ///
+    /// An entry [`validate`] refuses, a header over [`MAX_HEADER_BYTES`], or a destination
+    /// folder that cannot be written. Nothing is created then.
+    pub fn create(
+        dest: &Path,
+        entries: Vec<Entry>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<SafetensorsWriter> {
+        validate(&entries)?;
+        let order = reference_order(&entries);
+        let draft = header(&entries, &order, metadata)?;
+        let mut out = Output::create(dest)?;
+        out.write(&(draft.len() as u64).to_le_bytes())?;
+        out.write(&draft)?;
+        let mut w = SafetensorsWriter {
+            out,
+            entries,
+            order,
+            draft: metadata.clone(),
+            draft_len: draft.len(),
+            at: 0,
+            written: 0,
+        };
+        w.skip_empty();
+        Ok(w)
+    }
+
+    /// Zero-sized tensors hold no bytes: they are complete as soon as they are reached.
+    fn skip_empty(&mut self) {
+        while self.next().is_some_and(|e| e.nbytes() == Some(0)) {
+            self.at += 1;
+        }
+    }
+
+    /// The tensor whose bytes [`add`](Self::add) takes next, or `None` when all are in.
+    pub fn next(&self) -> Option<&Entry> {
+        self.order.get(self.at).map(|&i| &self.entries[i])
+    }
+
+    /// Index (in the `entries` given to [`create`](Self::create)) of the next tensor.
+    pub fn next_index(&self) -> Option<usize> {
+        self.order.get(self.at).copied()
+    }
+
+    /// Appends bytes of the current tensor; moves to the next once its size is reached.
+    ///
+    /// # Errors
+    ///
+    /// More bytes than the tensors still need, or a write that fails.
+    pub fn add(&mut self, chunk: Chunk<'_>) -> Result<()> {
+        let Some(e) = self.next() else {
+            return Err(Error::SafeTensors(
+                "more data than the tensors declared".into(),
+            ));
+        };
+        let want = e.nbytes().unwrap_or(usize::MAX) as u64;
+        if self.written + chunk.len() > want {
+            return Err(Error::tensor(
+                &e.name,
+                format!("produced more than its {want} bytes"),
+            ));
+        }
+        match &chunk {
+            Chunk::Bytes(b) => self.out.write(b)?,
+            Chunk::FileRange { file, offset, len } => self.out.copy_range(file, *offset, *len)?,
+        }
+        self.written += chunk.len();
+        if self.written == want {
+            self.at += 1;
+            self.written = 0;
+        }
+        self.skip_empty();
+        Ok(())
+    }
+
+    /// Checks every tensor is complete, writes `metadata` into the header (it must serialise
+    /// to the draft's length) and gives the file its name as `policy` says.
+    ///
+    /// # Errors
+    ///
+    /// A tensor short of bytes, metadata of another length, or the commit failing (an
+    /// existing destination without `overwrite`). The temporary file is removed then.
+    pub fn finish(
+        mut self,
+        metadata: &BTreeMap<String, String>,
+        policy: CommitPolicy,
+    ) -> Result<()> {
+        if let Some(e) = self.next() {
+            return Err(Error::tensor(
+                &e.name,
+                format!(
+                    "produced {} bytes, expected {}",
+                    self.written,
+                    e.nbytes().unwrap_or(usize::MAX)
+                ),
+            ));
+        }
+        if *metadata != self.draft {
+            let fin = header(&self.entries, &self.order, metadata)?;
+            if fin.len() != self.draft_len {
+                return Err(Error::SafeTensors(format!(
+                    "final header is {} bytes, the draft {}",
+                    fin.len(),
+                    self.draft_len
+                )));
+            }
+            self.out.patch(8, &fin)?;
+        }
+        self.out.commit(policy.overwrite, policy.sync)
+    }
+}
+
 /// Receives the chunks of one tensor.
 pub type Sink<'s> = dyn FnMut(Chunk<'_>) -> Result<()> + 's;
 
-/// Writes a safetensors file at `dest`: `entries` in the reference order, each one's data from
-/// `produce(index, sink)`, which hands the tensor's bytes to `sink` in one or more chunks that
-/// must add up to exactly the entry's size. The header is written with
-/// `metadata` first and rewritten at the end with what `finalize` returns, which must serialise
-/// to the same length (so a checksum computed meanwhile can go in). `progress` is told the bytes
-/// written after each tensor. Nothing is left at `dest` on error.
+/// [`SafetensorsWriter`] driven by closures: `produce(index, sink)` hands each tensor's bytes
+/// to `sink`, `progress` is told the bytes written after each chunk, and `finalize` gives the
+/// metadata the header ends with. Nothing is left at `dest` on error.
+///
+/// # Errors
+///
+/// As [`SafetensorsWriter`], and whatever the closures return.
 #[allow(clippy::too_many_arguments)]
 pub fn write_safetensors(
     dest: &Path,
@@ -356,49 +525,122 @@ pub fn write_safetensors(
     mut progress: impl FnMut(u64),
     finalize: impl FnOnce() -> Result<BTreeMap<String, String>>,
 ) -> Result<()> {
-    validate(entries)?;
-    let order = reference_order(entries);
-    let draft = header(entries, &order, metadata)?;
-    let mut out = Output::create(dest)?;
-    out.write(&(draft.len() as u64).to_le_bytes())?;
-    out.write(&draft)?;
-    for i in order.iter().copied() {
-        let e = &entries[i];
-        let want = e.nbytes().unwrap_or(usize::MAX) as u64;
-        let mut written = 0u64;
+    let mut w = SafetensorsWriter::create(dest, entries.to_vec(), metadata)?;
+    while let Some(i) = w.next_index() {
+        let before = w.at;
         produce(i, &mut |chunk: Chunk<'_>| {
-            written += chunk.len();
-            if written > want {
-                return Err(Error::tensor(
-                    &e.name,
-                    format!("produced more than its {want} bytes"),
-                ));
-            }
-            match &chunk {
-                Chunk::Bytes(b) => out.write(b)?,
-                Chunk::FileRange { file, offset, len } => out.copy_range(file, *offset, *len)?,
-            }
-            progress(chunk.len());
+            let n = chunk.len();
+            w.add(chunk)?;
+            progress(n);
             Ok(())
         })?;
-        if written != want {
+        if w.at == before {
+            let e = &entries[i];
             return Err(Error::tensor(
                 &e.name,
-                format!("produced {written} bytes, expected {want}"),
+                format!(
+                    "produced {} bytes, expected {}",
+                    w.written,
+                    e.nbytes().unwrap_or(usize::MAX)
+                ),
             ));
         }
     }
     let final_meta = finalize()?;
-    if &final_meta != metadata {
-        let fin = header(entries, &order, &final_meta)?;
-        if fin.len() != draft.len() {
-            return Err(Error::SafeTensors(format!(
-                "final header is {} bytes, the draft {}",
-                fin.len(),
-                draft.len()
-            )));
+    w.finish(&final_meta, CommitPolicy { overwrite, sync })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, shape: &[usize]) -> Entry {
+        Entry {
+            name: name.into(),
+            dtype: DType::U8,
+            shape: shape.to_vec(),
         }
-        out.patch(8, &fin)?;
     }
-    out.commit(overwrite, sync)
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn writer_takes_tensors_in_reference_order_and_skips_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.safetensors");
+        let entries = vec![entry("b", &[2]), entry("empty", &[0, 3]), entry("a", &[3])];
+        let mut w = SafetensorsWriter::create(&dest, entries, &BTreeMap::new()).unwrap();
+        assert_eq!(w.next().unwrap().name, "a");
+        w.add(Chunk::Bytes(vec![1, 2].into())).unwrap();
+        w.add(Chunk::Bytes(vec![3].into())).unwrap();
+        assert_eq!(w.next().unwrap().name, "b");
+        let too_many = w.add(Chunk::Bytes(vec![0; 3].into())).unwrap_err();
+        assert!(
+            too_many.to_string().contains("more than its 2 bytes"),
+            "{too_many}"
+        );
+        w.add(Chunk::Bytes(vec![4, 5].into())).unwrap();
+        assert!(w.next().is_none());
+        w.finish(&BTreeMap::new(), CommitPolicy::default()).unwrap();
+        let bytes = std::fs::read(&dest).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("a").unwrap().data(), [1, 2, 3]);
+        assert_eq!(st.tensor("b").unwrap().data(), [4, 5]);
+        assert_eq!(st.tensor("empty").unwrap().shape(), [0, 3]);
+        assert_eq!(files(dir.path()), ["out.safetensors"]);
+    }
+
+    #[test]
+    fn unfinished_or_dropped_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.safetensors");
+        let mut w =
+            SafetensorsWriter::create(&dest, vec![entry("a", &[4])], &BTreeMap::new()).unwrap();
+        w.add(Chunk::Bytes(vec![1].into())).unwrap();
+        let short = w
+            .finish(&BTreeMap::new(), CommitPolicy::default())
+            .unwrap_err();
+        assert!(
+            short.to_string().contains("produced 1 bytes, expected 4"),
+            "{short}"
+        );
+        let w = SafetensorsWriter::create(&dest, vec![entry("a", &[4])], &BTreeMap::new());
+        drop(w);
+        assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+    }
+
+    #[test]
+    fn refused_names_create_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.safetensors");
+        for (entries, says) in [
+            (vec![entry(METADATA_KEY, &[1])], "reserves"),
+            (vec![entry("a\rb", &[1])], "control characters"),
+            (vec![entry("a", &[1]), entry("a", &[2])], "two tensors"),
+            (vec![entry("a", &[usize::MAX, 2])], "overflows"),
+        ] {
+            let err = SafetensorsWriter::create(&dest, entries, &BTreeMap::new())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        // a header over the readers' 100 MB limit: 2 000 names of 50 000 characters
+        let long: Vec<Entry> = (0..2000)
+            .map(|i| entry(&format!("{i}{}", "x".repeat(50_000)), &[1]))
+            .collect();
+        let err = SafetensorsWriter::create(&dest, long, &BTreeMap::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("MAX_HEADER_BYTES"), "{err}");
+        assert!(files(dir.path()).is_empty());
+    }
 }
