@@ -178,6 +178,20 @@ impl Error {
         }
     }
 
+    /// `Ok` when `value <= limit`, else the named [`Error::Limit`] (`what` is only formatted
+    /// then).
+    pub(crate) fn at_most<S: Into<String>>(
+        name: &'static str,
+        value: usize,
+        limit: usize,
+        what: impl FnOnce() -> S,
+    ) -> Result<()> {
+        if value > limit {
+            return Err(Error::limit(name, what(), value as u64, limit as u64));
+        }
+        Ok(())
+    }
+
     pub(crate) fn tensor(key: impl Into<String>, what: impl Into<String>) -> Error {
         Error::Tensor {
             key: key.into(),
@@ -213,4 +227,34 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A named byte budget: what a parse may hold, charged as it goes and never refunded.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    name: &'static str,
+    limit: usize,
+    used: std::cell::Cell<usize>,
+}
+
+impl Budget {
+    pub(crate) fn new(name: &'static str, limit: usize) -> Budget {
+        Budget {
+            name,
+            limit,
+            used: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Charges `bytes`; the named limit error once the budget is spent.
+    pub(crate) fn charge<S: Into<String>>(
+        &self,
+        bytes: usize,
+        what: impl FnOnce() -> S,
+    ) -> Result<()> {
+        let used = self.used.get().saturating_add(bytes);
+        Error::at_most(self.name, used, self.limit, what)?;
+        self.used.set(used);
+        Ok(())
+    }
 }

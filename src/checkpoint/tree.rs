@@ -1,12 +1,12 @@
 //! Turns the unpickler's arena into a plain tree of checkpoint objects, recognising tensors by
 //! the rebuild functions torch.save writes.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Budget, Error, Result};
 use crate::pickle::{Arena, Global, ObjId, Object, Value, MAX_DEPTH};
 
 /// A storage a tensor refers to through a persistent id.
@@ -103,7 +103,7 @@ pub(crate) struct Builder<'a> {
     arena: &'a Arena,
     layout: PidLayout,
     built: RefCell<HashMap<(ObjId, usize), Node>>,
-    used: Cell<usize>,
+    memory: Budget,
 }
 
 impl<'a> Builder<'a> {
@@ -112,7 +112,7 @@ impl<'a> Builder<'a> {
             arena,
             layout,
             built: RefCell::new(HashMap::new()),
-            used: Cell::new(0),
+            memory: Budget::new("MAX_TREE_MEMORY", MAX_TREE_MEMORY),
         }
     }
 
@@ -121,17 +121,12 @@ impl<'a> Builder<'a> {
     }
 
     fn charge(&self, bytes: usize) -> Result<()> {
-        let used = self.used.get().saturating_add(bytes);
-        if used > MAX_TREE_MEMORY {
-            return Err(Error::limit(
-                "MAX_TREE_MEMORY",
-                "memory for the checkpoint's object tree",
-                used as u64,
-                MAX_TREE_MEMORY as u64,
-            ));
-        }
-        self.used.set(used);
-        Ok(())
+        self.memory
+            .charge(bytes, || "memory for the checkpoint's object tree")
+    }
+
+    fn depth(depth: usize, what: &'static str) -> Result<()> {
+        Error::at_most("MAX_DEPTH", depth, MAX_DEPTH, || what)
     }
 
     pub fn build(&self, v: &Value) -> Result<Node> {
@@ -165,14 +160,7 @@ impl<'a> Builder<'a> {
     }
 
     fn node(&self, v: &Value, depth: usize, levels: usize) -> Result<Node> {
-        if depth > MAX_DEPTH {
-            return Err(Error::limit(
-                "MAX_DEPTH",
-                "nesting of objects in the checkpoint",
-                depth as u64,
-                MAX_DEPTH as u64,
-            ));
-        }
+        Self::depth(depth, "nesting of objects in the checkpoint")?;
         let d = depth + 1;
         Ok(match v {
             Value::None => Node::None,
@@ -245,14 +233,7 @@ impl<'a> Builder<'a> {
         depth: usize,
         levels: usize,
     ) -> Result<Node> {
-        if depth > MAX_DEPTH {
-            return Err(Error::limit(
-                "MAX_DEPTH",
-                "nesting of calls in the checkpoint",
-                depth as u64,
-                MAX_DEPTH as u64,
-            ));
-        }
+        Self::depth(depth, "nesting of calls in the checkpoint")?;
         let Value::Global(g) = func else {
             return Err(Self::err("call of a non-global"));
         };

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::opcode as op;
 use super::torch::{self, Global, GlobalClass};
 use super::value::{Arena, CallExtra, ObjId, Object, Value};
-use crate::error::{Error, Result};
+use crate::error::{Budget, Error, Result};
 
 /// Largest pickle stream accepted (`data.pkl`, or one legacy pickle). A state dict of 100 000
 /// tensors pickles to about 15 MB.
@@ -112,8 +112,8 @@ struct Vm<'a> {
     arena: Arena,
     globals: Vec<GlobalRef>,
     protocol: u8,
-    /// Bytes charged against [`MAX_PICKLE_MEMORY`].
-    used: usize,
+    /// Bytes held, charged against [`MAX_PICKLE_MEMORY`].
+    memory: Budget,
 }
 
 /// What one memo entry costs in the hash map (key, value, control byte, and the slack of a
@@ -133,23 +133,15 @@ impl<'a> Vm<'a> {
             arena: Arena::default(),
             globals: Vec::new(),
             protocol: 0,
-            used: 0,
+            memory: Budget::new("MAX_PICKLE_MEMORY", MAX_PICKLE_MEMORY),
         }
     }
 
     /// Charges `bytes` of memory the VM is about to hold.
     fn charge(&mut self, bytes: usize, at: usize) -> Result<()> {
-        let used = self.used.saturating_add(bytes);
-        if used > MAX_PICKLE_MEMORY {
-            return Err(Error::limit(
-                "MAX_PICKLE_MEMORY",
-                format!("memory for the objects built by the pickle, at offset {at}"),
-                used as u64,
-                MAX_PICKLE_MEMORY as u64,
-            ));
-        }
-        self.used = used;
-        Ok(())
+        self.memory.charge(bytes, || {
+            format!("memory for the objects built by the pickle, at offset {at}")
+        })
     }
 
     /// Charges `n` values stored in a container.
