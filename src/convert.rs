@@ -220,6 +220,8 @@ pub fn convert(
             shape: p.shape.clone(),
         })
         .collect();
+    // refuse an output no reader could open before any work (names, header size)
+    write::validate(&entries)?;
     let total: u64 = plan.tensors.iter().map(|p| p.nbytes() as u64).sum();
     let draft = metadata(
         &ckpt,
