@@ -12,6 +12,8 @@ pub mod pickle;
 pub mod registry;
 pub mod write;
 
+#[cfg(feature = "plot")]
+pub mod chart;
 #[cfg(feature = "torch")]
 pub mod verify;
 

@@ -2,6 +2,7 @@
 //! timm's `load_state_dict` does, and describe every tensor without loading it.
 
 mod legacy;
+mod modules;
 mod safetensors;
 mod scan;
 mod tree;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::pickle::GlobalRef;
+pub use modules::{modules, Module};
 pub use scan::{scan, scan_file, Finding};
 use tree::Node;
 pub use view::TensorInfo;

@@ -12,11 +12,12 @@ use crate::pickle::{unpickle, GlobalClass, GlobalRef, Mode, MAX_PICKLE_BYTES};
 /// One global found by a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Which pickle inside the file (`archive/data.pkl`, `pickle 4 at offset 1234`, ...).
+    /// Which pickle inside the file (`archive/data.pkl`, or `pickle 4`, the fifth of a legacy
+    /// file's run of pickles).
     pub pickle: String,
     /// `module.name`.
     pub global: String,
-    /// Byte offset in that pickle.
+    /// Byte offset of the opcode: in the zip entry, or in the file for a legacy run of pickles.
     pub offset: usize,
     /// Classification.
     pub class: GlobalClass,
@@ -76,7 +77,7 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Finding>> {
                     Err(e) if n == 0 => return Err(e),
                     Err(_) => break,
                 };
-                out.extend(findings(&format!("pickle {n} at offset {pos}"), u.globals));
+                out.extend(findings(&format!("pickle {n}"), u.globals));
                 pos = u.end;
                 n += 1;
             }

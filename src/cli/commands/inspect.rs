@@ -46,6 +46,9 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
     if a.scan {
         return scan(&a);
     }
+    if a.tree {
+        return super::tree::run(&a);
+    }
     let opts = OpenOptions {
         use_ema: !a.state.no_ema,
         state_key: a.state.state_key.clone(),
@@ -182,7 +185,7 @@ fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
     } else {
         for f in &findings {
             printer::line(format_args!(
-                "{:<10} {:<45} {} offset {}",
+                "{} {} in {} at byte {}",
                 format!("{:?}", f.class).to_lowercase(),
                 f.global,
                 f.pickle,

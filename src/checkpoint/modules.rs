@@ -1,0 +1,83 @@
+//! Parameters and bytes per module prefix: the state dict read as a tree of modules, the way
+//! torchinfo's summary is read.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::TensorInfo;
+
+/// One module prefix (`stages.0.blocks`) and what the tensors under it hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Module {
+    /// The prefix, dot-separated (a top-level tensor such as `cls_token` is its own entry).
+    pub prefix: String,
+    /// Levels below the root: 1 for `stages`, 2 for `stages.0`.
+    pub depth: usize,
+    /// Tensors under it.
+    pub tensors: usize,
+    /// Elements under it (parameters and buffers).
+    pub params: usize,
+    /// Bytes under it.
+    pub bytes: usize,
+}
+
+/// Every module prefix up to `max_depth` levels, in the state dict's order (parents before their
+/// children, each where its first tensor appears).
+///
+/// ```
+/// # let ckpt = timmconv::Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &Default::default())?;
+/// let tree = timmconv::checkpoint::modules(ckpt.tensors(), 1);
+/// assert_eq!(tree.iter().map(|m| m.params).sum::<usize>(), ckpt.total_numel());
+/// # Ok::<(), timmconv::Error>(())
+/// ```
+pub fn modules(tensors: &[TensorInfo], max_depth: usize) -> Vec<Module> {
+    let mut out: Vec<Module> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for t in tensors {
+        let parts: Vec<&str> = t.name.split('.').collect();
+        // a tensor's own name is not a module, unless it is at the top level
+        let levels = parts.len().saturating_sub(1).max(1).min(max_depth);
+        for d in 1..=levels {
+            let prefix = parts[..d].join(".");
+            let i = *index.entry(prefix.clone()).or_insert_with(|| {
+                out.push(Module {
+                    prefix,
+                    depth: d,
+                    tensors: 0,
+                    params: 0,
+                    bytes: 0,
+                });
+                out.len() - 1
+            });
+            let m = &mut out[i];
+            m.tensors += 1;
+            m.params = m.params.saturating_add(t.numel());
+            m.bytes = m.bytes.saturating_add(t.nbytes());
+        }
+    }
+    // group children under their parents even when the state dict interleaves them
+    let order: HashMap<&str, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.prefix.as_str(), i))
+        .collect();
+    let mut keys: Vec<(Vec<usize>, usize)> = out
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let parts: Vec<&str> = m.prefix.split('.').collect();
+            let path = (1..=m.depth.min(parts.len()))
+                .map(|d| {
+                    order
+                        .get(parts[..d].join(".").as_str())
+                        .copied()
+                        .unwrap_or(i)
+                })
+                .collect();
+            (path, i)
+        })
+        .collect();
+    keys.sort();
+    keys.into_iter().map(|(_, i)| out[i].clone()).collect()
+}
