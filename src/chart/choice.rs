@@ -112,6 +112,10 @@ const PALETTE: [RGBColor; 20] = [
     RGBColor(206, 109, 189),
 ];
 
+/// Label font size and the width of one of its characters, in pixels (for laying labels out).
+const LABEL_PX: i32 = 12;
+const LABEL_CHAR_PX: i32 = 7;
+
 /// Families shown in the legend (the most populous; the rest are still coloured).
 const LEGEND_MAX: usize = 20;
 
@@ -119,6 +123,16 @@ fn radius(params_m: Option<f64>) -> i32 {
     // area grows with parameters: 1 M -> 3 px, 100 M -> 8 px, 1 B -> 15 px
     let r = params_m.map_or(3.0, |p| 2.5 + 0.4 * p.max(0.0).sqrt());
     r.clamp(2.5, 16.0).round() as i32
+}
+
+/// An axis tick: whole numbers without a fraction, small ones with up to three decimals.
+fn tick(v: &f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
 }
 
 /// Pads a range so marks at its ends stay inside, multiplicatively on a log axis.
@@ -196,6 +210,8 @@ where
         .build_cartesian_2d(x_range, y_range)
         .map_err(err)?;
     cc.configure_mesh()
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .x_desc(chart.x_label.as_str())
         .y_desc(chart.y_label.as_str())
         .light_line_style(RGBColor(240, 240, 240))
@@ -232,7 +248,8 @@ where
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
     }
 
-    // the frontier: a step line through its points, best x first, each labelled
+    // the frontier: a staircase through its points (the best y reachable at each x), each point
+    // labelled with its full name
     let pts: Vec<(f64, f64)> = chart.points.iter().map(|p| (p.x, p.y)).collect();
     let on = frontier(&pts, chart.x_better);
     let mut front: Vec<&Point> = chart
@@ -247,21 +264,58 @@ where
             .then(a.y.total_cmp(&b.y))
             .then(a.name.cmp(&b.name))
     });
-    cc.draw_series(LineSeries::new(
-        front.iter().map(|p| (p.x, p.y)),
-        BLACK.stroke_width(2),
-    ))
-    .map_err(err)?
-    .label("Pareto frontier")
-    .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-    cc.draw_series(front.iter().map(|p| {
-        Text::new(
+    let mut steps = Vec::with_capacity(front.len() * 2);
+    for w in front.windows(2) {
+        let [a, b] = w else { continue };
+        steps.push((a.x, a.y));
+        steps.push(match chart.x_better {
+            Better::Higher => (a.x, b.y),
+            Better::Lower => (b.x, a.y),
+        });
+    }
+    if let Some(last) = front.last() {
+        steps.push((last.x, last.y));
+    }
+    cc.draw_series(LineSeries::new(steps, BLACK.stroke_width(2)))
+        .map_err(err)?
+        .label("Pareto frontier")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+    // labels: right of the point (left of it in the right third), moved down past labels already
+    // placed so that none overlap
+    let (w, _) = root.dim_in_pixel();
+    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    for p in front.iter().rev() {
+        let (px, py) = cc.backend_coord(&(p.x, p.y));
+        let width = LABEL_CHAR_PX * i32::try_from(p.name.len()).unwrap_or(i32::MAX / 8);
+        let right_side = i64::from(px) < i64::from(w) * 2 / 3;
+        let x0 = if right_side { px + 8 } else { px - 8 - width };
+        let mut y0 = py - LABEL_PX / 2;
+        for _ in 0..40 {
+            let clash = placed.iter().any(|&(a0, a1, b0, b1)| {
+                x0 < a1 && a0 < x0 + width && y0 < b1 && b0 < y0 + LABEL_PX
+            });
+            if !clash {
+                break;
+            }
+            y0 += LABEL_PX;
+        }
+        placed.push((x0, x0 + width, y0, y0 + LABEL_PX));
+        if (y0 - (py - LABEL_PX / 2)).abs() > 1 {
+            // a leader line from the moved label back to its point
+            let lx = if right_side { x0 } else { x0 + width };
+            root.draw(&PathElement::new(
+                [(px, py), (lx, y0 + LABEL_PX / 2)],
+                RGBColor(150, 150, 150),
+            ))
+            .map_err(err)?;
+        }
+        root.draw(&Text::new(
             p.name.clone(),
-            (p.x, p.y),
-            ("sans-serif", 12).into_font().color(&BLACK),
-        )
-    }))
-    .map_err(err)?;
+            (x0, y0),
+            ("sans-serif", LABEL_PX).into_font().color(&BLACK),
+        ))
+        .map_err(err)?;
+    }
     cc.configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))

@@ -37,9 +37,17 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
         _ => std::path::Path::new("."),
     };
     let context = || format!("cannot write {}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| anyhow::anyhow!(e))
-        .map_err(|e| e.context(context()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".timmconv-").suffix(".tmp");
+    // a chart is for reading: the usual 0o666 less the umask, not tempfile's private 0o600
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| anyhow::anyhow!(e).context(context()))?;
     tmp.write_all(bytes)
         .map_err(|e| anyhow::anyhow!(e).context(context()))?;
     tmp.persist(path)
