@@ -161,8 +161,9 @@ fn a_nudged_weight_fails_with_exit_1_and_missing_files_exit_2() {
     assert_eq!(
         o.status.code(),
         Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
     // --report: the same verdict in the chart's title, one scatter mark per logit

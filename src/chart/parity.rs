@@ -187,7 +187,14 @@ pub fn svg(r: &Report<'_>) -> Result<String> {
                     String::new()
                 }
             })
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            // counts: whole numbers only
+            .y_label_formatter(&|v| {
+                if (v - v.round()).abs() < 1e-6 {
+                    format!("{:.0}", v.round())
+                } else {
+                    String::new()
+                }
+            })
             .light_line_style(RGBColor(240, 240, 240))
             .draw()
             .map_err(err)?;
