@@ -138,7 +138,8 @@ pub struct ModelsArgs {
     /// Keep models with at most M million parameters.
     #[arg(long, value_name = "M")]
     pub max_params: Option<f64>,
-    /// Table columns, comma-separated (default: all that fit the terminal).
+    /// Table columns, comma-separated (default: params, top1, top5, img_size, gmacs, macts,
+    /// samples_per_sec; on a terminal, those that fit).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub columns: Vec<Field>,
     /// Draw accuracy against speed or cost, with the Pareto frontier labelled, to an SVG file.

@@ -74,3 +74,32 @@ def test_info_card_lists_every_size_and_stars_the_tags():
     r = starred[0]
     assert [float(r[1]), float(r[2]), float(r[4]), float(r[5]), float(r[6])] == [
         want["top1"], want["top5"], want["gmacs"], want["macts"], want["samples_per_sec"]]
+
+
+def off_size():
+    """Tags whose input size the tables lack, though they have other sizes (up to 5, seeded; timm
+    1.0.31 has 2)."""
+    tags = []
+    for n in timm.list_pretrained():
+        arch = n.split(".")[0]
+        have = sizes(T, n, arch)
+        if have and input_size(n) not in have:
+            tags.append(n)
+    return random.Random(13).sample(sorted(tags), min(5, len(tags)))
+
+
+@pytest.mark.parametrize("name", off_size())
+def test_without_a_row_at_the_tags_size_the_nearest_size_is_shown_and_named(name):
+    got = info(name)
+    want = headline(T, name)
+    assert got["results"] == want
+    size = next(want[k] for k in ("img_size", "infer_img_size", "train_img_size") if k in want)
+    card = subprocess.run([BIN, "info", name], check=True, capture_output=True, text=True).stdout
+    assert f"none at the tag's {input_size(name)}px; the nearest size, {size:g}px, is marked *" in card
+
+
+def test_same_command_same_bytes():
+    for args in (["info", "--json", "resnet50.a1_in1k"], ["info", "convnext_tiny.in12k_ft_in1k"]):
+        a = subprocess.run([BIN, *args], check=True, capture_output=True).stdout
+        b = subprocess.run([BIN, *args], check=True, capture_output=True).stdout
+        assert a == b
