@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::pickle::GlobalRef;
-pub use modules::{modules, Module};
+pub use modules::{modules, Module, MAX_MODULE_DEPTH};
 pub use scan::{scan, scan_file, Finding};
 use tree::Node;
 pub use view::TensorInfo;

@@ -22,6 +22,10 @@ pub struct Module {
     pub bytes: usize,
 }
 
+/// The most levels [`modules`] goes down (more is taken as this many): no timm model nests
+/// deeper, and each level costs a copy of every name.
+pub const MAX_MODULE_DEPTH: usize = 64;
+
 /// Every module prefix up to `max_depth` levels, in the state dict's order (parents before their
 /// children, each where its first tensor appears).
 ///
@@ -32,14 +36,25 @@ pub struct Module {
 /// # Ok::<(), timmconv::Error>(())
 /// ```
 pub fn modules(tensors: &[TensorInfo], max_depth: usize) -> Vec<Module> {
+    let max_depth = max_depth.min(MAX_MODULE_DEPTH);
     let mut out: Vec<Module> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for t in tensors {
         let parts: Vec<&str> = t.name.split('.').collect();
         // a tensor's own name is not a module, unless it is at the top level
         let levels = parts.len().saturating_sub(1).max(1).min(max_depth);
-        for d in 1..=levels {
-            let prefix = parts[..d].join(".");
+        let mut prefix = String::new();
+        for (d, part) in parts
+            .iter()
+            .enumerate()
+            .take(levels)
+            .map(|(i, p)| (i + 1, p))
+        {
+            if d > 1 {
+                prefix.push('.');
+            }
+            prefix.push_str(part);
+            let prefix = prefix.clone();
             let i = *index.entry(prefix.clone()).or_insert_with(|| {
                 out.push(Module {
                     prefix,

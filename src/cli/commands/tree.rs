@@ -21,9 +21,22 @@ fn mark(prefix: &str, shown_deepest: bool, role: &str, names: &[String]) -> Opti
     None
 }
 
+/// A name from the file as it can be shown on a terminal: control characters (an escape
+/// sequence a hostile checkpoint put in a key) written out as Rust escapes.
+fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        name.escape_debug().to_string().into()
+    } else {
+        name.into()
+    }
+}
+
 /// Runs `inspect --tree`.
 pub fn run(a: &InspectArgs) -> anyhow::Result<Outcome> {
-    let depth = a.depth.unwrap_or(DEFAULT_DEPTH).max(1);
+    let depth = a
+        .depth
+        .unwrap_or(DEFAULT_DEPTH)
+        .clamp(1, checkpoint::MAX_MODULE_DEPTH);
     // the cfg first, so that a wrong name fails before anything is printed
     let cfg = match &a.model {
         Some(m) => {
@@ -82,7 +95,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<Outcome> {
     for m in &tree {
         let name = m.prefix.rsplit('.').next().unwrap_or(&m.prefix);
         rows.push(vec![
-            format!("{}{name}", "  ".repeat(m.depth - 1)),
+            format!("{}{}", "  ".repeat(m.depth - 1), printable(name)),
             m.params.to_string(),
             format!("{:.1}", m.params as f64 * 100.0 / total),
             printer::bytes(m.bytes as u64),
