@@ -193,7 +193,7 @@ fn plot(a: &ModelsArgs, rows: &[Row], path: &std::path::Path) -> anyhow::Result<
     };
     let chart = choice::Chart {
         title: format!(
-            "{} against {}: {} timm {} ({what}{}), Pareto frontier labelled",
+            "{} against {}: {} timm {} ({what}{}); Pareto frontier labelled, mark size by parameters",
             name(y),
             name(x),
             points.len(),
