@@ -136,16 +136,27 @@ pub fn metadata(
 
 /// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    sha256_open_file(&f, path)
+}
+
+/// Hex SHA-256 of an open file, read with positioned reads from its start (the file's own
+/// offset is left alone, so other readers of the same handle are undisturbed).
+fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0u64;
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        let n = match crate::fileio::read_at(f, &mut buf, off) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        off += n as u64;
     }
     Ok(hex(&h.finalize()))
 }
@@ -222,10 +233,11 @@ pub fn convert(
     let mut checked = None;
     std::thread::scope(|scope| {
         let hasher = scope.spawn(|| {
-            if opts.no_hash {
-                Ok(String::new())
-            } else {
-                sha256_file(input)
+            match (opts.no_hash, ckpt.file()) {
+                (true, _) => Ok(String::new()),
+                // hash the file that was opened and checked, not whatever the path names now
+                (false, Some(f)) => sha256_open_file(f, input),
+                (false, None) => sha256_file(input),
             }
         });
         write::write_safetensors(

@@ -181,6 +181,20 @@ impl Error {
         }
     }
 
+    /// `Ok` when `value <= limit`, else the named [`Error::Limit`] (`what` is only formatted
+    /// then).
+    pub(crate) fn at_most<S: Into<String>>(
+        name: &'static str,
+        value: usize,
+        limit: usize,
+        what: impl FnOnce() -> S,
+    ) -> Result<()> {
+        if value > limit {
+            return Err(Error::limit(name, what(), value as u64, limit as u64));
+        }
+        Ok(())
+    }
+
     pub(crate) fn tensor(key: impl Into<String>, what: impl Into<String>) -> Error {
         Error::Tensor {
             key: key.into(),
@@ -194,5 +208,56 @@ impl Error {
             Error::WithPath { source, .. } => source.root(),
             other => other,
         }
+    }
+}
+
+/// `s` with every character that could move the cursor or reorder text on a terminal (control
+/// characters, DEL, C1 controls, bidirectional overrides) written as a `\u{..}` escape, so a
+/// name read from a file cannot forge lines of a report or an error message.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hostile(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A named byte budget: what a parse may hold, charged as it goes and never refunded.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    name: &'static str,
+    limit: usize,
+    used: std::cell::Cell<usize>,
+}
+
+impl Budget {
+    pub(crate) fn new(name: &'static str, limit: usize) -> Budget {
+        Budget {
+            name,
+            limit,
+            used: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Charges `bytes`; the named limit error once the budget is spent.
+    pub(crate) fn charge<S: Into<String>>(
+        &self,
+        bytes: usize,
+        what: impl FnOnce() -> S,
+    ) -> Result<()> {
+        let used = self.used.get().saturating_add(bytes);
+        Error::at_most(self.name, used, self.limit, what)?;
+        self.used.set(used);
+        Ok(())
     }
 }

@@ -143,21 +143,36 @@ pub fn convert_hub(
             "`{name}` has no pretrained cfg to describe the folder"
         )));
     };
-    convert::check_output(input, output, opts.overwrite)?;
+    check_target(input, output, opts.overwrite)?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let staging = tempfile::Builder::new()
+    // the weights are written first, under a temporary name beside the folder (unnamed until
+    // complete on Linux); the staging folder exists only for the few renames at the end
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let model = parent.join(format!(
+        "{}{}-{}.model.safetensors",
+        crate::write::TEMP_PREFIX,
+        std::process::id(),
+        SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let report = convert::convert(input, &model, opts, progress)?;
+    let staging = match tempfile::Builder::new()
         .prefix(crate::write::TEMP_PREFIX)
         .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
-    let report = convert::convert(
-        input,
-        &staging.path().join("model.safetensors"),
-        opts,
-        progress,
-    )?;
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&model);
+            return Err(Error::io(&parent, e));
+        }
+    };
+    let staged_model = staging.path().join(HUB_FILES[0]);
+    if let Err(e) = std::fs::rename(&model, &staged_model) {
+        let _ = std::fs::remove_file(&model);
+        return Err(Error::io(&model, e));
+    }
     let in_chans = opts
         .adapt
         .in_chans
@@ -178,40 +193,85 @@ pub fn convert_hub(
     let cfg = config(&arch, &tag, in_chans, num_classes);
     let text =
         serde_json::to_string_pretty(&cfg).map_err(|e| Error::Structure(e.to_string()))? + "\n";
-    let cfg_path = staging.path().join("config.json");
+    let cfg_path = staging.path().join(HUB_FILES[1]);
     std::fs::write(&cfg_path, text).map_err(|e| Error::io(&cfg_path, e))?;
-    let staged = staging.keep();
-    let result = move_into_place(&staged, output, opts.overwrite);
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    result?;
+    // checked again: the folder may have changed while the weights were written
+    check_target(input, output, opts.overwrite)?;
+    move_into_place(staging, output)?;
     let mut report = report;
     report.output = output.to_path_buf();
     Ok(report)
 }
 
-fn move_into_place(staged: &Path, output: &Path, overwrite: bool) -> Result<()> {
-    if output.exists() {
-        if !overwrite {
+/// The files a hub folder holds; the only ones `--force` may replace.
+const HUB_FILES: [&str; 2] = ["model.safetensors", "config.json"];
+
+/// Refuses to replace `output` unless it is a folder holding nothing but the files a hub
+/// export writes, and not the input: `--force` replaces an export, it never deletes anything
+/// else that lives there.
+fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(output) else {
+        return Ok(());
+    };
+    if !overwrite {
+        return Err(Error::Options(format!(
+            "output {} exists; pass --force to replace it",
+            output.display()
+        )));
+    }
+    if !meta.is_dir() {
+        return Err(Error::Options(format!(
+            "output {} exists and is not a folder; --layout hub only replaces a folder it wrote",
+            output.display()
+        )));
+    }
+    let entries = std::fs::read_dir(output).map_err(|e| Error::io(output, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(output, e))?;
+        let name = entry.file_name();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !is_file || !HUB_FILES.iter().any(|f| name == *f) {
             return Err(Error::Options(format!(
-                "output {} exists; pass --force to replace it",
+                "output folder {} holds {}, which a hub export does not write; refusing to \
+                 replace the folder (move it away, or choose another output)",
+                output.display(),
+                crate::error::printable(&name.to_string_lossy())
+            )));
+        }
+    }
+    if let (Ok(i), Ok(o)) = (input.canonicalize(), output.canonicalize()) {
+        if i.starts_with(&o) {
+            return Err(Error::Options(format!(
+                "the input {} lies in the output folder {}; timmconv never replaces its input",
+                input.display(),
                 output.display()
             )));
         }
-        // set the old one aside first so that a failure leaves it intact
-        let aside = staged.with_extension("old");
-        std::fs::rename(output, &aside).map_err(|e| Error::io(output, e))?;
-        if let Err(e) = std::fs::rename(staged, output) {
-            let _ = std::fs::rename(&aside, output);
-            return Err(Error::io(output, e));
-        }
-        let _ = if aside.is_dir() {
-            std::fs::remove_dir_all(&aside)
-        } else {
-            std::fs::remove_file(&aside)
-        };
+    }
+    Ok(())
+}
+
+/// Renames the staged folder to `output`. An existing export there (checked by
+/// [`check_target`]) is set aside first and put back if the rename fails; afterwards only the
+/// files an export holds are removed from it, and the set-aside folder only if that left it
+/// empty.
+fn move_into_place(staging: tempfile::TempDir, output: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(output).is_err() {
+        std::fs::rename(staging.path(), output).map_err(|e| Error::io(output, e))?;
+        let _ = staging.keep();
         return Ok(());
     }
-    std::fs::rename(staged, output).map_err(|e| Error::io(output, e))
+    let aside = staging.path().with_extension("old");
+    std::fs::rename(output, &aside).map_err(|e| Error::io(output, e))?;
+    if let Err(e) = std::fs::rename(staging.path(), output) {
+        let _ = std::fs::rename(&aside, output);
+        return Err(Error::io(output, e));
+    }
+    let _ = staging.keep();
+    for f in HUB_FILES {
+        let _ = std::fs::remove_file(aside.join(f));
+    }
+    // fails, keeping whatever appeared there meanwhile, unless the folder is empty
+    let _ = std::fs::remove_dir(&aside);
+    Ok(())
 }

@@ -1,12 +1,78 @@
-#![doc = include_str!("../README.md")]
+//! Read PyTorch/timm checkpoints without Python and without running their pickles; adapt them
+//! the way timm does at load time; write safetensors.
+//!
+//! # Quick start
+//!
+//! Open a checkpoint (a `torch.save` zip or legacy file, or safetensors). Nothing is loaded
+//! until asked for; a tensor stored contiguously is a view of the file's mapping:
+//!
+//! ```
+//! use timmconv::{Checkpoint, OpenOptions};
+//!
+//! let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+//! for t in ckpt.tensors().iter().take(2) {
+//!     println!("{} {} {:?}", t.name, t.dtype, t.shape);
+//! }
+//! let stem = ckpt.array::<f32>("conv1.0.weight")?; // ndarray, borrowed from the file
+//! assert_eq!(stem.shape(), [16, 3, 3, 3]);
+//! # Ok::<(), timmconv::Error>(())
+//! ```
+//!
+//! Adapt and write, as `timm.create_model(..., pretrained=True, in_chans=4, num_classes=0)`
+//! would load the weights, taking the stem and classifier from timm's pretrained cfg in the
+//! embedded [`registry`]:
+//!
+//! ```
+//! use timmconv::{convert, registry, ConvertOptions};
+//!
+//! let (arch, cfg) = registry::lookup("test_resnet.r160_in1k")?;
+//! let cfg = cfg.expect("a pretrained tag");
+//! let mut opts = ConvertOptions::default();
+//! opts.adapt.first_conv = cfg.first_conv();
+//! opts.adapt.classifier = cfg.classifier();
+//! opts.adapt.cfg_num_classes = cfg.num_classes();
+//! opts.adapt.in_chans = Some(4);
+//! opts.adapt.num_classes = Some(0);
+//! opts.model = Some(arch.name);
+//! let dir = tempfile::tempdir()?;
+//! let out = dir.path().join("resnet4.safetensors");
+//! let report = convert("fixtures/ckpt/test_resnet.f32.zip.pth".as_ref(), &out, &opts, |_, _| {})?;
+//! assert_eq!(report.plan.adapted.len(), 1); // the stem, summed and repeated to 4 channels
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `cli` (default): the `timmconv` binary's dependencies (clap, anyhow, indicatif). The
+//!   library itself needs none of them: `default-features = false` builds it alone.
+//! - `torch`: the `verify` module, which runs converted weights through libtorch (the `tch` crate) in a
+//!   TorchScript export of the model and compares logits with PyTorch's. Needs libtorch 2.11.
+//!
+//! # Errors
+//!
+//! Every fallible function returns [`Result`] with the one [`Error`] type, whose variants name
+//! the check that failed (a named [`Error::Limit`], a [`Error::ForbiddenGlobal`] with its byte
+//! offset, a [`Error::Tensor`] with its key) and, through [`Error::WithPath`], the file.
+//!
+//! # Guarantees
+//!
+//! - No code from a checkpoint ever runs: the unpickler ([`pickle`]) only describes objects,
+//!   against an allowlist, and [`checkpoint::scan`] reports what `torch.load` would run.
+//! - Bounded work and memory on any input: every budget is a named constant (see
+//!   docs/security.md), and sizes read from a file are checked before anything is allocated.
+//! - Outputs appear whole or not at all, and nothing the library did not write is deleted.
+//! - The library never prints and never exits: it returns data and reports.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapt;
+mod array;
 pub mod checkpoint;
 pub mod convert;
 pub mod dtype;
 pub mod error;
+mod fileio;
 pub mod hub;
 pub mod pickle;
 pub mod registry;
@@ -15,12 +81,19 @@ pub mod write;
 #[cfg(feature = "plot")]
 pub mod chart;
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod verify;
 
 #[cfg(feature = "cli")]
 pub mod cli;
 
+pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};
 pub use convert::{convert, ConvertOptions, ConvertReport};
 pub use dtype::DType;
 pub use error::{Error, Result};
+
+// the README's examples run as doctests too
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

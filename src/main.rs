@@ -20,7 +20,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            // messages quote names read from files: escape what could forge terminal output
+            eprintln!("error: {}", timmconv::error::printable(&e.to_string()));
             ExitCode::from(2)
         }
     }

@@ -13,7 +13,15 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// Prefix of the temporary files timmconv writes next to an output; never a finished file.
+/// On Linux the data is written to an unnamed file (`O_TMPFILE`) that only gets a name when it
+/// is complete, so even a killed or aborted process leaves nothing behind.
 pub const TEMP_PREFIX: &str = ".timmconv-partial-";
+
+/// Largest safetensors header the safetensors readers accept (their `MAX_HEADER_SIZE`).
+pub const MAX_HEADER_BYTES: usize = 100_000_000;
+
+/// The key safetensors reserves for the metadata; no tensor may have it.
+pub const METADATA_KEY: &str = "__metadata__";
 
 /// One tensor to write.
 #[derive(Debug, Clone)]
@@ -27,9 +35,39 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn nbytes(&self) -> usize {
-        self.shape.iter().product::<usize>() * self.dtype.size()
+    /// Bytes of data, or `None` when that overflows.
+    fn nbytes(&self) -> Option<usize> {
+        self.shape
+            .iter()
+            .try_fold(self.dtype.size(), |acc, &d| acc.checked_mul(d))
     }
+}
+
+/// Checks that `entries` make a file every safetensors reader can read back: no tensor named
+/// `__metadata__`, no name twice, no control characters in a name, sizes that fit.
+pub fn validate(entries: &[Entry]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for e in entries {
+        let bad = |what: &str| Error::tensor(crate::error::printable(&e.name), what.to_owned());
+        if e.name == METADATA_KEY {
+            return Err(bad(
+                "`__metadata__` is the key safetensors reserves for metadata; a tensor of that \
+                 name makes a file no reader can open (rename it)",
+            ));
+        }
+        if e.name.chars().any(char::is_control) {
+            return Err(bad(
+                "the name holds control characters, which an output name must not",
+            ));
+        }
+        if !seen.insert(e.name.as_str()) {
+            return Err(bad("two tensors of the output would have this name"));
+        }
+        if e.nbytes().is_none() {
+            return Err(bad("its size overflows"));
+        }
+    }
+    Ok(())
 }
 
 /// The order safetensors itself writes: by dtype alignment, largest first, then by name.
@@ -58,7 +96,10 @@ pub fn header(
     let mut offset = 0usize;
     for &i in order {
         let e = &entries[i];
-        let end = offset + e.nbytes();
+        let end = e
+            .nbytes()
+            .and_then(|n| offset.checked_add(n))
+            .ok_or_else(|| Error::tensor(&e.name, "the output's size overflows"))?;
         map.insert(
             e.name.clone(),
             json!({"dtype": e.dtype.to_safetensors(), "shape": e.shape, "data_offsets": [offset, end]}),
@@ -68,6 +109,14 @@ pub fn header(
     let mut bytes =
         serde_json::to_vec(&Value::Object(map)).map_err(|e| Error::SafeTensors(e.to_string()))?;
     let padded = bytes.len().next_multiple_of(8);
+    if padded > MAX_HEADER_BYTES {
+        return Err(Error::limit(
+            "MAX_HEADER_BYTES",
+            "safetensors header of the output (names and shapes)",
+            padded as u64,
+            MAX_HEADER_BYTES as u64,
+        ));
+    }
     bytes.resize(padded, b' ');
     Ok(bytes)
 }
@@ -97,27 +146,73 @@ impl Chunk<'_> {
     }
 }
 
+/// The temporary file behind an [`Output`].
+enum Temp {
+    /// An unnamed file in the destination's folder (Linux `O_TMPFILE`), linked in by name
+    /// only when complete.
+    #[cfg(target_os = "linux")]
+    Unnamed { file: File, dir: PathBuf },
+    /// A named temporary file beside the destination, removed on drop.
+    Named(tempfile::NamedTempFile),
+}
+
+impl Temp {
+    fn file(&self) -> &File {
+        match self {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed { file, .. } => file,
+            Temp::Named(t) => t.as_file(),
+        }
+    }
+}
+
+impl Write for Temp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut f = self.file();
+        f.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An output file being written: a temporary file in the destination's folder until
-/// [`Output::commit`] renames it into place. Dropped without commit, it is removed.
+/// [`Output::commit`] renames it into place. Dropped without commit, it is removed (and on
+/// Linux it never had a name: a crash, abort or SIGKILL leaves nothing either).
 pub struct Output {
-    file: BufWriter<tempfile::NamedTempFile>,
+    file: BufWriter<Temp>,
     dest: PathBuf,
 }
 
 impl Output {
-    /// Starts writing towards `dest`.
+    /// Starts writing towards `dest`. The file gets the permissions any new file of this
+    /// process gets (0666 less the umask), like `cp` or `torch.save` give.
+    ///
+    /// # Errors
+    ///
+    /// The destination's folder cannot be written.
     pub fn create(dest: &Path) -> Result<Output> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+        #[cfg(target_os = "linux")]
+        if let Some(file) = unnamed_temp(&dir) {
+            return Ok(Output {
+                file: BufWriter::with_capacity(4 << 20, Temp::Unnamed { file, dir }),
+                dest: dest.to_path_buf(),
+            });
+        }
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(Output {
-            file: BufWriter::with_capacity(4 << 20, tmp),
+            file: BufWriter::with_capacity(4 << 20, Temp::Named(tmp)),
             dest: dest.to_path_buf(),
         })
     }
@@ -136,59 +231,14 @@ impl Output {
     /// Appends `len` bytes from `offset` of `src`, copied by the kernel where it can.
     pub fn copy_range(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
-        let mut off = offset;
-        let end = offset + len;
-        while off < end {
-            let want = usize::try_from(end - off)
-                .unwrap_or(usize::MAX)
-                .min(1 << 30);
-            match rustix::fs::copy_file_range(
-                src,
-                Some(&mut off),
-                self.file.get_ref().as_file(),
-                None,
-                want,
-            ) {
-                Ok(0) => {
-                    return Err(self.ioerr(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("input ended at byte {off}, expected {end}"),
-                    )))
-                }
-                Ok(_) => {}
-                // another filesystem, an old kernel, a special file: copy through memory
-                Err(_) => return self.copy_through_buffer(src, off, end - off),
-            }
-        }
-        Ok(())
-    }
-
-    fn copy_through_buffer(&mut self, src: &File, mut off: u64, len: u64) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let end = off + len;
-        let mut buf = vec![0u8; (4 << 20).min(usize::try_from(len).unwrap_or(usize::MAX))];
-        while off < end {
-            let n = buf
-                .len()
-                .min(usize::try_from(end - off).unwrap_or(usize::MAX));
-            src.read_exact_at(&mut buf[..n], off)
-                .map_err(|e| self.ioerr(e))?;
-            self.file
-                .write_all(&buf[..n])
-                .map_err(|e| Error::io(&self.dest, e))?;
-            off += n as u64;
-        }
-        Ok(())
+        crate::fileio::copy_range(src, offset, len, self.file.get_ref().file())
+            .map_err(|e| self.ioerr(e))
     }
 
     /// Overwrites bytes at `offset` of what was written (the header, once the metadata is known).
     pub fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
-        self.file
-            .get_ref()
-            .as_file()
-            .write_all_at(bytes, offset)
+        crate::fileio::write_all_at(self.file.get_ref().file(), bytes, offset)
             .map_err(|e| self.ioerr(e))
     }
 
@@ -202,26 +252,268 @@ impl Output {
             .into_inner()
             .map_err(|e| Error::io(&dest, e.into_error()))?;
         if sync {
-            tmp.as_file().sync_all().map_err(|e| Error::io(&dest, e))?;
+            tmp.file().sync_all().map_err(|e| Error::io(&dest, e))?;
         }
-        let result = if overwrite {
-            tmp.persist(&dest).map(|_| ())
-        } else {
-            tmp.persist_noclobber(&dest).map(|_| ())
+        match tmp {
+            #[cfg(target_os = "linux")]
+            Temp::Unnamed { file, dir } => link_unnamed(&file, &dir, &dest, overwrite),
+            Temp::Named(tmp) => {
+                let result = if overwrite {
+                    tmp.persist(&dest).map(|_| ())
+                } else {
+                    tmp.persist_noclobber(&dest).map(|_| ())
+                };
+                result.map_err(|e| Error::io(&dest, e.error))
+            }
+        }
+    }
+}
+
+/// An unnamed file in `dir`, or `None` where the filesystem or kernel has no `O_TMPFILE` (or
+/// `/proc`, through which it is linked in).
+#[cfg(target_os = "linux")]
+fn unnamed_temp(dir: &Path) -> Option<File> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    if !Path::new("/proc/self/fd").is_dir() {
+        return None;
+    }
+    let fd = rustix::fs::openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    )
+    .ok()?;
+    Some(File::from(fd))
+}
+
+/// Gives the finished unnamed file its name: linked straight to `dest` when nothing may be
+/// replaced (atomic, fails if `dest` exists); otherwise linked to a temporary name and renamed
+/// over `dest`.
+#[cfg(target_os = "linux")]
+fn link_unnamed(file: &File, dir: &Path, dest: &Path, overwrite: bool) -> Result<()> {
+    use std::os::fd::AsRawFd;
+
+    use rustix::fs::{AtFlags, CWD};
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let link = |to: &Path| rustix::fs::linkat(CWD, &proc_path, CWD, to, AtFlags::SYMLINK_FOLLOW);
+    if !overwrite {
+        return link(dest).map_err(|e| Error::io(dest, e.into()));
+    }
+    for _ in 0..16 {
+        let name = dir.join(format!(
+            "{TEMP_PREFIX}{:016x}.tmp",
+            rand_u64(file.as_raw_fd())
+        ));
+        match link(&name) {
+            Ok(()) => {
+                return std::fs::rename(&name, dest).map_err(|e| {
+                    let _ = std::fs::remove_file(&name);
+                    Error::io(dest, e)
+                })
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(Error::io(dest, e.into())),
+        }
+    }
+    Err(Error::io(
+        dest,
+        std::io::Error::other("no free temporary name in the output folder"),
+    ))
+}
+
+/// A name-picking number: not cryptographic, only unlikely to collide.
+#[cfg(target_os = "linux")]
+fn rand_u64(salt: i32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i32(salt);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// How a finished output takes its place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitPolicy {
+    /// Replace an existing file at the destination (atomically); without it an existing file
+    /// is an error and stays as it was.
+    pub overwrite: bool,
+    /// Flush the data to the disk before the file gets its name (survives a power loss).
+    pub sync: bool,
+}
+
+/// A safetensors file being written, tensor by tensor, in safetensors' own order:
+/// [`create`](SafetensorsWriter::create) it with every tensor's name, dtype and shape, [`add`]
+/// each tensor's bytes in the order [`next`](SafetensorsWriter::next) names (in one or more
+/// chunks), then [`finish`](SafetensorsWriter::finish) with the final metadata. Until then the
+/// data lives in a temporary file that nothing else sees; dropping the writer (an error, a
+/// panic) removes it.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use timmconv::write::{Chunk, CommitPolicy, Entry, SafetensorsWriter};
+/// use timmconv::DType;
+/// let dir = tempfile::tempdir()?;
+/// let dest = dir.path().join("w.safetensors");
+/// let entries = vec![
+///     Entry { name: "b".into(), dtype: DType::F32, shape: vec![2] },
+///     Entry { name: "a".into(), dtype: DType::F32, shape: vec![1] },
+/// ];
+/// let mut w = SafetensorsWriter::create(&dest, entries, &BTreeMap::new())?;
+/// while let Some(e) = w.next() {
+///     let n = e.shape.iter().product::<usize>();
+///     w.add(Chunk::Bytes(bytemuck::cast_slice(&vec![1.5f32; n]).to_vec().into()))?;
+/// }
+/// w.finish(&BTreeMap::new(), CommitPolicy::default())?;
+/// let ckpt = timmconv::Checkpoint::open(&dest, &Default::default())?;
+/// assert_eq!(ckpt.array::<f32>("b")?.as_slice(), Some(&[1.5, 1.5][..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`add`]: SafetensorsWriter::add
+pub struct SafetensorsWriter {
+    out: Output,
+    entries: Vec<Entry>,
+    order: Vec<usize>,
+    draft: BTreeMap<String, String>,
+    draft_len: usize,
+    /// Position in `order` of the tensor being added, and its bytes so far.
+    at: usize,
+    written: u64,
+}
+
+impl SafetensorsWriter {
+    /// Validates `entries` (see [`validate`]) and starts the file at `dest` with a header
+    /// carrying `metadata`; [`finish`](Self::finish) may replace that metadata by any of the
+    /// same serialised length (a checksum computed meanwhile, say).
+    ///
+    /// # Errors
+    ///
+    /// An entry [`validate`] refuses, a header over [`MAX_HEADER_BYTES`], or a destination
+    /// folder that cannot be written. Nothing is created then.
+    pub fn create(
+        dest: &Path,
+        entries: Vec<Entry>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<SafetensorsWriter> {
+        validate(&entries)?;
+        let order = reference_order(&entries);
+        let draft = header(&entries, &order, metadata)?;
+        let mut out = Output::create(dest)?;
+        out.write(&(draft.len() as u64).to_le_bytes())?;
+        out.write(&draft)?;
+        let mut w = SafetensorsWriter {
+            out,
+            entries,
+            order,
+            draft: metadata.clone(),
+            draft_len: draft.len(),
+            at: 0,
+            written: 0,
         };
-        result.map_err(|e| Error::io(&dest, e.error))
+        w.skip_empty();
+        Ok(w)
+    }
+
+    /// Zero-sized tensors hold no bytes: they are complete as soon as they are reached.
+    fn skip_empty(&mut self) {
+        while self.next().is_some_and(|e| e.nbytes() == Some(0)) {
+            self.at += 1;
+        }
+    }
+
+    /// The tensor whose bytes [`add`](Self::add) takes next, or `None` when all are in.
+    pub fn next(&self) -> Option<&Entry> {
+        self.order.get(self.at).map(|&i| &self.entries[i])
+    }
+
+    /// Index (in the `entries` given to [`create`](Self::create)) of the next tensor.
+    pub fn next_index(&self) -> Option<usize> {
+        self.order.get(self.at).copied()
+    }
+
+    /// Appends bytes of the current tensor; moves to the next once its size is reached.
+    ///
+    /// # Errors
+    ///
+    /// More bytes than the tensors still need, or a write that fails.
+    pub fn add(&mut self, chunk: Chunk<'_>) -> Result<()> {
+        let Some(e) = self.next() else {
+            return Err(Error::SafeTensors(
+                "more data than the tensors declared".into(),
+            ));
+        };
+        let want = e.nbytes().unwrap_or(usize::MAX) as u64;
+        if self.written + chunk.len() > want {
+            return Err(Error::tensor(
+                &e.name,
+                format!("produced more than its {want} bytes"),
+            ));
+        }
+        match &chunk {
+            Chunk::Bytes(b) => self.out.write(b)?,
+            Chunk::FileRange { file, offset, len } => self.out.copy_range(file, *offset, *len)?,
+        }
+        self.written += chunk.len();
+        if self.written == want {
+            self.at += 1;
+            self.written = 0;
+        }
+        self.skip_empty();
+        Ok(())
+    }
+
+    /// Checks every tensor is complete, writes `metadata` into the header (it must serialise
+    /// to the draft's length) and gives the file its name as `policy` says.
+    ///
+    /// # Errors
+    ///
+    /// A tensor short of bytes, metadata of another length, or the commit failing (an
+    /// existing destination without `overwrite`). The temporary file is removed then.
+    pub fn finish(
+        mut self,
+        metadata: &BTreeMap<String, String>,
+        policy: CommitPolicy,
+    ) -> Result<()> {
+        if let Some(e) = self.next() {
+            return Err(Error::tensor(
+                &e.name,
+                format!(
+                    "produced {} bytes, expected {}",
+                    self.written,
+                    e.nbytes().unwrap_or(usize::MAX)
+                ),
+            ));
+        }
+        if *metadata != self.draft {
+            let fin = header(&self.entries, &self.order, metadata)?;
+            if fin.len() != self.draft_len {
+                return Err(Error::SafeTensors(format!(
+                    "final header is {} bytes, the draft {}",
+                    fin.len(),
+                    self.draft_len
+                )));
+            }
+            self.out.patch(8, &fin)?;
+        }
+        self.out.commit(policy.overwrite, policy.sync)
     }
 }
 
 /// Receives the chunks of one tensor.
 pub type Sink<'s> = dyn FnMut(Chunk<'_>) -> Result<()> + 's;
 
-/// Writes a safetensors file at `dest`: `entries` in the reference order, each one's data from
-/// `produce(index, sink)`, which hands the tensor's bytes to `sink` in one or more chunks that
-/// must add up to exactly the entry's size. The header is written with
-/// `metadata` first and rewritten at the end with what `finalize` returns, which must serialise
-/// to the same length (so a checksum computed meanwhile can go in). `progress` is told the bytes
-/// written after each tensor. Nothing is left at `dest` on error.
+/// [`SafetensorsWriter`] driven by closures: `produce(index, sink)` hands each tensor's bytes
+/// to `sink`, `progress` is told the bytes written after each chunk, and `finalize` gives the
+/// metadata the header ends with. Nothing is left at `dest` on error.
+///
+/// # Errors
+///
+/// As [`SafetensorsWriter`], and whatever the closures return.
 #[allow(clippy::too_many_arguments)]
 pub fn write_safetensors(
     dest: &Path,
@@ -233,48 +525,122 @@ pub fn write_safetensors(
     mut progress: impl FnMut(u64),
     finalize: impl FnOnce() -> Result<BTreeMap<String, String>>,
 ) -> Result<()> {
-    let order = reference_order(entries);
-    let draft = header(entries, &order, metadata)?;
-    let mut out = Output::create(dest)?;
-    out.write(&(draft.len() as u64).to_le_bytes())?;
-    out.write(&draft)?;
-    for i in order.iter().copied() {
-        let e = &entries[i];
-        let want = e.nbytes() as u64;
-        let mut written = 0u64;
+    let mut w = SafetensorsWriter::create(dest, entries.to_vec(), metadata)?;
+    while let Some(i) = w.next_index() {
+        let before = w.at;
         produce(i, &mut |chunk: Chunk<'_>| {
-            written += chunk.len();
-            if written > want {
-                return Err(Error::tensor(
-                    &e.name,
-                    format!("produced more than its {want} bytes"),
-                ));
-            }
-            match &chunk {
-                Chunk::Bytes(b) => out.write(b)?,
-                Chunk::FileRange { file, offset, len } => out.copy_range(file, *offset, *len)?,
-            }
-            progress(chunk.len());
+            let n = chunk.len();
+            w.add(chunk)?;
+            progress(n);
             Ok(())
         })?;
-        if written != want {
+        if w.at == before {
+            let e = &entries[i];
             return Err(Error::tensor(
                 &e.name,
-                format!("produced {written} bytes, expected {want}"),
+                format!(
+                    "produced {} bytes, expected {}",
+                    w.written,
+                    e.nbytes().unwrap_or(usize::MAX)
+                ),
             ));
         }
     }
     let final_meta = finalize()?;
-    if &final_meta != metadata {
-        let fin = header(entries, &order, &final_meta)?;
-        if fin.len() != draft.len() {
-            return Err(Error::SafeTensors(format!(
-                "final header is {} bytes, the draft {}",
-                fin.len(),
-                draft.len()
-            )));
+    w.finish(&final_meta, CommitPolicy { overwrite, sync })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, shape: &[usize]) -> Entry {
+        Entry {
+            name: name.into(),
+            dtype: DType::U8,
+            shape: shape.to_vec(),
         }
-        out.patch(8, &fin)?;
     }
-    out.commit(overwrite, sync)
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn writer_takes_tensors_in_reference_order_and_skips_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.safetensors");
+        let entries = vec![entry("b", &[2]), entry("empty", &[0, 3]), entry("a", &[3])];
+        let mut w = SafetensorsWriter::create(&dest, entries, &BTreeMap::new()).unwrap();
+        assert_eq!(w.next().unwrap().name, "a");
+        w.add(Chunk::Bytes(vec![1, 2].into())).unwrap();
+        w.add(Chunk::Bytes(vec![3].into())).unwrap();
+        assert_eq!(w.next().unwrap().name, "b");
+        let too_many = w.add(Chunk::Bytes(vec![0; 3].into())).unwrap_err();
+        assert!(
+            too_many.to_string().contains("more than its 2 bytes"),
+            "{too_many}"
+        );
+        w.add(Chunk::Bytes(vec![4, 5].into())).unwrap();
+        assert!(w.next().is_none());
+        w.finish(&BTreeMap::new(), CommitPolicy::default()).unwrap();
+        let bytes = std::fs::read(&dest).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("a").unwrap().data(), [1, 2, 3]);
+        assert_eq!(st.tensor("b").unwrap().data(), [4, 5]);
+        assert_eq!(st.tensor("empty").unwrap().shape(), [0, 3]);
+        assert_eq!(files(dir.path()), ["out.safetensors"]);
+    }
+
+    #[test]
+    fn unfinished_or_dropped_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.safetensors");
+        let mut w =
+            SafetensorsWriter::create(&dest, vec![entry("a", &[4])], &BTreeMap::new()).unwrap();
+        w.add(Chunk::Bytes(vec![1].into())).unwrap();
+        let short = w
+            .finish(&BTreeMap::new(), CommitPolicy::default())
+            .unwrap_err();
+        assert!(
+            short.to_string().contains("produced 1 bytes, expected 4"),
+            "{short}"
+        );
+        let w = SafetensorsWriter::create(&dest, vec![entry("a", &[4])], &BTreeMap::new());
+        drop(w);
+        assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+    }
+
+    #[test]
+    fn refused_names_create_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.safetensors");
+        for (entries, says) in [
+            (vec![entry(METADATA_KEY, &[1])], "reserves"),
+            (vec![entry("a\rb", &[1])], "control characters"),
+            (vec![entry("a", &[1]), entry("a", &[2])], "two tensors"),
+            (vec![entry("a", &[usize::MAX, 2])], "overflows"),
+        ] {
+            let err = SafetensorsWriter::create(&dest, entries, &BTreeMap::new())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        // a header over the readers' 100 MB limit: 2 000 names of 50 000 characters
+        let long: Vec<Entry> = (0..2000)
+            .map(|i| entry(&format!("{i}{}", "x".repeat(50_000)), &[1]))
+            .collect();
+        let err = SafetensorsWriter::create(&dest, long, &BTreeMap::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("MAX_HEADER_BYTES"), "{err}");
+        assert!(files(dir.path()).is_empty());
+    }
 }

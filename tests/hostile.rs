@@ -48,8 +48,9 @@ fn malicious_fixtures_are_refused_naming_the_global_and_never_run() {
         // every malicious file is flagged by the scan
         let findings = timmconv::checkpoint::scan(&bytes);
         if let Ok(f) = findings {
+            assert!(!f.is_safe(), "{file}: scan says safe: {f:?}");
             assert!(
-                f.iter().any(|x| x.global == global
+                f.findings.iter().any(|x| x.global == global
                     && matches!(x.class, timmconv::pickle::GlobalClass::Dangerous)),
                 "{file}: scan did not flag {global}: {f:?}"
             );

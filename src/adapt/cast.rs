@@ -44,7 +44,7 @@ pub fn from_f32(values: &[f32], dtype: DType) -> Option<Vec<u8>> {
             .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
         DType::BF16 => values
             .iter()
-            .for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
+            .for_each(|v| out.extend_from_slice(&f32_to_bf16_bits(v.to_bits()).to_le_bytes())),
         DType::F64 => values
             .iter()
             .for_each(|v| out.extend_from_slice(&f64::from(*v).to_le_bytes())),
@@ -53,19 +53,30 @@ pub fn from_f32(values: &[f32], dtype: DType) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// f32 to bf16 with round to nearest even, quieting NaNs like `half` and torch; written so the
-/// compiler vectorises it.
+/// The NaN torch's CPU kernels write for every f32 NaN cast to bf16 (its vectorised
+/// `cvtfp32_bf16` blends in all ones), whatever the sign or payload.
+const BF16_NAN_FROM_F32: u16 = 0xffff;
+/// The NaN torch's scalar `c10::BFloat16` conversion writes (f16 and f64 sources).
+const BF16_NAN_SCALAR: u16 = 0x7fc0;
+
+/// f32 bits to bf16 bits: round to nearest even, NaN as torch writes it.
+#[inline]
+fn f32_to_bf16_bits(b: u32) -> u16 {
+    if b & 0x7fff_ffff > 0x7f80_0000 {
+        BF16_NAN_FROM_F32
+    } else {
+        ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    }
+}
+
+/// f32 to bf16 with round to nearest even and torch's NaN; written so the compiler
+/// vectorises it.
 fn f32_to_bf16_into(src: &[u8], out: &mut Vec<u8>) {
     out.clear();
     out.resize(src.len() / 2, 0);
     for (o, c) in out.chunks_exact_mut(2).zip(src.chunks_exact(4)) {
         let b = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        let h = if b & 0x7fff_ffff > 0x7f80_0000 {
-            (b >> 16) | 0x40
-        } else {
-            (b + 0x7fff + ((b >> 16) & 1)) >> 16
-        };
-        o.copy_from_slice(&(h as u16).to_le_bytes());
+        o.copy_from_slice(&f32_to_bf16_bits(b).to_le_bytes());
     }
 }
 
@@ -139,13 +150,32 @@ fn cast_general(bytes: &[u8], from: DType, to: DType) -> Vec<u8> {
         match to {
             DType::F32 => vals.for_each(|v| out.extend_from_slice(&(v as f32).to_le_bytes())),
             DType::F16 => vals.for_each(|v| out.extend_from_slice(&f16::from_f64(v).to_le_bytes())),
-            DType::BF16 => {
-                vals.for_each(|v| out.extend_from_slice(&bf16::from_f64(v).to_le_bytes()))
-            }
+            DType::BF16 => vals.for_each(|v| {
+                let h = if v.is_nan() {
+                    BF16_NAN_SCALAR
+                } else {
+                    bf16::from_f64(v).to_bits()
+                };
+                out.extend_from_slice(&h.to_le_bytes())
+            }),
             // f64 -> f64 returned above
             _ => return bytes.to_vec(),
         }
         return out;
+    }
+    if (from, to) == (DType::F16, DType::BF16) {
+        return bytes
+            .chunks_exact(2)
+            .flat_map(|c| {
+                let v = f16::from_le_bytes([c[0], c[1]]).to_f32();
+                let h = if v.is_nan() {
+                    BF16_NAN_SCALAR
+                } else {
+                    f32_to_bf16_bits(v.to_bits())
+                };
+                h.to_le_bytes()
+            })
+            .collect();
     }
     // every f16/bf16/f32 value is exact in f32
     to_f32(bytes, from)
@@ -194,9 +224,16 @@ mod tests {
         // a sweep of bit patterns, every exponent and many mantissas
         vals.extend((0..1u32 << 16).map(|i| f32::from_bits(i.wrapping_mul(0x9e37_79b1))));
         let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        // half rounds like torch; NaNs become torch's all-ones NaN
         let bf: Vec<u8> = vals
             .iter()
-            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .flat_map(|v| {
+                if v.is_nan() {
+                    BF16_NAN_FROM_F32.to_le_bytes()
+                } else {
+                    bf16::from_f32(*v).to_le_bytes()
+                }
+            })
             .collect();
         let hf: Vec<u8> = vals
             .iter()
@@ -227,5 +264,31 @@ mod tests {
     fn integers_pass_through() {
         let b = 7i64.to_le_bytes();
         assert_eq!(cast(&b, DType::I64, DType::F16), b.to_vec());
+    }
+
+    /// Pinned to torch 2.11.0 on CPU: `torch.tensor(x, dtype=torch.float32).to(torch.bfloat16)`
+    /// writes 0xffff for every NaN (sign and payload dropped); from float16 or float64 the
+    /// scalar conversion writes 0x7fc0.
+    #[test]
+    fn nan_casts_write_torchs_nan() {
+        let nans = [
+            0x7fc0_0001u32,
+            0xffc0_0000,
+            0x7f80_0001,
+            0xff81_2345,
+            0x7fff_ffff,
+        ];
+        let f32s: Vec<u8> = nans.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let expect = |h: u16| -> Vec<u8> { nans.iter().flat_map(|_| h.to_le_bytes()).collect() };
+        assert_eq!(cast(&f32s, DType::F32, DType::BF16), expect(0xffff));
+        let values: Vec<f32> = nans.iter().map(|b| f32::from_bits(*b)).collect();
+        assert_eq!(from_f32(&values, DType::BF16).unwrap(), expect(0xffff));
+        let f16s = cast(&f32s, DType::F32, DType::F16);
+        assert_eq!(cast(&f16s, DType::F16, DType::BF16), expect(0x7fc0));
+        let f64s: Vec<u8> = values
+            .iter()
+            .flat_map(|v| f64::from(*v).to_le_bytes())
+            .collect();
+        assert_eq!(cast(&f64s, DType::F64, DType::BF16), expect(0x7fc0));
     }
 }

@@ -309,7 +309,6 @@ impl Plan {
         sink: &mut crate::write::Sink<'_>,
     ) -> Result<()> {
         use crate::write::Chunk;
-        use std::os::unix::fs::FileExt;
         let (Op::Copy, Some(file), Some(range)) =
             (&p.op, ckpt.file(), ckpt.tensor_file_range(&p.source))
         else {
@@ -328,13 +327,12 @@ impl Plan {
             let n = step.min(range.end - at);
             scratch.input.clear();
             scratch.input.resize(n, 0);
-            file.read_exact_at(&mut scratch.input, at as u64)
-                .map_err(|e| {
-                    Error::tensor(
-                        &p.source.name,
-                        format!("reading {n} bytes at offset {at}: {e}"),
-                    )
-                })?;
+            crate::fileio::read_exact_at(file, &mut scratch.input, at as u64).map_err(|e| {
+                Error::tensor(
+                    &p.source.name,
+                    format!("reading {n} bytes at offset {at}: {e}"),
+                )
+            })?;
             cast::cast_into(&scratch.input, p.source.dtype, p.dtype, &mut scratch.output);
             sink(Chunk::Bytes(Cow::Borrowed(&scratch.output)))?;
             at += n;
@@ -345,6 +343,31 @@ impl Plan {
     /// The output bytes of one planned tensor.
     pub fn bytes<'c>(&self, ckpt: &'c Checkpoint, p: &Planned) -> Result<Cow<'c, [u8]>> {
         self.bytes_with(ckpt, p, false)
+    }
+
+    /// One planned tensor, adapted, as an [`ndarray`] array of `T` (borrowed from the file when
+    /// the tensor passes through unchanged, as [`Checkpoint::array`] explains).
+    ///
+    /// ```
+    /// use timmconv::adapt::{Adaptation, Plan};
+    /// use timmconv::{Checkpoint, OpenOptions};
+    /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+    /// let a = Adaptation { in_chans: Some(1), first_conv: vec!["conv1.0".into()], ..Default::default() };
+    /// let plan = Plan::new(&ckpt, &a)?;
+    /// let stem = plan.tensors.iter().find(|p| p.name == "conv1.0.weight").unwrap();
+    /// assert_eq!(plan.array::<f32>(&ckpt, stem)?.shape(), [16, 1, 3, 3]);
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Checkpoint::array`].
+    pub fn array<'c, T: crate::Element>(
+        &self,
+        ckpt: &'c Checkpoint,
+        p: &Planned,
+    ) -> Result<ndarray::CowArray<'c, T, ndarray::IxDyn>> {
+        crate::array::to_array(&p.name, self.bytes(ckpt, p)?, p.dtype, &p.shape)
     }
 
     fn bytes_with<'c>(

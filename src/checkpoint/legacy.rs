@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::tree::{Builder, Node, PidLayout};
+use super::tree::{Builder, PidLayout};
 use super::{Format, Parsed, StorageLoc};
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::pickle::{unpickle, Arena, Mode, Object, Value};
 
@@ -43,7 +42,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
         },
         other => other,
     })?;
-    let root = Builder::new(&main.arena, PidLayout::Legacy).build(&main.value)?;
+    let builder = Builder::new(&main.arena, PidLayout::Legacy);
+    let root = builder.build(&main.value)?;
+    let declared = builder.storages()?;
     let keys_pickle = unpickle(bytes, main.end, Mode::Load)?;
     let keys: Vec<String> = match keys_pickle.arena.seq(&keys_pickle.value) {
         Some(items) => items
@@ -60,11 +61,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
             )))
         }
     };
-    let dtypes = storage_dtypes(&root);
     let mut storages = HashMap::new();
     let mut pos = keys_pickle.end;
     for key in keys {
-        let Some(&(dtype, _)) = dtypes.get(key.as_str()) else {
+        let Some(declared) = declared.get(key.as_str()) else {
             return Err(structure(format!(
                 "storage `{key}` is listed but no tensor uses it, so its element size is unknown"
             )));
@@ -77,9 +77,19 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
         let mut n = [0u8; 8];
         n.copy_from_slice(header);
         let numel = u64::from_le_bytes(n);
+        // torch's _set_from_file refuses a size other than the declared one
+        if usize::try_from(numel).ok() != Some(declared.numel) {
+            return Err(structure(format!(
+                "storage `{key}` at offset {pos} holds {numel} elements, but the pickle declares {}",
+                declared.numel
+            )));
+        }
+        if storages.contains_key(&key) {
+            return Err(structure(format!("storage `{key}` is listed twice")));
+        }
         let len = usize::try_from(numel)
             .ok()
-            .and_then(|n| n.checked_mul(dtype.size()))
+            .and_then(|n| n.checked_mul(declared.dtype.size()))
             .filter(|&len| len <= bytes.len())
             .ok_or_else(|| {
                 structure(format!(
@@ -121,26 +131,4 @@ fn check_sys_info(arena: &Arena, v: &Value) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Every storage key the object references, with its dtype and declared element count.
-fn storage_dtypes(root: &Node) -> HashMap<&str, (DType, usize)> {
-    let mut out = HashMap::new();
-    let mut todo = vec![root];
-    while let Some(n) = todo.pop() {
-        match n {
-            Node::Tensor(t) => {
-                out.insert(t.storage.key.as_str(), (t.storage.dtype, t.storage.numel));
-            }
-            Node::List(items) => todo.extend(items),
-            Node::Dict(items) => {
-                for (k, v) in items {
-                    todo.push(k);
-                    todo.push(v);
-                }
-            }
-            _ => {}
-        }
-    }
-    out
 }

@@ -14,18 +14,29 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::pickle::GlobalRef;
 pub use modules::{modules, Module, MAX_MODULE_DEPTH};
-pub use scan::{scan, scan_file, Finding};
+pub use scan::{scan, scan_file, Finding, Problem, Scan};
 use tree::Node;
 pub use view::TensorInfo;
 
 /// Most tensors one state dict may hold.
 pub const MAX_TENSORS: usize = 1 << 20;
+
+/// Default for [`OpenOptions::max_amplification`]: how many times its storage's bytes one
+/// tensor may read (stride-0 views repeat elements), and how many times the bytes of all
+/// storages the whole state dict may read, beyond [`AMPLIFICATION_FLOOR`]. torch's own saves
+/// read each storage about once; a 635-byte file that describes a 2^62-byte view is refused.
+pub const MAX_AMPLIFICATION: u64 = 16;
+
+/// Logical bytes any tensor, and any state dict, may read regardless of its storages' size.
+pub const AMPLIFICATION_FLOOR: u64 = 16 << 20;
 
 /// The container a checkpoint came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,6 +67,10 @@ pub struct OpenOptions {
     pub use_ema: bool,
     /// Take the state dict under this top-level key instead of choosing.
     pub state_key: Option<String>,
+    /// How many times its storages' bytes a tensor, and the whole state dict, may read
+    /// ([`MAX_AMPLIFICATION`] by default); raise it for checkpoints of expanded (stride-0)
+    /// tensors.
+    pub max_amplification: u64,
 }
 
 impl Default for OpenOptions {
@@ -63,6 +78,7 @@ impl Default for OpenOptions {
         OpenOptions {
             use_ema: true,
             state_key: None,
+            max_amplification: MAX_AMPLIFICATION,
         }
     }
 }
@@ -101,9 +117,47 @@ fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
 }
 
 /// Opens `path` and maps it read-only (an empty file is an empty buffer: it cannot be mapped).
+/// Only regular files are read: a FIFO or a device could block forever or never end, and a
+/// folder is a mistake. The type is checked before opening (opening a FIFO blocks until a
+/// writer comes) and again on the opened file (the path could have been swapped meanwhile).
 fn open_mapped(path: &Path) -> Result<(File, Source)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let not_regular = |kind: &str| {
+        Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("is {kind}, not a regular file; give a checkpoint file"),
+            ),
+        )
+    };
+    let kind = |m: &std::fs::Metadata| {
+        let t = m.file_type();
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("a folder")
+        } else {
+            Some("a FIFO, socket or device")
+        }
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if let Some(k) = kind(&meta) {
+        return Err(not_regular(k));
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // never wait for a FIFO's writer, should one be swapped in after the check above
+        open.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = open.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if let Some(k) = kind(&meta) {
+        return Err(not_regular(k));
+    }
+    let len = meta.len();
     let source = if len == 0 {
         Source::Owned(Vec::new())
     } else {
@@ -117,9 +171,21 @@ fn open_mapped(path: &Path) -> Result<(File, Source)> {
 enum StorageLoc {
     /// `len` bytes at `start` in the source, read in place.
     Range { start: usize, len: usize },
-    /// A compressed zip entry, decompressed on demand to `len` bytes.
-    Deflated { index: usize, len: usize },
+    /// A deflated zip entry of `compressed` bytes at `start`, inflated on demand to `len`
+    /// bytes with CRC-32 `crc`.
+    Deflated {
+        start: usize,
+        compressed: usize,
+        len: usize,
+        crc: u32,
+    },
 }
+
+/// How many times over, in all, the deflated storages of an archive may be inflated while it
+/// is read (`MAX_INFLATED_BYTES` is this times their total size, plus [`AMPLIFICATION_FLOOR`]).
+/// The last storage inflated is kept, so tensors that share it inflate it once; the budget
+/// stops an archive whose tensors alternate between large storages.
+pub const INFLATE_PASSES: u64 = 4;
 
 impl StorageLoc {
     fn len(self) -> usize {
@@ -151,8 +217,14 @@ pub struct Checkpoint {
     top_level: Vec<String>,
     skipped: Vec<Skipped>,
     tensors: Vec<TensorInfo>,
+    /// Position of each tensor in `tensors`, by name.
+    index: HashMap<String, usize>,
     storages: HashMap<String, StorageLoc>,
     metadata: Option<BTreeMap<String, String>>,
+    /// The storage inflated last (its `start`), kept for the next tensor that views it.
+    inflated: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+    /// Bytes that inflating may still produce (`MAX_INFLATED_BYTES`).
+    inflate_budget: AtomicU64,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -206,7 +278,7 @@ impl Checkpoint {
             Node::Dict(items) => items
                 .iter()
                 .filter_map(|(k, _)| match k {
-                    Node::Str(s) => Some(s.clone()),
+                    Node::Str(s) => Some(s.to_string()),
                     _ => None,
                 })
                 .collect(),
@@ -214,7 +286,22 @@ impl Checkpoint {
         };
         let (state_key, state) = select_state_dict(&parsed.root, opts)?;
         let (tensors, skipped) = collect_tensors(state, state_key.as_deref())?;
+        check_amplification(&tensors, opts.max_amplification)?;
+        let deflated: u64 = parsed
+            .storages
+            .values()
+            .filter_map(|loc| match loc {
+                StorageLoc::Deflated { len, .. } => Some(*len as u64),
+                StorageLoc::Range { .. } => None,
+            })
+            .fold(0, u64::saturating_add);
         let ckpt = Checkpoint {
+            inflated: Mutex::new(None),
+            inflate_budget: AtomicU64::new(
+                deflated
+                    .saturating_mul(INFLATE_PASSES)
+                    .saturating_add(AMPLIFICATION_FLOOR),
+            ),
             path,
             file: None,
             source,
@@ -224,6 +311,11 @@ impl Checkpoint {
             state_key,
             top_level,
             skipped,
+            index: tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i))
+                .collect(),
             tensors,
             storages: parsed.storages,
             metadata: parsed.metadata,
@@ -302,7 +394,35 @@ impl Checkpoint {
 
     /// The tensor with this (cleaned) key.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensors.iter().find(|t| t.name == name)
+        self.index.get(name).and_then(|&i| self.tensors.get(i))
+    }
+
+    /// The tensor `name` as an [`ndarray`] array of `T`: a view borrowed from the file's mapping
+    /// when the tensor is stored contiguously, uncompressed, aligned for `T` and of `T`'s dtype;
+    /// an owned array when it is strided, deflated or unaligned, or when a floating tensor is
+    /// cast to another floating `T` (f16/bf16 weights read as `f32`, say).
+    ///
+    /// ```
+    /// use timmconv::{Checkpoint, OpenOptions};
+    /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+    /// let stem = ckpt.array::<f32>("conv1.0.weight")?;
+    /// assert_eq!(stem.shape(), [16, 3, 3, 3]);
+    /// assert!(stem.is_view()); // straight from the mapping
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// No tensor of that name, an integer tensor asked for as another type, or a storage that
+    /// cannot be read.
+    pub fn array<T: crate::Element>(
+        &self,
+        name: &str,
+    ) -> Result<ndarray::CowArray<'_, T, ndarray::IxDyn>> {
+        let t = self
+            .tensor(name)
+            .ok_or_else(|| Error::NoSuchTensor(name.to_owned()))?;
+        crate::array::to_array(&t.name, self.tensor_bytes(t)?, t.dtype, &t.shape)
     }
 
     /// The safetensors `__metadata__` of a safetensors input.
@@ -315,14 +435,19 @@ impl Checkpoint {
         &self.source
     }
 
-    /// Total elements over all tensors.
-    pub fn total_numel(&self) -> usize {
-        self.tensors.iter().map(TensorInfo::numel).sum()
+    /// Total elements over all tensors (saturating; the amplification limit keeps real sums
+    /// far below `u64::MAX`).
+    pub fn total_numel(&self) -> u64 {
+        self.tensors
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.numel() as u64))
     }
 
-    /// Total bytes over all tensors.
-    pub fn total_bytes(&self) -> usize {
-        self.tensors.iter().map(TensorInfo::nbytes).sum()
+    /// Total bytes over all tensors (saturating, like [`Checkpoint::total_numel`]).
+    pub fn total_bytes(&self) -> u64 {
+        self.tensors
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.nbytes() as u64))
     }
 
     /// The tensor's bytes in row-major order: borrowed from the file when it is stored
@@ -332,18 +457,59 @@ impl Checkpoint {
         let loc = self.storages[&t.storage];
         match loc {
             StorageLoc::Range { start, len } => {
-                let storage = self
-                    .source
-                    .get(start..start + len)
+                let storage = start
+                    .checked_add(len)
+                    .and_then(|end| self.source.get(start..end))
                     .ok_or_else(|| Error::tensor(&t.name, "storage lies outside the file"))?;
                 t.gather(storage)
             }
-            StorageLoc::Deflated { index, len } => {
-                let storage = zip::inflate(&self.source, index, len)
+            StorageLoc::Deflated {
+                start,
+                compressed,
+                len,
+                crc,
+            } => {
+                let storage = self
+                    .inflate(start, compressed, len, crc)
                     .map_err(|e| Error::tensor(&t.name, e.to_string()))?;
                 Ok(Cow::Owned(t.gather(&storage)?.into_owned()))
             }
         }
+    }
+
+    /// Inflates a deflated storage, or hands back the one inflated last.
+    fn inflate(
+        &self,
+        start: usize,
+        compressed: usize,
+        len: usize,
+        crc: u32,
+    ) -> Result<Arc<Vec<u8>>> {
+        let mut cache = self
+            .inflated
+            .lock()
+            .map_err(|_| Error::Structure("a thread panicked while inflating".into()))?;
+        if let Some((at, bytes)) = cache.as_ref() {
+            if *at == start {
+                return Ok(Arc::clone(bytes));
+            }
+        }
+        // drop the previous storage before inflating the next: one is resident at a time
+        *cache = None;
+        let left = self.inflate_budget.load(Ordering::Relaxed);
+        if len as u64 > left {
+            return Err(Error::limit(
+                "MAX_INFLATED_BYTES",
+                "bytes inflated from the archive's deflated storages",
+                len as u64,
+                left,
+            ));
+        }
+        self.inflate_budget
+            .store(left - len as u64, Ordering::Relaxed);
+        let bytes = Arc::new(zip::inflate(&self.source, start, compressed, len, crc)?);
+        *cache = Some((start, Arc::clone(&bytes)));
+        Ok(bytes)
     }
 
     /// The open input file (`None` for in-memory checkpoints).
@@ -355,20 +521,18 @@ impl Checkpoint {
     /// into a new buffer instead of through the mapping, so that converting a large file does
     /// not leave it all resident in this process.
     pub fn tensor_bytes_buffered(&self, t: &TensorInfo) -> Result<Cow<'_, [u8]>> {
-        use std::os::unix::fs::FileExt;
         if let (Some(file), Some(range)) = (&self.file, self.tensor_file_range(t)) {
             let mut buf = vec![0u8; range.len()];
-            file.read_exact_at(&mut buf, range.start as u64)
-                .map_err(|e| {
-                    Error::tensor(
-                        &t.name,
-                        format!(
-                            "reading {} bytes at offset {}: {e}",
-                            range.len(),
-                            range.start
-                        ),
-                    )
-                })?;
+            crate::fileio::read_exact_at(file, &mut buf, range.start as u64).map_err(|e| {
+                Error::tensor(
+                    &t.name,
+                    format!(
+                        "reading {} bytes at offset {}: {e}",
+                        range.len(),
+                        range.start
+                    ),
+                )
+            })?;
             return Ok(Cow::Owned(buf));
         }
         self.tensor_bytes(t)
@@ -436,7 +600,7 @@ fn select_state_dict<'n>(root: &'n Node, opts: &OpenOptions) -> Result<(Option<S
                 available: items
                     .iter()
                     .map(|(k, _)| match k {
-                        Node::Str(s) => s.clone(),
+                        Node::Str(s) => s.to_string(),
                         other => other.kind(),
                     })
                     .collect::<Vec<_>>()
@@ -460,6 +624,45 @@ fn select_state_dict<'n>(root: &'n Node, opts: &OpenOptions) -> Result<(Option<S
         Some(k) => (Some(k.to_owned()), root.get(k).unwrap_or(&Node::None)),
         None => (None, root),
     })
+}
+
+/// Refuses tensors that read far more bytes than their storages hold (see
+/// [`MAX_AMPLIFICATION`]). Every size here was checked to fit a `usize` by `validate`.
+fn check_amplification(tensors: &[TensorInfo], factor: u64) -> Result<()> {
+    let allowed = |storage_bytes: u64| {
+        storage_bytes
+            .saturating_mul(factor)
+            .max(AMPLIFICATION_FLOOR)
+    };
+    let mut storages: HashMap<&str, u64> = HashMap::new();
+    let mut total = 0u64;
+    for t in tensors {
+        let storage_bytes = (t.storage_numel as u64).saturating_mul(t.dtype.size() as u64);
+        let bytes = t.nbytes() as u64;
+        if bytes > allowed(storage_bytes) {
+            return Err(Error::tensor(
+                &t.name,
+                format!(
+                    "reads {bytes} bytes from a storage of {storage_bytes} bytes (shape {:?}, \
+                     stride {:?}), more than {factor} times its size (limit `MAX_AMPLIFICATION`; \
+                     raise it with --max-amplification if this expanded tensor is genuine)",
+                    t.shape, t.strides
+                ),
+            ));
+        }
+        storages.insert(&t.storage, storage_bytes);
+        total = total.saturating_add(bytes);
+    }
+    let stored = storages.values().fold(0u64, |a, &b| a.saturating_add(b));
+    if total > allowed(stored) {
+        return Err(Error::limit(
+            "MAX_AMPLIFICATION",
+            format!("bytes read by all tensors from {stored} bytes of storages"),
+            total,
+            allowed(stored),
+        ));
+    }
+    Ok(())
 }
 
 /// timm's `clean_state_dict`: strips `_orig_mod.` / `module.` / `_orig_mod.` in that order.
@@ -499,7 +702,7 @@ fn collect_tensors(
     let mut tensors: Vec<TensorInfo> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut skipped = Vec::new();
-    for (k, v) in items {
+    for (k, v) in items.iter() {
         let Node::Str(raw) = k else {
             return Err(Error::Structure(format!(
                 "{} has a {} key; a state dict has string keys",
@@ -512,7 +715,7 @@ fn collect_tensors(
             Node::Tensor(t) => t,
             Node::Unsupported(what) => {
                 return Err(Error::tensor(
-                    raw.as_str(),
+                    raw.to_string(),
                     format!(
                         "{what} tensors (complex, quantized, sparse, nested) are not supported"
                     ),
@@ -526,7 +729,7 @@ fn collect_tensors(
                 continue;
             }
         };
-        let info = TensorInfo {
+        let mut info = TensorInfo {
             name: name.clone(),
             dtype: t.storage.dtype,
             shape: t.shape.clone(),
@@ -536,6 +739,18 @@ fn collect_tensors(
             storage_numel: t.storage.numel,
             shared: false,
         };
+        // a legacy view storage: torch checks the tensor against the view's own size
+        if let Some((view_offset, view_numel)) = t.storage.view {
+            TensorInfo {
+                storage_numel: view_numel,
+                ..info.clone()
+            }
+            .validate()?;
+            info.offset = info
+                .offset
+                .checked_add(view_offset)
+                .ok_or_else(|| Error::tensor(&info.name, "storage offset overflows"))?;
+        }
         info.validate()?;
         // a Python dict keeps the first position and the last value of a repeated key
         match index.get(&name) {

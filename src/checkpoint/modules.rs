@@ -17,9 +17,9 @@ pub struct Module {
     /// Tensors under it.
     pub tensors: usize,
     /// Elements under it (parameters and buffers).
-    pub params: usize,
+    pub params: u64,
     /// Bytes under it.
-    pub bytes: usize,
+    pub bytes: u64,
 }
 
 /// The most levels [`modules`] goes down (more is taken as this many): no timm model nests
@@ -32,7 +32,7 @@ pub const MAX_MODULE_DEPTH: usize = 64;
 /// ```
 /// # let ckpt = timmconv::Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &Default::default())?;
 /// let tree = timmconv::checkpoint::modules(ckpt.tensors(), 1);
-/// assert_eq!(tree.iter().map(|m| m.params).sum::<usize>(), ckpt.total_numel());
+/// assert_eq!(tree.iter().map(|m| m.params).sum::<u64>(), ckpt.total_numel());
 /// # Ok::<(), timmconv::Error>(())
 /// ```
 pub fn modules(tensors: &[TensorInfo], max_depth: usize) -> Vec<Module> {
@@ -67,8 +67,12 @@ pub fn modules(tensors: &[TensorInfo], max_depth: usize) -> Vec<Module> {
             });
             let m = &mut out[i];
             m.tensors += 1;
-            m.params = m.params.saturating_add(t.numel());
-            m.bytes = m.bytes.saturating_add(t.nbytes());
+            m.params = m
+                .params
+                .saturating_add(u64::try_from(t.numel()).unwrap_or(u64::MAX));
+            m.bytes = m
+                .bytes
+                .saturating_add(u64::try_from(t.nbytes()).unwrap_or(u64::MAX));
         }
     }
     // group children under their parents even when the state dict interleaves them

@@ -1,6 +1,7 @@
 //! safetensors as input: one contiguous storage per tensor, read in place.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use ::safetensors::SafeTensors;
 
@@ -38,18 +39,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
             },
         );
         items.push((
-            Node::Str(name.clone()),
-            Node::Tensor(RawTensor {
+            Node::Str(name.as_str().into()),
+            Node::Tensor(Rc::new(RawTensor {
                 storage: StorageRef {
                     key: name,
                     dtype,
                     numel,
-                    view_offset: 0,
+                    view: None,
                 },
                 offset: 0,
                 shape: info.shape.clone(),
                 stride,
-            }),
+            })),
         ));
     }
     let metadata = meta.metadata().as_ref().map(|m| {
@@ -61,7 +62,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
         format: Format::SafeTensors,
         protocol: None,
         globals: Vec::new(),
-        root: Node::Dict(items),
+        root: Node::Dict(items.into()),
         storages,
         metadata,
     })

@@ -1,9 +1,13 @@
 //! Turns the unpickler's arena into a plain tree of checkpoint objects, recognising tensors by
 //! the rebuild functions torch.save writes.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::pickle::{Arena, Global, Object, Value, MAX_DEPTH};
+use crate::error::{Budget, Error, Result};
+use crate::pickle::{Arena, Global, ObjId, Object, Value, MAX_DEPTH};
 
 /// A storage a tensor refers to through a persistent id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,8 +15,9 @@ pub(crate) struct StorageRef {
     pub key: String,
     pub dtype: DType,
     pub numel: usize,
-    /// Extra element offset into the root storage (legacy view storages).
-    pub view_offset: usize,
+    /// A legacy view storage: `(offset, size)` in elements of the root storage. Tensors over
+    /// it may only address those `size` elements, as torch checks.
+    pub view: Option<(usize, usize)>,
 }
 
 /// A tensor as described by `_rebuild_tensor_v2`.
@@ -24,22 +29,25 @@ pub(crate) struct RawTensor {
     pub stride: Vec<usize>,
 }
 
-/// A checkpoint object.
+/// A checkpoint object. Containers share their items (`Rc`), so an object the pickle
+/// references many times is built once and costs its size once.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Node {
     None,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(Rc<str>),
     Bytes(usize),
-    List(Vec<Node>),
-    Dict(Vec<(Node, Node)>),
-    Tensor(RawTensor),
+    List(Rc<[Node]>),
+    Dict(Rc<[(Node, Node)]>),
+    Tensor(Rc<RawTensor>),
     /// A tensor kind timmconv cannot convert; holds what it is.
-    Unsupported(String),
+    Unsupported(Rc<str>),
     /// Data kept opaque; holds a short description.
-    Opaque(String),
+    Opaque(Rc<str>),
+    /// A container deeper than a state dict's entries, which nothing reads: only its kind.
+    Unexpanded(&'static str),
 }
 
 impl Node {
@@ -55,8 +63,8 @@ impl Node {
             Node::List(_) => "list".into(),
             Node::Dict(_) => "dict".into(),
             Node::Tensor(_) => "tensor".into(),
-            Node::Unsupported(what) => what.clone(),
-            Node::Opaque(what) => what.clone(),
+            Node::Unsupported(what) | Node::Opaque(what) => what.to_string(),
+            Node::Unexpanded(kind) => (*kind).into(),
         }
     }
 
@@ -65,7 +73,7 @@ impl Node {
         match self {
             Node::Dict(items) => items
                 .iter()
-                .find(|(k, _)| matches!(k, Node::Str(s) if s == key))
+                .find(|(k, _)| matches!(k, Node::Str(s) if &**s == key))
                 .map(|(_, v)| v),
             _ => None,
         }
@@ -81,33 +89,78 @@ pub(crate) enum PidLayout {
     Legacy,
 }
 
+/// Container levels built below the root: the root (a training checkpoint's dict), the state
+/// dict under it, and that state dict's entries. Deeper containers (optimizer state, nested
+/// configs) are described by kind only; tensors are built at any level they are reached.
+const LEVELS: usize = 3;
+
+/// Most bytes the built tree may take (`MAX_TREE_MEMORY`): with `Rc`-shared containers a
+/// tree costs about what its objects do, and this bounds a checkpoint whose state dicts hold
+/// far more entries than a real one.
+pub const MAX_TREE_MEMORY: usize = 128 << 20;
+
 pub(crate) struct Builder<'a> {
     arena: &'a Arena,
     layout: PidLayout,
+    built: RefCell<HashMap<(ObjId, usize), Node>>,
+    memory: Budget,
 }
 
 impl<'a> Builder<'a> {
     pub fn new(arena: &'a Arena, layout: PidLayout) -> Self {
-        Builder { arena, layout }
+        Builder {
+            arena,
+            layout,
+            built: RefCell::new(HashMap::new()),
+            memory: Budget::new("MAX_TREE_MEMORY", MAX_TREE_MEMORY),
+        }
     }
 
     fn err(what: impl Into<String>) -> Error {
         Error::Structure(what.into())
     }
 
-    pub fn build(&self, v: &Value) -> Result<Node> {
-        self.node(v, 0)
+    fn charge(&self, bytes: usize) -> Result<()> {
+        self.memory
+            .charge(bytes, || "memory for the checkpoint's object tree")
     }
 
-    fn node(&self, v: &Value, depth: usize) -> Result<Node> {
-        if depth > MAX_DEPTH {
-            return Err(Error::limit(
-                "MAX_DEPTH",
-                "nesting of objects in the checkpoint",
-                depth as u64,
-                MAX_DEPTH as u64,
-            ));
+    fn depth(depth: usize, what: &'static str) -> Result<()> {
+        Error::at_most("MAX_DEPTH", depth, MAX_DEPTH, || what)
+    }
+
+    pub fn build(&self, v: &Value) -> Result<Node> {
+        self.node(v, 0, LEVELS)
+    }
+
+    /// Every storage the pickle declares, in the order torch's unpickler would meet them.
+    /// torch keeps the first declaration of a key and reuses it for every later reference; a
+    /// key declared again with another dtype or size would read differently here and there,
+    /// so it is refused.
+    pub fn storages(&self) -> Result<HashMap<String, StorageRef>> {
+        let mut out: HashMap<String, StorageRef> = HashMap::new();
+        for (_, obj) in self.arena.iter() {
+            let Object::PersId(pid) = obj else { continue };
+            let s = self.storage(pid)?;
+            match out.get(&s.key) {
+                Some(first) if (first.dtype, first.numel) != (s.dtype, s.numel) => {
+                    return Err(Self::err(format!(
+                        "storage `{}` is declared as {} elements of {} and again as {} elements \
+                         of {}; torch would read both through the first declaration",
+                        s.key, first.numel, first.dtype, s.numel, s.dtype
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    out.insert(s.key.clone(), s);
+                }
+            }
         }
+        Ok(out)
+    }
+
+    fn node(&self, v: &Value, depth: usize, levels: usize) -> Result<Node> {
+        Self::depth(depth, "nesting of objects in the checkpoint")?;
         let d = depth + 1;
         Ok(match v {
             Value::None => Node::None,
@@ -115,37 +168,60 @@ impl<'a> Builder<'a> {
             Value::Int(i) => Node::Int(*i),
             Value::BigInt(_) => Node::Opaque("int (big)".into()),
             Value::Float(f) => Node::Float(*f),
-            Value::Str(s) => Node::Str(s.to_string()),
+            Value::Str(s) => Node::Str(s.clone()),
             Value::Bytes(b) => Node::Bytes(b.len()),
-            Value::Global(g) => Node::Opaque(format!("{g:?}")),
+            Value::Global(g) => Node::Opaque(format!("{g:?}").into()),
             Value::Obj(id) => {
+                if let Some(n) = self.built.borrow().get(&(*id, levels)) {
+                    return Ok(n.clone());
+                }
                 let Some(obj) = self.arena.get(*id) else {
                     return Err(Self::err("dangling object reference"));
                 };
-                match obj {
-                    Object::List(items) | Object::Tuple(items) | Object::Set(items) => Node::List(
-                        items
-                            .iter()
-                            .map(|x| self.node(x, d))
-                            .collect::<Result<_>>()?,
-                    ),
-                    Object::Dict(items) => Node::Dict(self.pairs(items, d)?),
-                    Object::PersId(_) => Node::Opaque("persistent id".into()),
-                    Object::Call {
-                        func,
-                        args,
-                        dict_items,
-                        ..
-                    } => self.call(func, args, dict_items, d)?,
-                }
+                let n = self.object(obj, d, levels)?;
+                self.charge(64)?;
+                self.built.borrow_mut().insert((*id, levels), n.clone());
+                n
             }
         })
     }
 
-    fn pairs(&self, items: &[(Value, Value)], depth: usize) -> Result<Vec<(Node, Node)>> {
+    fn object(&self, obj: &Object, depth: usize, levels: usize) -> Result<Node> {
+        Ok(match obj {
+            Object::List(_) | Object::Tuple(_) | Object::Set(_) if levels == 0 => {
+                Node::Unexpanded("list")
+            }
+            Object::Dict(_) if levels == 0 => Node::Unexpanded("dict"),
+            Object::List(items) | Object::Tuple(items) | Object::Set(items) => {
+                self.charge(items.len().saturating_mul(std::mem::size_of::<Node>()))?;
+                Node::List(
+                    items
+                        .iter()
+                        .map(|x| self.node(x, depth, levels - 1))
+                        .collect::<Result<_>>()?,
+                )
+            }
+            Object::Dict(items) => Node::Dict(self.pairs(items, depth, levels)?),
+            Object::PersId(_) => Node::Opaque("persistent id".into()),
+            Object::Call { func, args, extra } => {
+                let args = self.arena.call_args(args);
+                let dict_items = extra.as_ref().map_or(&[][..], |e| &e.dict_items);
+                self.call(func, args, dict_items, depth, levels)?
+            }
+        })
+    }
+
+    fn pairs(
+        &self,
+        items: &[(Value, Value)],
+        depth: usize,
+        levels: usize,
+    ) -> Result<Rc<[(Node, Node)]>> {
+        self.charge(items.len().saturating_mul(2 * std::mem::size_of::<Node>()))?;
+        let below = levels.saturating_sub(1);
         items
             .iter()
-            .map(|(k, v)| Ok((self.node(k, depth)?, self.node(v, depth)?)))
+            .map(|(k, v)| Ok((self.node(k, depth, below)?, self.node(v, depth, below)?)))
             .collect()
     }
 
@@ -155,17 +231,27 @@ impl<'a> Builder<'a> {
         args: &[Value],
         dict_items: &[(Value, Value)],
         depth: usize,
+        levels: usize,
     ) -> Result<Node> {
+        Self::depth(depth, "nesting of calls in the checkpoint")?;
         let Value::Global(g) = func else {
             return Err(Self::err("call of a non-global"));
         };
         match &**g {
-            Global::RebuildTensorV2 | Global::RebuildTensor => Ok(Node::Tensor(self.tensor(args)?)),
+            Global::RebuildTensorV2 | Global::RebuildTensor => {
+                let t = self.tensor(args)?;
+                self.charge(
+                    std::mem::size_of::<RawTensor>()
+                        + t.storage.key.len()
+                        + 16 * (t.shape.len() + t.stride.len()),
+                )?;
+                Ok(Node::Tensor(Rc::new(t)))
+            }
             Global::RebuildParameter | Global::RebuildParameterWithState => {
                 let [data, ..] = args else {
                     return Err(Self::err("_rebuild_parameter without arguments"));
                 };
-                match self.node(data, depth)? {
+                match self.node(data, depth + 1, levels)? {
                     t @ (Node::Tensor(_) | Node::Unsupported(_)) => Ok(t),
                     other => Err(Self::err(format!(
                         "_rebuild_parameter of a {} instead of a tensor",
@@ -177,29 +263,34 @@ impl<'a> Builder<'a> {
                 let [inner_func, _ty, inner_args, ..] = args else {
                     return Err(Self::err("_rebuild_from_type_v2 with too few arguments"));
                 };
-                let Some(inner_args) = self.arena.seq(inner_args) else {
+                let Some(Object::Tuple(inner_args)) = self.arena.object(inner_args) else {
                     return Err(Self::err("_rebuild_from_type_v2 arguments are not a tuple"));
                 };
-                self.call(inner_func, inner_args, &[], depth)
+                self.call(inner_func, inner_args, &[], depth + 1, levels)
             }
+            Global::OrderedDict if levels == 0 => Ok(Node::Unexpanded("dict")),
             Global::OrderedDict => {
+                let below = levels - 1;
                 let mut items = Vec::new();
                 if let [init, ..] = args {
-                    for pair in self.arena.seq(init).unwrap_or_default() {
+                    let pairs = self.arena.seq(init).unwrap_or_default();
+                    self.charge(pairs.len().saturating_mul(2 * std::mem::size_of::<Node>()))?;
+                    for pair in pairs {
                         match self.arena.seq(pair) {
-                            Some([k, v]) => {
-                                items.push((self.node(k, depth)?, self.node(v, depth)?))
-                            }
+                            Some([k, v]) => items.push((
+                                self.node(k, depth + 1, below)?,
+                                self.node(v, depth + 1, below)?,
+                            )),
                             _ => return Err(Self::err("OrderedDict item is not a pair")),
                         }
                     }
                 }
-                items.extend(self.pairs(dict_items, depth)?);
-                Ok(Node::Dict(items))
+                items.extend(self.pairs(dict_items, depth + 1, levels)?.iter().cloned());
+                Ok(Node::Dict(items.into()))
             }
-            Global::Unsupported(what) => Ok(Node::Unsupported(what.clone())),
+            Global::Unsupported(what) => Ok(Node::Unsupported(what.as_str().into())),
             Global::Storage(_) => Ok(Node::Opaque("storage".into())),
-            Global::Data(what) | Global::Forbidden(what) => Ok(Node::Opaque(what.clone())),
+            Global::Data(what) | Global::Forbidden(what) => Ok(Node::Opaque(what.as_str().into())),
         }
     }
 
@@ -217,7 +308,7 @@ impl<'a> Builder<'a> {
         let items = match self.arena.object(v) {
             Some(Object::Tuple(items) | Object::List(items)) => items.as_slice(),
             // torch.Size((...)) written as a call
-            Some(Object::Call { args, .. }) => match args.as_slice() {
+            Some(Object::Call { args, .. }) => match self.arena.call_args(args) {
                 [inner] => self
                     .arena
                     .seq(inner)
@@ -249,10 +340,7 @@ impl<'a> Builder<'a> {
             _ => return Err(Self::err("tensor storage is not a persistent id")),
         };
         Ok(RawTensor {
-            offset: self
-                .int(offset, "storage offset")?
-                .checked_add(storage.view_offset)
-                .ok_or_else(|| Self::err("storage offset overflows"))?,
+            offset: self.int(offset, "storage offset")?,
             shape: self.ints(size, "tensor size")?,
             stride: self.ints(stride, "tensor stride")?,
             storage,
@@ -303,11 +391,16 @@ impl<'a> Builder<'a> {
             key,
             dtype,
             numel: self.int(numel, "storage size")?,
-            view_offset: 0,
+            view: None,
         };
         // legacy view storages: (view_key, offset, view_size) into the root storage
-        if let Some(view) = view {
-            if let Some([_view_key, offset, size]) = self.arena.seq(view) {
+        if let Some(view) = view.filter(|v| !matches!(v, Value::None)) {
+            let Some([_view_key, offset, size]) = self.arena.seq(view) else {
+                return Err(Self::err(
+                    "legacy view metadata is not a (key, offset, size) tuple",
+                ));
+            };
+            {
                 let offset = self.int(offset, "view offset")?;
                 let size = self.int(size, "view size")?;
                 if offset
@@ -319,7 +412,7 @@ impl<'a> Builder<'a> {
                         storage.numel
                     )));
                 }
-                storage.view_offset = offset;
+                storage.view = Some((offset, size));
             }
         }
         Ok(storage)

@@ -44,6 +44,18 @@ pub fn progress(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// `text` padded with spaces to `width` characters (left-aligned). Unlike `{:<width$}`, any
+/// width works: a 70 000-character tensor name is printed, not a panic.
+pub fn pad(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    let mut out = String::with_capacity(text.len() + width.saturating_sub(n));
+    out.push_str(text);
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
+    out
+}
+
+pub use crate::error::printable;
+
 /// Formats a byte count for people.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

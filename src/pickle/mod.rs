@@ -9,8 +9,9 @@ mod value;
 mod vm;
 
 pub use torch::{classify, Global, GlobalClass};
-pub use value::{Arena, ObjId, Object, Value};
+pub use value::{Arena, CallExtra, ObjId, Object, Value};
 pub use vm::{
-    unpickle, GlobalRef, Mode, Unpickled, MAX_DEPTH, MAX_LONG_BYTES, MAX_MEMO_ENTRIES, MAX_OBJECTS,
-    MAX_PICKLE_BYTES, MAX_STACK, MAX_STRING_BYTES,
+    scan_pickle, unpickle, GlobalRef, Mode, Scanned, Unpickled, MAX_DEPTH, MAX_LONG_BYTES,
+    MAX_MEMO_ENTRIES, MAX_OBJECTS, MAX_PICKLE_BYTES, MAX_PICKLE_MEMORY, MAX_STACK,
+    MAX_STRING_BYTES,
 };

@@ -47,22 +47,30 @@ pub enum Object {
     Set(Vec<Value>),
     /// A persistent id (torch storages), never resolved by the VM.
     PersId(Value),
-    /// `func(*args, **kwargs)` as described by REDUCE / NEWOBJ / OBJ / INST, never called;
-    /// with whatever BUILD, SETITEM(S) and APPEND(S) applied to it afterwards.
+    /// `func(*args, **kwargs)` as described by REDUCE / NEWOBJ / OBJ / INST, never called.
     Call {
         /// The callable (a [`Value::Global`] for anything that passed the allowlist).
         func: Value,
-        /// Positional arguments.
-        args: Vec<Value>,
-        /// Keyword arguments (NEWOBJ_EX).
-        kwargs: Option<Value>,
-        /// State applied by BUILD.
-        state: Option<Value>,
-        /// Items added by SETITEM(S) (`OrderedDict`).
-        dict_items: Vec<(Value, Value)>,
-        /// Items added by APPEND(S).
-        list_items: Vec<Value>,
+        /// Positional arguments: a tuple in the arena, referenced rather than copied, so that a
+        /// tuple memoised once and passed to many calls costs its size once.
+        args: Value,
+        /// What NEWOBJ_EX, BUILD, SETITEM(S) and APPEND(S) added; boxed because most calls
+        /// (tensor rebuilds) have none of it.
+        extra: Option<Box<CallExtra>>,
     },
+}
+
+/// The parts of a described call that only some calls have.
+#[derive(Debug, Default)]
+pub struct CallExtra {
+    /// Keyword arguments (NEWOBJ_EX).
+    pub kwargs: Option<Value>,
+    /// State applied by BUILD.
+    pub state: Option<Value>,
+    /// Items added by SETITEM(S) (`OrderedDict`).
+    pub dict_items: Vec<(Value, Value)>,
+    /// Items added by APPEND(S).
+    pub list_items: Vec<Value>,
 }
 
 /// Storage for every container the unpickler built.
@@ -82,10 +90,17 @@ impl Arena {
         self.objects.is_empty()
     }
 
-    pub(crate) fn push(&mut self, obj: Object) -> ObjId {
-        let id = self.objects.len() as ObjId;
+    /// Adds an object; `None` when the arena already holds `ObjId::MAX` objects.
+    pub(crate) fn push(&mut self, obj: Object) -> Option<ObjId> {
+        let id = ObjId::try_from(self.objects.len()).ok()?;
         self.objects.push(obj);
-        id
+        Some(id)
+    }
+
+    /// Every object, in the order the pickle built them (the order torch's unpickler would
+    /// have created them in).
+    pub fn iter(&self) -> impl Iterator<Item = (ObjId, &Object)> {
+        (0..).zip(self.objects.iter())
     }
 
     /// The object behind an id.
@@ -103,6 +118,11 @@ impl Arena {
             Value::Obj(id) => self.get(*id),
             _ => None,
         }
+    }
+
+    /// The positional arguments of a call, as a slice.
+    pub fn call_args<'a>(&'a self, args: &Value) -> &'a [Value] {
+        self.seq(args).unwrap_or_default()
     }
 
     /// The items of a tuple or list value.

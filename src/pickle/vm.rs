@@ -6,22 +6,28 @@ use std::rc::Rc;
 
 use super::opcode as op;
 use super::torch::{self, Global, GlobalClass};
-use super::value::{Arena, ObjId, Object, Value};
-use crate::error::{Error, Result};
+use super::value::{Arena, CallExtra, ObjId, Object, Value};
+use crate::error::{Budget, Error, Result};
 
-/// Largest pickle stream accepted (`data.pkl`, or one legacy pickle).
-pub const MAX_PICKLE_BYTES: usize = 512 << 20;
+/// Largest pickle stream accepted (`data.pkl`, or one legacy pickle). A state dict of 100 000
+/// tensors pickles to about 15 MB.
+pub const MAX_PICKLE_BYTES: usize = 64 << 20;
+/// Most bytes of memory one pickle may make the VM hold: every container item, object, memo
+/// entry and string it creates is charged (and never refunded), so any pickle costs at most
+/// this much whatever its shape: a pickle that is mostly `None`s, memo entries or copies of one
+/// string is refused here, not after it filled the machine.
+pub const MAX_PICKLE_MEMORY: usize = 128 << 20;
 /// Most memo entries one pickle may create.
 pub const MAX_MEMO_ENTRIES: usize = 8 << 20;
 /// Most objects (containers and calls) one pickle may create.
 pub const MAX_OBJECTS: usize = 16 << 20;
 /// Most values on the stack at once.
-pub const MAX_STACK: usize = 4 << 20;
+pub const MAX_STACK: usize = 1 << 20;
 /// Deepest nesting of MARKs, and of containers when the result is walked.
 pub const MAX_DEPTH: usize = 512;
 /// Longest string or bytes value.
 pub const MAX_STRING_BYTES: usize = 256 << 20;
-/// Longest integer encoding (LONG1/LONG4/LONG), in bytes.
+/// Longest integer encoding (LONG1/LONG4, or the digits of a text INT/LONG), in bytes.
 pub const MAX_LONG_BYTES: usize = 1 << 10;
 
 /// A global the pickle referenced, with where it was.
@@ -63,18 +69,7 @@ pub enum Mode {
 
 /// Runs the pickle that starts at `start` in `data`.
 pub fn unpickle(data: &[u8], start: usize, mode: Mode) -> Result<Unpickled> {
-    let mut vm = Vm {
-        data,
-        pos: start,
-        start,
-        mode,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        arena: Arena::default(),
-        globals: Vec::new(),
-        protocol: 0,
-    };
+    let mut vm = Vm::new(data, start, mode);
     let value = vm.run()?;
     Ok(Unpickled {
         value,
@@ -83,6 +78,27 @@ pub fn unpickle(data: &[u8], start: usize, mode: Mode) -> Result<Unpickled> {
         end: vm.pos,
         protocol: vm.protocol,
     })
+}
+
+/// What a scan of one pickle saw: every global referenced up to where it stopped, and why it
+/// stopped early if it did. Python's unpickler runs each global as it reaches it, so the
+/// globals before a parse error count as much as a clean run's.
+#[derive(Debug)]
+pub struct Scanned {
+    /// Every global referenced before the end or the error, in order.
+    pub globals: Vec<GlobalRef>,
+    /// Offset just past STOP, or the error that ended the run first.
+    pub end: Result<usize>,
+}
+
+/// Runs the pickle at `start` in scan mode, keeping what it saw even when it fails.
+pub fn scan_pickle(data: &[u8], start: usize) -> Scanned {
+    let mut vm = Vm::new(data, start, Mode::Scan);
+    let end = vm.run().map(|_| vm.pos);
+    Scanned {
+        globals: vm.globals,
+        end,
+    }
 }
 
 struct Vm<'a> {
@@ -96,9 +112,42 @@ struct Vm<'a> {
     arena: Arena,
     globals: Vec<GlobalRef>,
     protocol: u8,
+    /// Bytes held, charged against [`MAX_PICKLE_MEMORY`].
+    memory: Budget,
 }
 
+/// What one memo entry costs in the hash map (key, value, control byte, and the slack of a
+/// table that doubles when full).
+const MEMO_ENTRY_COST: usize = 80;
+
 impl<'a> Vm<'a> {
+    fn new(data: &'a [u8], start: usize, mode: Mode) -> Self {
+        Vm {
+            data,
+            pos: start,
+            start,
+            mode,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            arena: Arena::default(),
+            globals: Vec::new(),
+            protocol: 0,
+            memory: Budget::new("MAX_PICKLE_MEMORY", MAX_PICKLE_MEMORY),
+        }
+    }
+
+    /// Charges `bytes` of memory the VM is about to hold.
+    fn charge(&mut self, bytes: usize, at: usize) -> Result<()> {
+        self.memory.charge(bytes, || {
+            format!("memory for the objects built by the pickle, at offset {at}")
+        })
+    }
+
+    /// Charges `n` values stored in a container.
+    fn charge_values(&mut self, n: usize, at: usize) -> Result<()> {
+        self.charge(n.saturating_mul(std::mem::size_of::<Value>()), at)
+    }
     fn err(&self, offset: usize, what: impl Into<String>) -> Error {
         Error::Pickle {
             offset,
@@ -188,7 +237,8 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn utf8(&self, bytes: &[u8], at: usize) -> Result<Rc<str>> {
+    fn utf8(&mut self, bytes: &[u8], at: usize) -> Result<Rc<str>> {
+        self.charge(bytes.len().saturating_add(16), at)?;
         std::str::from_utf8(bytes)
             .map(Rc::from)
             .map_err(|_| self.err(at, "string is not valid UTF-8"))
@@ -243,7 +293,34 @@ impl<'a> Vm<'a> {
                 MAX_OBJECTS as u64,
             ));
         }
-        Ok(Value::Obj(self.arena.push(obj)))
+        let items = match &obj {
+            Object::List(v) | Object::Tuple(v) | Object::Set(v) => v.len(),
+            Object::Dict(v) => v.len().saturating_mul(2),
+            Object::PersId(_) | Object::Call { .. } => 0,
+        };
+        self.charge(std::mem::size_of::<Object>(), at)?;
+        self.charge_values(items, at)?;
+        let id = self
+            .arena
+            .push(obj)
+            .ok_or_else(|| self.err(at, "too many objects"))?;
+        Ok(Value::Obj(id))
+    }
+
+    /// The boxed extra state of a call object, created on first use.
+    fn call_extra(&mut self, v: &Value, at: usize, opname: &str) -> Result<&mut CallExtra> {
+        let fresh = matches!(
+            self.obj_mut(v, at, opname)?,
+            Object::Call { extra: None, .. }
+        );
+        if fresh {
+            self.charge(std::mem::size_of::<CallExtra>(), at)?;
+        }
+        let what = format!("{opname} on a value that is not an object");
+        match self.obj_mut(v, at, opname)? {
+            Object::Call { extra, .. } => Ok(extra.get_or_insert_with(Box::default)),
+            _ => Err(Error::Pickle { offset: at, what }),
+        }
     }
 
     fn obj_mut(&mut self, v: &Value, at: usize, opname: &str) -> Result<&mut Object> {
@@ -261,13 +338,16 @@ impl<'a> Vm<'a> {
     }
 
     fn memo_put(&mut self, key: u32, v: Value, at: usize) -> Result<()> {
-        if self.memo.len() >= MAX_MEMO_ENTRIES && !self.memo.contains_key(&key) {
-            return Err(Error::limit(
-                "MAX_MEMO_ENTRIES",
-                format!("memo entries at pickle offset {at}"),
-                self.memo.len() as u64 + 1,
-                MAX_MEMO_ENTRIES as u64,
-            ));
+        if !self.memo.contains_key(&key) {
+            if self.memo.len() >= MAX_MEMO_ENTRIES {
+                return Err(Error::limit(
+                    "MAX_MEMO_ENTRIES",
+                    format!("memo entries at pickle offset {at}"),
+                    self.memo.len() as u64 + 1,
+                    MAX_MEMO_ENTRIES as u64,
+                ));
+            }
+            self.charge(MEMO_ENTRY_COST, at)?;
         }
         self.memo.insert(key, v);
         Ok(())
@@ -282,6 +362,7 @@ impl<'a> Vm<'a> {
 
     fn global(&mut self, module: &str, name: &str, at: usize) -> Result<Value> {
         let class = torch::classify(module, name);
+        self.charge(module.len() + name.len() + 64, at)?;
         self.globals.push(GlobalRef {
             module: module.to_owned(),
             name: name.to_owned(),
@@ -301,6 +382,7 @@ impl<'a> Vm<'a> {
         }
     }
 
+    /// A call node; `args` must be a tuple in the arena (it is referenced, not copied).
     fn call(
         &mut self,
         func: Value,
@@ -308,38 +390,34 @@ impl<'a> Vm<'a> {
         kwargs: Option<Value>,
         at: usize,
     ) -> Result<Value> {
-        let args = match self.arena.object(&args) {
-            Some(Object::Tuple(items)) => items.clone(),
-            _ => return Err(self.err(at, "call arguments are not a tuple")),
-        };
-        self.call_with(func, args, kwargs, at)
-    }
-
-    fn call_with(
-        &mut self,
-        func: Value,
-        args: Vec<Value>,
-        kwargs: Option<Value>,
-        at: usize,
-    ) -> Result<Value> {
+        if !matches!(self.arena.object(&args), Some(Object::Tuple(_))) {
+            return Err(self.err(at, "call arguments are not a tuple"));
+        }
         // a scan only lists globals, so it describes calls of anything (getattr(...)(...))
         if !matches!(func, Value::Global(_)) && self.mode == Mode::Load {
             return Err(self.err(at, "call of a value that is not an allowlisted global"));
         }
-        self.new_obj(
+        let v = self.new_obj(
             Object::Call {
                 func,
                 args,
-                kwargs,
-                state: None,
-                dict_items: Vec::new(),
-                list_items: Vec::new(),
+                extra: None,
             },
             at,
-        )
+        )?;
+        if let Some(kwargs) = kwargs {
+            self.call_extra(&v, at, "NEWOBJ_EX")?.kwargs = Some(kwargs);
+        }
+        Ok(v)
     }
 
-    fn int_from_le(&self, bytes: &[u8], at: usize) -> Result<Value> {
+    /// A call whose arguments come from the stack (INST, OBJ): they become a tuple first.
+    fn call_with(&mut self, func: Value, args: Vec<Value>, at: usize) -> Result<Value> {
+        let args = self.new_obj(Object::Tuple(args), at)?;
+        self.call(func, args, None, at)
+    }
+
+    fn int_from_le(&mut self, bytes: &[u8], at: usize) -> Result<Value> {
         if bytes.len() > MAX_LONG_BYTES {
             return Err(Error::limit(
                 "MAX_LONG_BYTES",
@@ -354,12 +432,21 @@ impl<'a> Vm<'a> {
             buf[..bytes.len()].copy_from_slice(bytes);
             Ok(Value::Int(i64::from_le_bytes(buf)))
         } else {
+            self.charge(bytes.len() + 16, at)?;
             Ok(Value::BigInt(Rc::from(bytes)))
         }
     }
 
-    fn parse_text_int(&self, text: &str, at: usize) -> Result<Value> {
+    fn parse_text_int(&mut self, text: &str, at: usize) -> Result<Value> {
         let t = text.trim().trim_end_matches('L');
+        if t.len() > MAX_LONG_BYTES {
+            return Err(Error::limit(
+                "MAX_LONG_BYTES",
+                format!("digits of the integer at pickle offset {at}"),
+                t.len() as u64,
+                MAX_LONG_BYTES as u64,
+            ));
+        }
         match t {
             "00" => return Ok(Value::Bool(false)),
             "01" => return Ok(Value::Bool(true)),
@@ -368,6 +455,7 @@ impl<'a> Vm<'a> {
         match t.parse::<i64>() {
             Ok(i) => Ok(Value::Int(i)),
             Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
+                self.charge(t.len() + 16, at)?;
                 Ok(Value::BigInt(Rc::from(t.as_bytes())))
             }
             Err(_) => Err(self.err(at, format!("bad integer literal {t:?}"))),
@@ -506,6 +594,7 @@ impl<'a> Vm<'a> {
                     let line = self.line(at)?.to_vec();
                     let s = decode_raw_unicode_escape(&line)
                         .ok_or_else(|| self.err(at, "bad raw-unicode-escape string"))?;
+                    self.charge(s.len() + 16, at)?;
                     self.push(Value::Str(Rc::from(s)), at)?;
                 }
                 op::STRING => {
@@ -514,11 +603,13 @@ impl<'a> Vm<'a> {
                         [b'\'', inner @ .., b'\''] | [b'"', inner @ .., b'"'] => inner,
                         _ => return Err(self.err(at, "STRING argument is not quoted")),
                     };
+                    self.charge(inner.len() + 16, at)?;
                     self.push(Value::Bytes(Rc::from(inner)), at)?;
                 }
                 op::SHORT_BINSTRING | op::SHORT_BINBYTES => {
                     let n = usize::from(self.u8(at)?);
                     let bytes = self.take(n, at)?;
+                    self.charge(n + 16, at)?;
                     self.push(Value::Bytes(Rc::from(bytes)), at)?;
                 }
                 op::BINSTRING => {
@@ -526,6 +617,7 @@ impl<'a> Vm<'a> {
                     let n = usize::try_from(n)
                         .map_err(|_| self.err(at, "BINSTRING with a negative length"))?;
                     let bytes = self.payload(n, at, MAX_STRING_BYTES, "string")?;
+                    self.charge(n + 16, at)?;
                     self.push(Value::Bytes(Rc::from(bytes)), at)?;
                 }
                 op::BINBYTES | op::BINBYTES8 | op::BYTEARRAY8 => {
@@ -535,6 +627,7 @@ impl<'a> Vm<'a> {
                         self.len_u64(at)?
                     };
                     let bytes = self.payload(n, at, MAX_STRING_BYTES, "bytes")?;
+                    self.charge(n + 16, at)?;
                     self.push(Value::Bytes(Rc::from(bytes)), at)?;
                 }
                 op::EMPTY_LIST => {
@@ -628,16 +721,16 @@ impl<'a> Vm<'a> {
                     let name = self.line_str(at)?;
                     let args = self.pop_mark(at)?;
                     let func = self.global(&module, &name, at)?;
-                    let v = self.call_with(func, args, None, at)?;
+                    let v = self.call_with(func, args, at)?;
                     self.push(v, at)?;
                 }
                 op::OBJ => {
-                    let mut items = self.pop_mark(at)?;
-                    if items.is_empty() {
+                    let items = self.pop_mark(at)?;
+                    let mut items = items.into_iter();
+                    let Some(func) = items.next() else {
                         return Err(self.err(at, "OBJ without a class"));
-                    }
-                    let func = items.remove(0);
-                    let v = self.call_with(func, items, None, at)?;
+                    };
+                    let v = self.call_with(func, items.collect(), at)?;
                     self.push(v, at)?;
                 }
                 op::REDUCE | op::NEWOBJ => {
@@ -656,10 +749,7 @@ impl<'a> Vm<'a> {
                 op::BUILD => {
                     let state = self.pop(at)?;
                     let target = self.top(at)?.clone();
-                    match self.obj_mut(&target, at, "BUILD")? {
-                        Object::Call { state: s, .. } => *s = Some(state),
-                        _ => return Err(self.err(at, "BUILD on a value that is not an object")),
-                    }
+                    self.call_extra(&target, at, "BUILD")?.state = Some(state);
                 }
                 op::PERSID => {
                     let text = self.line_str(at)?;
@@ -738,18 +828,27 @@ impl<'a> Vm<'a> {
         at: usize,
         opname: &str,
     ) -> Result<()> {
+        // a growing Vec may hold up to twice what it was given
+        self.charge_values(items.len().saturating_mul(2), at)?;
         match self.obj_mut(target, at, opname)? {
             Object::List(v) | Object::Set(v) => v.extend(items),
-            Object::Call { list_items, .. } => list_items.extend(items),
+            Object::Call { .. } => self
+                .call_extra(target, at, opname)?
+                .list_items
+                .extend(items),
             _ => return Err(self.err(at, format!("{opname} on a value that is not a list"))),
         }
         Ok(())
     }
 
     fn extend_dict(&mut self, target: &Value, items: Vec<(Value, Value)>, at: usize) -> Result<()> {
+        self.charge_values(items.len().saturating_mul(4), at)?;
         match self.obj_mut(target, at, "SETITEM")? {
             Object::Dict(v) => v.extend(items),
-            Object::Call { dict_items, .. } => dict_items.extend(items),
+            Object::Call { .. } => self
+                .call_extra(target, at, "SETITEM")?
+                .dict_items
+                .extend(items),
             _ => return Err(self.err(at, "SETITEM on a value that is not a dict")),
         }
         Ok(())

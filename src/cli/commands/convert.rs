@@ -4,7 +4,7 @@ use crate::adapt::{Adaptation, Rule};
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
 use crate::cli::{printer, Outcome};
 use crate::convert::{self, ConvertOptions, ConvertReport};
-use crate::{DType, OpenOptions};
+use crate::DType;
 
 /// Turns the raw arguments into library options, in one place.
 pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
@@ -67,10 +67,7 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         anyhow::bail!("--features-only writes a features model's weights; timm's hub folders hold classification models, use --layout file");
     }
     Ok(ConvertOptions {
-        open: OpenOptions {
-            use_ema: !a.state.no_ema,
-            state_key: a.state.state_key.clone(),
-        },
+        open: a.state.open_options(),
         adapt,
         model,
         tag,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::args::InspectArgs;
 use crate::cli::{printer, Outcome};
 use crate::pickle::GlobalClass;
-use crate::{checkpoint, Checkpoint, OpenOptions};
+use crate::{checkpoint, Checkpoint};
 
 #[derive(Serialize)]
 struct GlobalCount {
@@ -37,8 +37,8 @@ struct Report<'a> {
     skipped: &'a [checkpoint::Skipped],
     tensors: Vec<TensorRow<'a>>,
     total_tensors: usize,
-    total_params: usize,
-    total_bytes: usize,
+    total_params: u64,
+    total_bytes: u64,
 }
 
 /// Runs `inspect`.
@@ -49,10 +49,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
     if a.tree {
         return super::tree::run(&a);
     }
-    let opts = OpenOptions {
-        use_ema: !a.state.no_ema,
-        state_key: a.state.state_key.clone(),
-    };
+    let opts = a.state.open_options();
     let ckpt = Checkpoint::open(&a.file, &opts)?;
     let mut counts: BTreeMap<String, (GlobalClass, usize)> = BTreeMap::new();
     for g in ckpt.globals() {
@@ -109,42 +106,52 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
         printer::line("globals:")?;
         for g in &report.globals {
             printer::line(format_args!(
-                "  {:<45} {:>5}x  {:?}",
-                g.global, g.count, g.class
+                "  {} {:>5}x  {:?}",
+                printer::pad(&printer::printable(&g.global), 45),
+                g.count,
+                g.class
             ))?;
         }
     }
     if !report.top_level_keys.is_empty() {
         printer::line(format_args!(
             "top level: {}",
-            report.top_level_keys.join(", ")
+            printer::printable(&report.top_level_keys.join(", "))
         ))?;
     }
     printer::line(format_args!(
         "state dict: {}",
         report
             .state_key
-            .map(|k| format!("`{k}`"))
+            .map(|k| format!("`{}`", printer::printable(k)))
             .unwrap_or_else(|| "top level".into())
     ))?;
     for s in report.skipped {
         printer::line(format_args!(
             "  skipped non-tensor `{}` ({})",
-            s.name, s.kind
+            printer::printable(&s.name),
+            printer::printable(&s.kind)
         ))?;
     }
-    let width = report
+    let names: Vec<_> = report
         .tensors
         .iter()
-        .map(|t| t.name.len())
+        .map(|t| printer::printable(t.name))
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
     printer::line(format_args!(
-        "{:<width$}  {:<5} {:<20} {:>12}  layout",
-        "name", "dtype", "shape", "bytes"
+        "{}  {:<5} {:<20} {:>12}  layout",
+        printer::pad("name", width),
+        "dtype",
+        "shape",
+        "bytes"
     ))?;
-    for t in &report.tensors {
+    for (t, name) in report.tensors.iter().zip(&names) {
         let mut layout = vec![if t.contiguous {
             "contiguous"
         } else {
@@ -154,8 +161,8 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
             layout.push("shared");
         }
         printer::line(format_args!(
-            "{:<width$}  {:<5} {:<20} {:>12}  {}",
-            t.name,
+            "{}  {:<5} {:<20} {:>12}  {}",
+            printer::pad(name, width),
             t.dtype,
             format!("{:?}", t.shape),
             t.bytes,
@@ -166,41 +173,50 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
         "{} tensors, {} parameters, {}",
         report.total_tensors,
         report.total_params,
-        printer::bytes(report.total_bytes as u64)
+        printer::bytes(report.total_bytes)
     ))?;
     Ok(Outcome::Success)
 }
 
 fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
-    let findings = checkpoint::scan_file(&a.file)?;
-    let bad = findings
-        .iter()
-        .any(|f| matches!(f.class, GlobalClass::Dangerous | GlobalClass::Unknown));
+    let scan = checkpoint::scan_file(&a.file)?;
+    let safe = scan.is_safe();
     if a.json {
         printer::json(&serde_json::json!({
             "file": a.file.display().to_string(),
-            "safe": !bad,
-            "globals": findings,
+            "safe": safe,
+            "globals": scan.findings,
+            "problems": scan.problems,
         }))?;
     } else {
-        for f in &findings {
+        for f in &scan.findings {
             printer::line(format_args!(
                 "{} {} in {} at byte {}",
-                format!("{:?}", f.class).to_lowercase(),
-                f.global,
-                f.pickle,
+                printer::pad(&format!("{:?}", f.class).to_lowercase(), 9),
+                printer::printable(&f.global),
+                printer::printable(&f.pickle),
                 f.offset
             ))?;
         }
-        printer::line(if bad {
+        for p in &scan.problems {
+            printer::line(format_args!(
+                "{} {}: {}",
+                printer::pad("unreadable", 9),
+                printer::printable(&p.place),
+                printer::printable(&p.what)
+            ))?;
+        }
+        printer::line(if !scan.problems.is_empty() {
+            "UNSAFE: parts of the file could not be vouched for (see above)"
+        } else if !safe {
             "UNSAFE: the file references globals that are dangerous or unknown"
         } else {
             "ok: only allowed and harmless-data globals"
         })?;
     }
-    Ok(if bad {
-        Outcome::Finding
-    } else {
+    Ok(if safe {
         Outcome::Success
+    } else {
+        Outcome::Finding
     })
 }

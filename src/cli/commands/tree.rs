@@ -3,7 +3,7 @@
 
 use crate::cli::args::InspectArgs;
 use crate::cli::{printer, table, Outcome};
-use crate::{checkpoint, registry, Checkpoint, OpenOptions};
+use crate::{checkpoint, registry, Checkpoint};
 
 /// Levels shown without `--depth`.
 const DEFAULT_DEPTH: usize = 2;
@@ -21,16 +21,6 @@ fn mark(prefix: &str, shown_deepest: bool, role: &str, names: &[String]) -> Opti
     None
 }
 
-/// A name from the file as it can be shown on a terminal: control characters (an escape
-/// sequence a hostile checkpoint put in a key) written out as Rust escapes.
-fn printable(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.chars().any(char::is_control) {
-        name.escape_debug().to_string().into()
-    } else {
-        name.into()
-    }
-}
-
 /// Runs `inspect --tree`.
 pub fn run(a: &InspectArgs) -> anyhow::Result<Outcome> {
     let depth = a
@@ -46,11 +36,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<Outcome> {
         }
         None => None,
     };
-    let opts = OpenOptions {
-        use_ema: !a.state.no_ema,
-        state_key: a.state.state_key.clone(),
-    };
-    let ckpt = Checkpoint::open(&a.file, &opts)?;
+    let ckpt = Checkpoint::open(&a.file, &a.state.open_options())?;
     let tree = checkpoint::modules(ckpt.tensors(), depth);
     let (stem, head) = cfg
         .as_ref()
@@ -95,10 +81,10 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<Outcome> {
     for m in &tree {
         let name = m.prefix.rsplit('.').next().unwrap_or(&m.prefix);
         rows.push(vec![
-            format!("{}{}", "  ".repeat(m.depth - 1), printable(name)),
+            format!("{}{}", "  ".repeat(m.depth - 1), printer::printable(name)),
             m.params.to_string(),
             format!("{:.1}", m.params as f64 * 100.0 / total),
-            printer::bytes(m.bytes as u64),
+            printer::bytes(m.bytes),
             m.tensors.to_string(),
         ]);
     }
@@ -114,7 +100,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<Outcome> {
         "{} tensors, {} parameters, {}{}",
         ckpt.tensors().len(),
         ckpt.total_numel(),
-        printer::bytes(ckpt.total_bytes() as u64),
+        printer::bytes(ckpt.total_bytes()),
         match &cfg {
             Some((arch, t)) => format!("; stem and classifier from {arch}.{}'s cfg", t.tag),
             None => String::new(),
