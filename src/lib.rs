@@ -78,6 +78,8 @@ pub mod pickle;
 pub mod registry;
 pub mod write;
 
+#[cfg(feature = "plot")]
+pub mod chart;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod verify;

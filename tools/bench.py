@@ -48,7 +48,14 @@ def run(cmd):
 def lookups(binary, n=50):
     """Median and max wall time of registry look-ups (`info`, `models`), whole process."""
     print("\n| command | median ms | max ms |\n|---|---|---|")
-    for args in (["info", "resnet50"], ["info", "--json", "vit_base_patch16_224.augreg2_in21k_ft_in1k"], ["models", "--json", "resnet*"], ["models", "--pretrained", "--sort", "top1"]):
+    plot = os.path.join(tempfile.gettempdir(), "timmconv-bench-plot.svg")
+    for args in (
+        ["info", "resnet50"],
+        ["info", "--json", "vit_base_patch16_224.augreg2_in21k_ft_in1k"],
+        ["models", "--json", "resnet*"],
+        ["models", "--pretrained", "--sort", "top1"],
+        ["models", "--pretrained", "--plot", plot],
+    ):
         ts = sorted(run([binary, *args])[0] for _ in range(n))
         print(f"| timmconv {' '.join(args)} | {statistics.median(ts) * 1000:.1f} | {ts[-1] * 1000:.1f} |")
 

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Convert PyTorch timm checkpoints into adapted safetensors, without Python and without
 /// running code from a pickle.
 #[derive(Debug, Parser)]
-#[command(name = "timmconv", version, about, long_about = None)]
+#[command(name = "timmconv", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -69,21 +69,56 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the comparison (logits scatter with y = x, |difference| histogram) to an SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub report: Option<PathBuf>,
 }
 
-/// What `models --sort` orders by.
+/// A results figure, spelled as in `--json` (`samples_per_sec`); `-` is accepted for `_`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SortField {
+pub enum Field {
+    /// Parameters (millions), smallest first.
+    Params,
     /// ImageNet top-1, best first.
     Top1,
-    /// Parameter count, smallest first.
-    Params,
+    /// ImageNet top-5, best first.
+    Top5,
+    /// Image size the figures are from.
+    #[value(name = "img_size", alias = "img-size")]
+    ImgSize,
     /// GMACs, cheapest first.
     Gmacs,
-    /// Activations, fewest first.
+    /// Activations (millions), fewest first.
     Macts,
     /// Inference throughput, fastest first.
+    #[value(name = "samples_per_sec", alias = "samples-per-sec")]
     SamplesPerSec,
+    /// Training throughput, fastest first.
+    #[value(name = "train_samples_per_sec", alias = "train-samples-per-sec")]
+    TrainSamplesPerSec,
+}
+
+/// The x axis of `models --plot`: speed or a cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XAxis {
+    /// Inference throughput (higher is better).
+    #[value(name = "samples_per_sec", alias = "samples-per-sec")]
+    SamplesPerSec,
+    /// GMACs (lower is better).
+    Gmacs,
+    /// Activations (lower is better).
+    Macts,
+    /// Parameters (lower is better).
+    Params,
+}
+
+/// The y axis of `models --plot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum YAxis {
+    /// ImageNet top-1.
+    Top1,
+    /// ImageNet top-5.
+    Top5,
 }
 
 /// `timmconv models`
@@ -99,13 +134,23 @@ pub struct ModelsArgs {
     pub json: bool,
     /// Order by a results figure.
     #[arg(long, value_enum)]
-    pub sort: Option<SortField>,
+    pub sort: Option<Field>,
     /// Keep models with at most M million parameters.
     #[arg(long, value_name = "M")]
     pub max_params: Option<f64>,
-    /// Table columns: params, top1, top5, img_size, gmacs, macts, samples_per_sec, train_samples_per_sec.
-    #[arg(long, value_delimiter = ',')]
-    pub columns: Vec<String>,
+    /// Table columns, comma-separated (default: params, top1, top5, img_size, gmacs, macts,
+    /// samples_per_sec; on a terminal, those that fit).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub columns: Vec<Field>,
+    /// Draw accuracy against speed or cost, with the Pareto frontier labelled, to an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// The plot's x axis.
+    #[arg(long, value_enum, default_value_t = XAxis::SamplesPerSec, requires = "plot")]
+    pub x: XAxis,
+    /// The plot's y axis.
+    #[arg(long, value_enum, default_value_t = YAxis::Top1, requires = "plot")]
+    pub y: YAxis,
 }
 
 /// `timmconv info`
@@ -156,6 +201,15 @@ pub struct InspectArgs {
     /// loading tensors; exit 1 when anything dangerous or unknown appears.
     #[arg(long)]
     pub scan: bool,
+    /// Show parameters and bytes per module prefix as an indented tree.
+    #[arg(long, conflicts_with = "scan")]
+    pub tree: bool,
+    /// With --tree: how many levels of module names to show.
+    #[arg(long, value_name = "N", requires = "tree")]
+    pub depth: Option<usize>,
+    /// With --tree: mark the stem and classifier of this timm model's pretrained cfg.
+    #[arg(long, value_name = "NAME[.TAG]", requires = "tree")]
+    pub model: Option<String>,
     /// Which state dict to read.
     #[command(flatten)]
     pub state: StateArgs,

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod commands;
 pub mod printer;
+pub mod table;
 
 pub use args::Cli;
 
@@ -25,4 +26,31 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         args::Command::Info(a) => commands::info::run(a),
         args::Command::Verify(a) => commands::verify::run(a),
     }
+}
+
+/// Writes a chart (or any small output) beside `path` and renames it into place, so an error
+/// leaves no partial file.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let context = || format!("cannot write {}", path.display());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".timmconv-").suffix(".tmp");
+    // a chart is for reading: the usual 0o666 less the umask, not tempfile's private 0o600
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| anyhow::anyhow!(e).context(context()))?;
+    tmp.write_all(bytes)
+        .map_err(|e| anyhow::anyhow!(e).context(context()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!(e.error).context(context()))?;
+    Ok(())
 }

@@ -46,6 +46,9 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
     if a.scan {
         return scan(&a);
     }
+    if a.tree {
+        return super::tree::run(&a);
+    }
     let opts = a.state.open_options();
     let ckpt = Checkpoint::open(&a.file, &opts)?;
     let mut counts: BTreeMap<String, (GlobalClass, usize)> = BTreeMap::new();

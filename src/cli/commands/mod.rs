@@ -4,4 +4,5 @@ pub mod convert;
 pub mod info;
 pub mod inspect;
 pub mod models;
+pub mod tree;
 pub mod verify;
