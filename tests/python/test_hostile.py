@@ -81,7 +81,22 @@ def run_measured(*args):
             pytest.fail(f"timmconv {' '.join(map(str, args))} ran over {TIMEOUT_S} s")
         out = Path(f"{d}/out").read_bytes().decode("utf-8", "replace")
         err = Path(f"{d}/err").read_bytes().decode("utf-8", "replace")
-    return Run(res["rc"], out, err, res["rss_kb"] / 1024, time.monotonic() - start)
+    run_ = Run(res["rc"], out, err, res["rss_kb"] / 1024, time.monotonic() - start)
+    FIGURES.append(dict(args=[str(a) for a in args], rc=run_.rc, rss_mb=run_.rss_mb, seconds=run_.seconds))
+    return run_
+
+
+# every measured run, written to $TIMMCONV_HOSTILE_REPORT (JSON) at the end when set: the figures
+# docs/security.md reports
+FIGURES = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_figures():
+    yield
+    path = os.environ.get("TIMMCONV_HOSTILE_REPORT")
+    if path:
+        Path(path).write_text(json.dumps(FIGURES, indent=1))
 
 
 def sha(path):
