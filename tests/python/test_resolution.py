@@ -1,0 +1,150 @@
+"""`timmconv convert --img-size/--patch-size/--window-size` gives what timm 1.0.31 itself loads:
+every case builds a randomly initialised model (seeded) at its default size, saves it in a temp
+dir in the source dtype, converts it, and compares the output with
+`timm.create_model(NAME, pretrained=True, pretrained_cfg_overlay=dict(file=SRC), img_size=…,
+…).state_dict()`, i.e. with timm's own checkpoint filter applied by timm. Resampled float32
+tensors must be within 1e-6·max(1, max|ref|) (1e-5 for pseudo-inverse patch embeddings),
+resampled f16/bf16 tensors within one unit in the last place, everything else bit-identical.
+Run by tools/test.sh with the pinned venv (TIMMCONV_BIN points at the binary)."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import timm
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("TIMMCONV_BIN", str(ROOT / "target" / "debug" / "timmconv"))
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+CASES = [
+    # id, model, source dtype, knobs (timm kwargs), in_chans, num_classes
+    ("vit_base_384", "vit_base_patch16_224", "f32", dict(img_size=384), None, None),
+    ("deit_distilled_288_bf16", "deit_base_distilled_patch16_224", "bf16", dict(img_size=288), None, 0),
+    ("vit_small_rect_f16", "vit_small_patch16_224", "f16", dict(img_size=(224, 320)), None, None),
+    ("vit_small_down_160", "vit_small_patch16_224", "f32", dict(img_size=160), 1, None),
+    ("vit_reg4_320", "vit_little_patch16_reg4_gap_256", "f32", dict(img_size=320), None, 0),
+    ("vit_reg4_prefix_bf16", "vit_base_patch16_reg4_gap_256", "bf16", dict(img_size=192), None, None),
+    ("eva02_tiny_336", "eva02_tiny_patch14_224", "f32", dict(img_size=336), None, None),
+    ("beit_base_384", "beit_base_patch16_224", "f32", dict(img_size=384), None, None),
+    ("swin_tiny_384_w12", "swin_tiny_patch4_window7_224", "f32", dict(img_size=384, window_size=12), None, 0),
+    ("maxvit_tiny_288", "maxvit_tiny_tf_224", "f32", dict(img_size=288), None, None),
+    ("maxvit_tiny_288_bf16", "maxvit_tiny_tf_224", "bf16", dict(img_size=288), 1, None),
+    ("flexivit_small_p8", "flexivit_small", "f32", dict(patch_size=8), None, None),
+    ("vit_small_p14_in1", "vit_small_patch16_224", "f32", dict(patch_size=14), 1, None),
+    ("vit_small_p14_f16", "vit_small_patch16_224", "f16", dict(patch_size=14, img_size=280), None, 0),
+]
+
+
+def flag(v):
+    return ",".join(str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+
+
+def make_source(tmp_path, model, dtype):
+    # built on meta and filled from a seeded generator: timm's own init would double the time
+    with torch.device("meta"):
+        m = timm.create_model(model, pretrained=False)
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    for k, v in m.state_dict().items():
+        if v.is_floating_point():
+            sd[k] = torch.randn(v.shape, generator=g).to(DTYPES[dtype])
+        else:
+            sd[k] = torch.randint(0, 8, v.shape, generator=g).to(v.dtype)
+    src = tmp_path / f"{model}.{dtype}.safetensors"
+    safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(src))
+    return src, sd
+
+
+def ordered(x):
+    """Float16/bfloat16 bits as integers ordered like the values (adjacent values differ by 1)."""
+    i = x.contiguous().view(torch.int16).to(torch.int32)
+    return torch.where(i < 0, -(i & 0x7FFF), i)
+
+
+def check_close(key, got, ref, pinv):
+    assert got.dtype == ref.dtype, key
+    assert got.shape == ref.shape, (key, got.shape, ref.shape)
+    if ref.dtype == torch.float32:
+        tol = (1e-5 if pinv else 1e-6) * max(1.0, ref.abs().max().item())
+        diff = (got - ref).abs().max().item()
+        assert diff <= tol, f"{key}: max |diff| {diff} > {tol}"
+    else:
+        steps = (ordered(got) - ordered(ref)).abs().max().item()
+        assert steps <= 1, f"{key}: {steps} ulps apart"
+
+
+def run(args):
+    return subprocess.run([BIN, *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_resampled_like_timm(tmp_path, case):
+    _, model, dtype, knobs, in_chans, num_classes = case
+    src, _ = make_source(tmp_path, model, dtype)
+    out = tmp_path / "out.safetensors"
+    args = ["convert", str(src), "-o", str(out), "--model", model, "--json", "-q"]
+    kwargs = dict(knobs)
+    for k, v in knobs.items():
+        args += [f"--{k.replace('_', '-')}", flag(v)]
+    if in_chans is not None:
+        args += ["--in-chans", str(in_chans)]
+        kwargs["in_chans"] = in_chans
+    if num_classes is not None:
+        args += ["--num-classes", str(num_classes)]
+        kwargs["num_classes"] = num_classes
+    r = run(args)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    resampled = {e["key"]: e for e in report["resampled"]}
+    assert resampled, "nothing was resampled"
+    ref_model = timm.create_model(model, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), **kwargs)
+    ref = ref_model.state_dict()
+    got = safetensors.torch.load_file(str(out))
+    # exactly the keys timm's model holds
+    assert set(got) == set(ref), sorted(set(got) ^ set(ref))
+    for k, v in got.items():
+        # the model holds float32 copies of what timm's filter gave in the source dtype: exact
+        want = ref[k].to(v.dtype) if v.dtype == DTYPES[dtype] else ref[k]
+        assert v.dtype == DTYPES[dtype] or not v.is_floating_point(), k
+        if k in resampled:
+            e = resampled[k]
+            assert list(v.shape) == e["to_shape"], k
+            check_close(k, v, want, e["operation"] == "patch_embed")
+        else:
+            assert torch.equal(v, want), f"{k} differs"
+
+
+REFUSALS = [
+    ("crossvit_tiny_240", ["--img-size", "224"], "crossvit"),
+    ("levit_128", ["--img-size", "256"], "levit"),
+    ("convnext_tiny", ["--img-size", "288"], "no img_size"),
+    ("resnet50", ["--patch-size", "8"], "no patch_size"),
+    ("vit_small_patch16_224", ["--window-size", "8"], "no window_size"),
+]
+
+
+@pytest.mark.parametrize("model,extra,why", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_refusals_exit_2_and_write_nothing(tmp_path, model, extra, why):
+    src = tmp_path / "in.safetensors"
+    safetensors.torch.save_file({"x": torch.zeros(1)}, str(src))
+    out = tmp_path / "out.safetensors"
+    r = run(["convert", str(src), "-o", str(out), "--model", model, *extra])
+    assert r.returncode == 2, r.stderr
+    assert model in r.stderr and why in r.stderr, r.stderr
+    assert not out.exists()
+    assert os.listdir(tmp_path) == ["in.safetensors"]
+
+
+def test_timm_refuses_what_timmconv_refuses(tmp_path):
+    """crossvit at another img_size: timm's own loading fails too (a size mismatch)."""
+    torch.manual_seed(0)
+    m = timm.create_model("crossvit_tiny_240")
+    src = tmp_path / "c.safetensors"
+    safetensors.torch.save_file(m.state_dict(), str(src))
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        timm.create_model("crossvit_tiny_240", pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=224)
