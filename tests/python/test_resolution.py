@@ -74,8 +74,13 @@ def check_close(key, got, ref, pinv):
         diff = (got - ref).abs().max().item()
         assert diff <= tol, f"{key}: max |diff| {diff} > {tol}"
     else:
-        steps = (ordered(got) - ordered(ref)).abs().max().item()
-        assert steps <= 1, f"{key}: {steps} ulps apart"
+        # one unit in the last place; a pseudo-inverse result also carries the 1e-5 of torch's
+        # float32 pinv, which near zero spans many f16/bf16 units
+        steps = (ordered(got) - ordered(ref)).abs()
+        if pinv:
+            slack = 1e-5 * max(1.0, ref.float().abs().max().item())
+            steps = torch.where((got.float() - ref.float()).abs() <= slack, 0, steps)
+        assert steps.max().item() <= 1, f"{key}: {steps.max().item()} ulps apart"
 
 
 def run(args):
@@ -113,7 +118,8 @@ def test_resampled_like_timm(tmp_path, case):
         assert v.dtype == DTYPES[dtype] or not v.is_floating_point(), k
         if k in resampled:
             e = resampled[k]
-            assert list(v.shape) == e["to_shape"], k
+            # with --in-chans the resampled kernel is then adapted (timm's order)
+            assert list(v.shape)[2:] == e["to_shape"][2:], k
             check_close(k, v, want, e["operation"] == "patch_embed")
         else:
             assert torch.equal(v, want), f"{k} differs"
