@@ -92,7 +92,8 @@ impl Knobs {
         self.img_size.is_none() && self.patch_size.is_none() && self.window_size.is_none()
     }
 
-    fn set(&self) -> Vec<(&'static str, [usize; 2])> {
+    /// The knobs set, by timm's argument name.
+    pub fn set(&self) -> Vec<(&'static str, [usize; 2])> {
         [
             ("img_size", self.img_size),
             ("patch_size", self.patch_size),
@@ -113,6 +114,8 @@ pub struct ResizePlan {
     pub patch_size: Option<[usize; 2]>,
     /// Target window.
     pub window_size: Option<[usize; 2]>,
+    /// The knobs as asked (the model arguments a hub config records).
+    pub asked: Knobs,
     layout: Option<ResizeLayout>,
     source_img: Option<[usize; 2]>,
 }
@@ -154,6 +157,7 @@ impl ResizePlan {
             patch_size: knobs.patch_size.or(l.patch_size),
             window_size: knobs.window_size.or(l.window_size),
             source_img: source_img.or(l.img_size),
+            asked: knobs.clone(),
             layout: Some(l),
         })
     }

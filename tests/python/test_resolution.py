@@ -154,3 +154,36 @@ def test_timm_refuses_what_timmconv_refuses(tmp_path):
     safetensors.torch.save_file(m.state_dict(), str(src))
     with pytest.raises(RuntimeError, match="size mismatch"):
         timm.create_model("crossvit_tiny_240", pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=224)
+
+
+HUB = [
+    ("swin_tiny_patch4_window7_224", dict(img_size=384, window_size=12)),
+    ("vit_small_patch16_224", dict(img_size=(224, 320), patch_size=14)),
+]
+
+
+@pytest.mark.parametrize("model,knobs", HUB, ids=[h[0] for h in HUB])
+def test_hub_folder_builds_at_the_new_size_and_loads_strictly(tmp_path, model, knobs):
+    src, _ = make_source(tmp_path, model, "f32")
+    out = tmp_path / "hub"
+    args = ["convert", str(src), "-o", str(out), "--model", model, "--layout", "hub", "-q"]
+    for k, v in knobs.items():
+        args += [f"--{k.replace('_', '-')}", flag(v)]
+    r = run(args)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    for k, v in knobs.items():
+        assert cfg["model_args"][k] == (list(v) if isinstance(v, tuple) else v), k
+    if "img_size" in knobs:
+        size = knobs["img_size"]
+        size = list(size) if isinstance(size, tuple) else [size, size]
+        assert cfg["pretrained_cfg"]["input_size"] == [3, *size]
+    # strict load (timm's default for pretrained=True) at the new size
+    loaded = timm.create_model(f"local-dir:{out}", pretrained=True)
+    want = safetensors.torch.load_file(str(out / "model.safetensors"))
+    sd = loaded.state_dict()
+    assert set(sd) == set(want)
+    for k, v in want.items():
+        assert torch.equal(sd[k], v), k
+    x = torch.randn(1, 3, *cfg["pretrained_cfg"]["input_size"][1:])
+    assert loaded.eval()(x).shape == (1, 1000)
