@@ -125,6 +125,7 @@ pub fn metadata(
         "patch_size": a.resize.as_ref().and_then(|r| r.patch_size),
         "window_size": a.resize.as_ref().and_then(|r| r.window_size),
         "resampled": plan.report.resampled,
+        "global_pool": a.global_pool.as_ref().map(|(p, _)| p),
         "renamed": plan.report.renamed,
         "dropped": plan.report.dropped,
     });

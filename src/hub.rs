@@ -179,6 +179,10 @@ pub fn convert_hub(
     if let Some(r) = &opts.adapt.resize {
         with_resolution(&mut cfg, r, in_chans);
     }
+    if let Some((pool, _)) = &opts.adapt.global_pool {
+        cfg["model_args"]["global_pool"] = json!(pool);
+        cfg["global_pool"] = json!(pool);
+    }
     let text =
         serde_json::to_string_pretty(&cfg).map_err(|e| Error::Structure(e.to_string()))? + "\n";
     let cfg_path = staging.path().join("config.json");

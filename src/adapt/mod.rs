@@ -49,6 +49,9 @@ pub struct Adaptation {
     pub features: Option<crate::registry::FeatureSelect>,
     /// Resolution adaptation (`img_size`, `patch_size`, `window_size`).
     pub resize: Option<crate::registry::ResizePlan>,
+    /// `global_pool` of the target model, and the classifier keys it reshapes (dropped: timm
+    /// re-initialises them).
+    pub global_pool: Option<(String, Vec<String>)>,
 }
 
 /// The transform of one output tensor.
@@ -294,6 +297,17 @@ impl Plan {
                     ),
                 });
                 continue;
+            }
+            if let Some((pool, keys)) = &a.global_pool {
+                if keys.contains(&t.name) {
+                    report.dropped.push(Dropped {
+                        key: t.name.clone(),
+                        reason: format!(
+                            "classifier: global_pool `{pool}` changes its input features; timm re-initialises it"
+                        ),
+                    });
+                    continue;
+                }
             }
             if is_head && a.label_offset > 0 {
                 let Some(rows) = shape.first_mut() else {

@@ -237,6 +237,11 @@ pub struct ConvertArgs {
     /// resampled through a pseudo-inverse.
     #[arg(long, value_name = "P[,Q]", value_delimiter = ',', num_args = 1)]
     pub patch_size: Option<Vec<usize>>,
+    /// Global pooling of the target model: avg, max, avgmax, catavgmax or '' (timm's
+    /// global_pool; needs --model). A pool that changes the classifier's input (catavgmax)
+    /// drops the classifier, as timm re-initialises it.
+    #[arg(long, value_name = "TYPE")]
+    pub global_pool: Option<String>,
     /// Target attention window N[,M] (timm's window_size; needs --model).
     #[arg(long, value_name = "N[,M]", value_delimiter = ',', num_args = 1)]
     pub window_size: Option<Vec<usize>>,

@@ -69,6 +69,110 @@ pub struct ResizeLayout {
     /// Why the generator could not build the architecture.
     #[serde(default)]
     pub error: Option<String>,
+    /// What each `global_pool` type does to the state dict.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolRule>,
+}
+
+/// One `global_pool` type of an architecture, against its default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct PoolRule {
+    /// timm's error when the constructor refuses the type.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Keys whose shape changes.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// Keys the model gains.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// Keys the model loses.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// The pool types `--global-pool` takes (timm's `SelectAdaptivePool2d`).
+pub const POOL_TYPES: [&str; 5] = ["avg", "max", "avgmax", "catavgmax", ""];
+
+impl ResizeLayout {
+    /// The keys `global_pool = pool` reshapes (the classifier timm would re-initialise), or why
+    /// the checkpoint cannot be loaded into that model. `classifier` holds the cfg's classifier
+    /// modules: a reshaped key elsewhere is refused.
+    pub fn pool_changes(&self, pool: &str, classifier: &[String]) -> Result<Vec<String>> {
+        let arch = &self.name;
+        if !POOL_TYPES.contains(&pool) {
+            return Err(Error::Options(format!(
+                "--global-pool `{pool}` is not one of avg, max, avgmax, catavgmax or ''"
+            )));
+        }
+        let Some(rule) = self.pools.get(pool) else {
+            return Err(Error::Options(format!(
+                "`{arch}`: timmconv has no data on global_pool `{pool}` for it"
+            )));
+        };
+        if let Some(e) = &rule.error {
+            return Err(Error::Options(format!(
+                "`{arch}` cannot be built with global_pool `{pool}` in timm 1.0.31: {e}"
+            )));
+        }
+        if let Some(k) = rule.added.first().or(rule.removed.first()) {
+            let what = if rule.added.contains(k) {
+                "holds"
+            } else {
+                "lacks"
+            };
+            return Err(Error::Options(format!(
+                "`{arch}` with global_pool `{pool}` {what} `{k}` unlike the checkpoint's model; timm cannot load the weights into it"
+            )));
+        }
+        let in_head = |k: &str| {
+            classifier
+                .iter()
+                .any(|c| k == format!("{c}.weight") || k == format!("{c}.bias"))
+        };
+        if let Some(k) = rule.changed.iter().find(|k| !in_head(k)) {
+            return Err(Error::Options(format!(
+                "`{arch}` with global_pool `{pool}` reshapes `{k}`, which is not the classifier; timm cannot load the weights"
+            )));
+        }
+        if rule.changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(classifier
+            .iter()
+            .flat_map(|c| [format!("{c}.weight"), format!("{c}.bias")])
+            .collect())
+    }
+}
+
+/// One knob an architecture takes, for `info`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KnobInfo {
+    /// timm's argument name.
+    pub knob: String,
+    /// The default (H, W), where the model has one.
+    pub default: Option<[usize; 2]>,
+    /// Why timmconv refuses to change it, if it does.
+    pub refused: Option<String>,
+}
+
+impl ResizeLayout {
+    /// The knobs the constructor takes, their defaults and refusals.
+    pub fn knob_info(&self) -> Vec<KnobInfo> {
+        self.knobs
+            .iter()
+            .map(|k| KnobInfo {
+                knob: k.clone(),
+                default: match k.as_str() {
+                    "img_size" => self.img_size,
+                    "patch_size" => self.patch_size,
+                    "window_size" => self.window_size,
+                    _ => None,
+                },
+                refused: self.refuse.get(k).cloned(),
+            })
+            .collect()
+    }
 }
 
 fn bicubic() -> Mode {

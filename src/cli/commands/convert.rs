@@ -27,6 +27,7 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         rules,
         features: None,
         resize: None,
+        global_pool: None,
         dtype: match a.dtype {
             DTypeArg::Keep => None,
             DTypeArg::F32 => Some(DType::F32),
@@ -62,6 +63,11 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
             let layout = crate::registry::features::layout(&arch.name)?;
             adapt.features = Some(layout.select(a.out_indices.as_deref(), stages)?);
         }
+        if let Some(pool) = &a.global_pool {
+            let layout = crate::registry::resize::layout(&arch.name)?;
+            let keys = layout.pool_changes(pool, &adapt.classifier)?;
+            adapt.global_pool = Some((pool.clone(), keys));
+        }
         if !knobs.is_empty() {
             let source_img = cfg
                 .cfg
@@ -77,9 +83,9 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         }
         model = Some(arch.name);
         tag = Some(cfg.tag);
-    } else if !knobs.is_empty() {
+    } else if !knobs.is_empty() || a.global_pool.is_some() {
         anyhow::bail!(
-            "--img-size, --patch-size and --window-size need --model NAME: what each changes comes from the registry"
+            "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry"
         );
     } else if a.features_only {
         anyhow::bail!(
