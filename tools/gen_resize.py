@@ -9,6 +9,9 @@ Pinned: torch 2.11.0, timm 1.0.31. Run from the repository root (two shards use 
     $PY tools/gen_resize.py --shard 0/2 & $PY tools/gen_resize.py --shard 1/2; wait
     $PY tools/gen_resize.py --merge
 
+`--pools-only` adds the global_pool data to the entries of an existing resize.jsonl (same shards,
+then --merge), resuming where a previous run stopped.
+
 Everything is built on torch.device('meta'): at the default size and at a changed size per knob;
 the state-dict shapes are compared. Each changed key is classified (absolute position embedding,
 patch embedding, relative-position bias table); a relative-position table also records how its
@@ -16,6 +19,9 @@ window follows the knobs (`stride`: the feature stride over the patch size; `cla
 window clamped to the stage resolution), checked here against both builds. An architecture whose
 changed keys fall outside what its family's checkpoint filter resamples gets a refusal: the reason
 is what timm itself does (a size mismatch on load) or that timmconv does not port that filter.
+
+It also records, per `global_pool` type, whether the constructor takes it and which keys change
+(`catavgmax` doubles `num_features`, so the classifier no longer fits), appear or disappear.
 """
 
 import argparse
@@ -41,6 +47,8 @@ FAMILIES = {
     "timm.models.swin_transformer": {"patch", "rel_table"},
     "timm.models.maxxvit": {"rel_table"},
 }
+# the --global-pool values timmconv offers (timm's SelectAdaptivePool2d types)
+POOLS = ("avg", "max", "avgmax", "catavgmax", "")
 # buffers the filters drop and the models rebuild
 REBUILT = ("relative_position_index", "attn_mask")
 
@@ -110,6 +118,24 @@ def knob_probe(knob, img, patch, window):
         return {"patch_size": 8 if patch[0] != 8 else 16}
     # a window change only shows where the stages are large enough: also raise the image size
     return {"window_size": window[0] + 5, "img_size": img[0] + 160}
+
+
+def probe_pools(name, base_shapes):
+    """global_pool: which pool types the constructor takes, and which keys each one changes."""
+    pools = {}
+    for pool in POOLS:
+        try:
+            m = build(name, global_pool=pool)
+        except Exception as ex:  # noqa: BLE001 - refused by timm: recorded with its reason
+            pools[pool] = {"error": f"{type(ex).__name__}: {ex}"[:200]}
+            continue
+        new = shapes(m)
+        pools[pool] = {
+            "changed": sorted(k for k in new if k in base_shapes and new[k] != base_shapes[k]),
+            "added": sorted(k for k in new if k not in base_shapes),
+            "removed": sorted(k for k in base_shapes if k not in new),
+        }
+    return pools
 
 
 def entry(name):
@@ -220,6 +246,7 @@ def entry(name):
             }
             del template
             template = None
+    e["pools"] = probe_pools(name, base_shapes)
     e["knobs"] = knobs
     if refuse:
         e["refuse"] = refuse
@@ -234,12 +261,20 @@ def main():
     ap.add_argument("--shard", default="0/1")
     ap.add_argument("--merge", action="store_true")
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--pools-only", action="store_true", help="add pool data to the existing resize.jsonl entries")
     args = ap.parse_args()
     if args.merge:
-        lines = []
+        # entries of the existing file stay unless a part replaces them (a --pools-only pass that
+        # stopped early leaves the rest without pool data)
+        merged = {}
+        if OUT.exists():
+            merged = {json.loads(l)["name"]: json.loads(l) for l in OUT.read_text().splitlines()[1:]}
         for p in sorted(PARTS.glob("*.jsonl")):
-            lines += [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
-        lines.sort(key=lambda e: e["name"].encode())
+            for l in p.read_text().splitlines():
+                if l.strip():
+                    e = json.loads(l)
+                    merged[e["name"]] = e
+        lines = sorted(merged.values(), key=lambda e: e["name"].encode())
         header = {
             "architectures": len(lines),
             "generator": "tools/gen_resize.py",
@@ -255,6 +290,22 @@ def main():
     i, n = (int(x) for x in args.shard.split("/"))
     names = args.only or timm.list_models()
     PARTS.mkdir(exist_ok=True)
+    if args.pools_only:
+        existing = {json.loads(l)["name"]: json.loads(l) for l in OUT.read_text().splitlines()[1:]}
+        out = PARTS / f"part{i}.jsonl"
+        done = {json.loads(l)["name"] for l in out.read_text().splitlines()} if out.exists() else set()
+        with out.open("a") as f:
+            for j, name in enumerate(names):
+                if j % n != i or name in done:
+                    continue
+                e = existing[name]
+                try:
+                    e["pools"] = probe_pools(name, shapes(build(name)))
+                except Exception as ex:  # noqa: BLE001
+                    e["pools"] = {}
+                f.write(json.dumps(e, separators=(",", ":")) + "\n")
+                f.flush()
+        return
     out = PARTS / f"part{i}.jsonl"
     with out.open("w") as f:
         for j, name in enumerate(names):
