@@ -236,7 +236,7 @@ impl ResizePlan {
         for (knob, v) in knobs.set() {
             if v.contains(&0) {
                 return Err(Error::Options(format!(
-                    "--{} must be positive",
+                    "`{arch}`: --{} must be positive",
                     knob.replace('_', "-")
                 )));
             }
