@@ -179,6 +179,12 @@ fn bicubic() -> Mode {
     Mode::Bicubic
 }
 
+/// Largest `--img-size` side accepted (timm's models top out far below).
+pub const MAX_IMG_SIZE: usize = 8192;
+/// Largest `--patch-size` / `--window-size` side accepted: the pseudo-inverse works on
+/// (patch²)² matrices.
+pub const MAX_PATCH_SIZE: usize = 64;
+
 /// The resolution asked for; `None` keeps the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Knobs {
@@ -237,6 +243,17 @@ impl ResizePlan {
             if v.contains(&0) {
                 return Err(Error::Options(format!(
                     "`{arch}`: --{} must be positive",
+                    knob.replace('_', "-")
+                )));
+            }
+            let max = if knob == "img_size" {
+                MAX_IMG_SIZE
+            } else {
+                MAX_PATCH_SIZE
+            };
+            if v.iter().any(|&x| x > max) {
+                return Err(Error::Options(format!(
+                    "`{arch}`: --{} {v:?} is larger than timmconv accepts ({max})",
                     knob.replace('_', "-")
                 )));
             }
