@@ -57,11 +57,8 @@ fn interp_of(case: &serde_json::Value) -> Interp {
 #[test]
 fn resampling_matches_torch_and_timm() {
     let cases = json(&fixture("resize/cases.json"));
-    let ckpt = Checkpoint::open(
-        &fixture("resize/cases.safetensors"),
-        &OpenOptions::default(),
-    )
-    .unwrap();
+    let ckpt =
+        Checkpoint::open(fixture("resize/cases.safetensors"), &OpenOptions::default()).unwrap();
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let (x, shape) = tensor(&ckpt, &format!("{name}.in"));

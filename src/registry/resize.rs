@@ -404,12 +404,9 @@ impl ResizePlan {
         }
         let to_table = [2 * win[0] - 1, 2 * win[1] - 1];
         let flat = shape.len() == 2;
-        let from_table = match shape {
-            &[heads, h, w] if !flat => {
-                let _ = heads;
-                [h, w]
-            }
-            &[n, _] => {
+        let from_table = match *shape {
+            [_, h, w] => [h, w],
+            [n, _] => {
                 // timm assumes a square source unless the size rules it out
                 let m = n.checked_sub(rule.extra).ok_or_else(|| {
                     Error::tensor(

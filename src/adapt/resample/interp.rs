@@ -230,30 +230,3 @@ pub fn resize(
     }
     Some(out)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dump_weights() {
-        let Ok(spec) = std::env::var("TIMMCONV_DUMP_TAPS") else {
-            return;
-        };
-        let v: Vec<usize> = spec.split(',').map(|s| s.parse().unwrap()).collect();
-        let interp = Interp {
-            mode: Mode::Bicubic,
-            antialias: true,
-        };
-        for t in taps(v[0], v[1], interp) {
-            println!(
-                "{:?} {:?}",
-                t.index,
-                t.weight
-                    .iter()
-                    .map(|w| format!("{:.9e}", w))
-                    .collect::<Vec<_>>()
-            );
-        }
-    }
-}

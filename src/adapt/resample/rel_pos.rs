@@ -116,9 +116,9 @@ mod tests {
     }
 
     #[test]
-    fn same_grid_is_identity() {
+    fn the_zero_offset_keeps_its_value() {
         let z: Vec<f32> = (0..2 * 9).map(|v| v as f32 * 0.25).collect();
-        // 3 -> 3 is not an identity for BEiT's grid (q is bisected), but corner values are kept
+        // the zero offset sits on a source grid point in every head
         let out = resize_planes(&z, [3, 3], [3, 3]).unwrap();
         assert_eq!(out[4], z[4]);
     }
