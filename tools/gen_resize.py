@@ -27,6 +27,7 @@ It also records, per `global_pool` type, whether the constructor takes it and wh
 import argparse
 import inspect
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -160,9 +161,8 @@ def entry(name):
     if getattr(base, "pos_embed", None) is not None and getattr(base, "pos_embed").ndim != 3:
         handled = handled - {"abs_pos"}
     source = inspect.getsource(sys.modules[module])
-    filter_resamples = any(
-        f in source for f in ("resample_abs_pos_embed(", "resample_patch_embed(", "resize_rel_pos_bias_table(")
-    )
+    # any of timm's resampling helpers (resize_rel_pos_bias_table_levit, ..._nhwc, ...)
+    filter_resamples = re.search(r"(resample_abs_pos_embed|resample_patch_embed|resize_rel_pos_bias_table)\w*\(", source) is not None
     base_shapes = shapes(base)
     windows = {k: window_of(base, k) for k in base_shapes if classify(k) == "rel_table"}
     e["window_size"] = None

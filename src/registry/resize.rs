@@ -347,7 +347,19 @@ impl ResizePlan {
             else {
                 return Ok(None);
             };
-            let to_grid = div(img, patch);
+            // hybrid ViTs embed a backbone's feature map: their grid is the image over the patch
+            // times the backbone's stride, which the defaults give
+            let stride = match (l.img_size, l.grid_size, l.patch_size) {
+                (Some(i), Some(g), Some(p)) => {
+                    let f = |d: usize| match (g[d].checked_mul(p[d]), i[d]) {
+                        (Some(gp), i) if gp > 0 && i % gp == 0 => i / gp,
+                        _ => 1,
+                    };
+                    [f(0), f(1)]
+                }
+                _ => [1, 1],
+            };
+            let to_grid = div(img, [patch[0] * stride[0], patch[1] * stride[1]]);
             let prefix = l.prefix_tokens;
             let Some(tokens) = n.checked_sub(prefix) else {
                 return Err(Error::tensor(
