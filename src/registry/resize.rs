@@ -359,7 +359,15 @@ impl ResizePlan {
                 }
                 _ => [1, 1],
             };
-            let to_grid = div(img, [patch[0] * stride[0], patch[1] * stride[1]]);
+            let step = [patch[0] * stride[0], patch[1] * stride[1]];
+            if stride != [1, 1] && (img[0] % step[0] != 0 || img[1] % step[1] != 0) {
+                // timm's HybridEmbed asserts feature_size % patch_size == 0
+                return Err(Error::Options(format!(
+                    "`{}` embeds a backbone's feature map (stride {stride:?}) in patches of {patch:?}: timm 1.0.31 builds it only for image sizes that are multiples of {step:?}",
+                    l.name
+                )));
+            }
+            let to_grid = div(img, step);
             let prefix = l.prefix_tokens;
             let Some(tokens) = n.checked_sub(prefix) else {
                 return Err(Error::tensor(
