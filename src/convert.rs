@@ -121,6 +121,11 @@ pub fn metadata(
         "classifier": a.classifier,
         "dtype": a.dtype.map(DType::name),
         "adapted": plan.report.adapted,
+        "img_size": a.resize.as_ref().and_then(|r| r.img_size),
+        "patch_size": a.resize.as_ref().and_then(|r| r.patch_size),
+        "window_size": a.resize.as_ref().and_then(|r| r.window_size),
+        "resampled": plan.report.resampled,
+        "global_pool": a.global_pool.as_ref().map(|(p, _)| p),
         "renamed": plan.report.renamed,
         "dropped": plan.report.dropped,
     });

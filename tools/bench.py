@@ -2,7 +2,7 @@
 """Whole-process benchmark: on the same file, in one run, alternate `cp`, `timmconv convert
 --in-chans 4`, PyTorch's torch.load + safetensors save_file, and timm's own in_chans=4 path;
 report median wall time, ratios to cp and to Python, and peak RSS of each process (from wait4).
-Also f32 -> bf16 throughput and `inspect` time.
+Also f32 -> bf16 throughput, `inspect` time, and for the ViTs `--img-size 384` against timm's img_size=384 load.
 
     .venv/bin/python tools/bench.py [--runs 5] [--dir /tmp/timmconv-bench] [--bin target/release/timmconv]
 
@@ -31,6 +31,11 @@ PY_SAVE = "import sys, torch, safetensors.torch as st; sd = torch.load(sys.argv[
 PY_TIMM = (
     "import sys, timm, safetensors.torch as st; m = timm.create_model(sys.argv[3], pretrained=True, "
     "pretrained_cfg_overlay=dict(file=sys.argv[1]), in_chans=4); st.save_file(m.state_dict(), sys.argv[2])"
+)
+# timm's resolution path: the checkpoint filter resamples pos_embed at load time
+PY_TIMM_384 = (
+    "import sys, timm, safetensors.torch as st; m = timm.create_model(sys.argv[3], pretrained=True, "
+    "pretrained_cfg_overlay=dict(file=sys.argv[1]), img_size=384); st.save_file(m.state_dict(), sys.argv[2])"
 )
 
 
@@ -89,9 +94,14 @@ def main():
                     args.bin, "convert", str(src), "-o", str(dst), "--dtype", "bf16" if ".f32." in file else "f32", "--force", "-q"],
                 "timmconv inspect": [args.bin, "inspect", "--json", str(src)],
             }
+            if arch.startswith("vit_"):
+                # resolution adaptation: pos_embed resampled, everything else streamed as usual
+                tools["timmconv img_size=384"] = [args.bin, "convert", str(src), "-o", str(dst), "--model", arch, "--img-size", "384", "--force", "-q"]
             if not args.no_python:
                 tools["torch.load+save_file"] = [py, "-c", PY_SAVE, str(src), str(dst)]
                 tools["timm in_chans=4"] = [py, "-c", PY_TIMM, str(src), str(dst), arch]
+                if arch.startswith("vit_"):
+                    tools["timm img_size=384"] = [py, "-c", PY_TIMM_384, str(src), str(dst), arch]
             times = {k: [] for k in tools}
             rss = {k: 0 for k in tools}
             for name, cmd in tools.items():  # warm the page cache and the binaries

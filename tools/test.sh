@@ -19,7 +19,10 @@ echo "== torch feature (libtorch from $("$PY" -c 'import torch; print(torch.__ve
   export PATH="$(dirname "$PY"):$PATH" LIBTORCH_USE_PYTORCH=1
   cargo clippy --features torch --all-targets -- -D warnings
   cargo test --features torch --test verify
+  # the torch-feature binary the test just built, kept for the Python verify tests
+  cp target/debug/timmconv target/debug/timmconv-torch
 )
 echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'))"
 cargo build --quiet
-TIMMCONV_BIN="$PWD/target/debug/timmconv" "$PY" -m pytest -q tests/python
+TIMMCONV_BIN="$PWD/target/debug/timmconv" TIMMCONV_TORCH_BIN="$PWD/target/debug/timmconv-torch" \
+  "$PY" -m pytest -q tests/python

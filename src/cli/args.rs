@@ -298,6 +298,22 @@ pub struct ConvertArgs {
     /// Output dtype of floating-point tensors (integers are never cast).
     #[arg(long, value_enum, default_value_t = DTypeArg::Keep)]
     pub dtype: DTypeArg,
+    /// Target input size `H[,W]` (timm's img_size; needs --model): position embeddings and
+    /// relative-position tables are resampled as timm does at load time.
+    #[arg(long, value_name = "H[,W]", value_delimiter = ',', num_args = 1)]
+    pub img_size: Option<Vec<usize>>,
+    /// Target patch size `P[,Q]` (timm's patch_size; needs --model): the patch embedding is
+    /// resampled through a pseudo-inverse.
+    #[arg(long, value_name = "P[,Q]", value_delimiter = ',', num_args = 1)]
+    pub patch_size: Option<Vec<usize>>,
+    /// Global pooling of the target model: avg, max, avgmax, catavgmax or '' (timm's
+    /// global_pool; needs --model). A pool that changes the classifier's input (catavgmax)
+    /// drops the classifier, as timm re-initialises it.
+    #[arg(long, value_name = "TYPE")]
+    pub global_pool: Option<String>,
+    /// Target attention window `N[,M]` (timm's window_size; needs --model).
+    #[arg(long, value_name = "N[,M]", value_delimiter = ',', num_args = 1)]
+    pub window_size: Option<Vec<usize>>,
     /// Which state dict to read.
     #[command(flatten)]
     pub state: StateArgs,

@@ -13,6 +13,7 @@
 
 mod cfg;
 pub mod features;
+pub mod resize;
 
 use std::cmp::Ordering;
 use std::sync::OnceLock;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 pub use cfg::{Arch, FeatureInfo, Results, Tag};
 pub use features::{FeatureLayout, FeatureSelect};
+pub use resize::{Knobs, ResizeLayout, ResizePlan};
 
 use crate::error::{Error, Result};
 

@@ -26,12 +26,19 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         rename_classifier: a.rename_classifier.clone(),
         rules,
         features: None,
+        resize: None,
+        global_pool: None,
         dtype: match a.dtype {
             DTypeArg::Keep => None,
             DTypeArg::F32 => Some(DType::F32),
             DTypeArg::F16 => Some(DType::F16),
             DTypeArg::Bf16 => Some(DType::BF16),
         },
+    };
+    let knobs = crate::registry::Knobs {
+        img_size: pair("--img-size", &a.img_size)?,
+        patch_size: pair("--patch-size", &a.patch_size)?,
+        window_size: pair("--window-size", &a.window_size)?,
     };
     let (mut model, mut tag) = (None, None);
     if let Some(name) = &a.model {
@@ -56,8 +63,30 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
             let layout = crate::registry::features::layout(&arch.name)?;
             adapt.features = Some(layout.select(a.out_indices.as_deref(), stages)?);
         }
+        if let Some(pool) = &a.global_pool {
+            let layout = crate::registry::resize::layout(&arch.name)?;
+            let keys = layout.pool_changes(pool, &adapt.classifier)?;
+            adapt.global_pool = Some((pool.clone(), keys));
+        }
+        if !knobs.is_empty() {
+            let source_img = cfg
+                .cfg
+                .get("input_size")
+                .and_then(|v| v.as_array())
+                .and_then(|v| match v.as_slice() {
+                    [_, h, w] => Some([h.as_u64()? as usize, w.as_u64()? as usize]),
+                    _ => None,
+                });
+            adapt.resize = Some(crate::registry::ResizePlan::new(
+                &arch.name, &knobs, source_img,
+            )?);
+        }
         model = Some(arch.name);
         tag = Some(cfg.tag);
+    } else if !knobs.is_empty() || a.global_pool.is_some() {
+        anyhow::bail!(
+            "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry"
+        );
     } else if a.features_only {
         anyhow::bail!(
             "--features-only needs --model NAME: the features layout comes from the registry"
@@ -76,6 +105,16 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         sync: a.fsync,
         no_hash: a.no_hash,
     })
+}
+
+/// One number (square) or H,W.
+fn pair(flag: &str, v: &Option<Vec<usize>>) -> anyhow::Result<Option<[usize; 2]>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some(&[n]) => Ok(Some([n, n])),
+        Some(&[h, w]) => Ok(Some([h, w])),
+        Some(other) => anyhow::bail!("{flag} takes one or two numbers, not {}", other.len()),
+    }
 }
 
 /// Runs `convert`.
@@ -119,6 +158,12 @@ fn summary(r: &ConvertReport, verbose: bool) {
                     format!("sum within {groups} space-to-depth groups"),
                 crate::adapt::InChansMethod::Repeat => "repeat and scale".to_owned(),
             }
+        ));
+    }
+    for rs in &r.plan.resampled {
+        printer::note(format_args!(
+            "resampled `{}` {:?} -> {:?}",
+            rs.key, rs.from_shape, rs.to_shape
         ));
     }
     for d in &r.plan.dropped {

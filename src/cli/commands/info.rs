@@ -10,6 +10,9 @@ use crate::registry::{self, Results};
 pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
     let (arch, tag) = registry::lookup(&a.name)?;
     let results = arch.results_for(tag.as_ref());
+    let knobs = registry::resize::layout(&arch.name)
+        .map(|l| l.knob_info())
+        .unwrap_or_default();
     if a.json {
         let mut v = json!({
             "architecture": arch.name,
@@ -26,6 +29,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
             v["results"] = serde_json::to_value(&results)?;
             v["results_by_size"] = serde_json::to_value(arch.results_by_size_for(tag.as_ref()))?;
         }
+        v["resolution"] = serde_json::to_value(&knobs)?;
         printer::json(&v)?;
         return Ok(Outcome::Success);
     }
@@ -84,6 +88,22 @@ pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
                 f.reduction.map_or("-".into(), |x| x.to_string()),
                 f.module.as_deref().unwrap_or("-")
             ))?;
+        }
+    }
+    for k in &knobs {
+        let default = k.default.map_or("-".to_owned(), |[h, w]| {
+            if h == w {
+                h.to_string()
+            } else {
+                format!("{h},{w}")
+            }
+        });
+        let flag = format!("--{}", k.knob.replace('_', "-"));
+        match &k.refused {
+            None => printer::line(format_args!("  {flag:<13} default {default}"))?,
+            Some(why) => printer::line(format_args!(
+                "  {flag:<13} default {default}; refused: {why}"
+            ))?,
         }
     }
     let by_size = arch.results_by_size_for(tag.as_ref());
