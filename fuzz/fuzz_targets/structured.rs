@@ -140,7 +140,10 @@ fn emit(ops: &[Op]) -> (Vec<u8>, bool) {
     (b, dangerous)
 }
 
-fn zip_file(members: &[(String, Vec<u8>)], deflate: bool) -> Vec<u8> {
+/// The archive, and whether its last member (the generated pickle) made it in: the zip crate's
+/// writer refuses a name twice.
+fn zip_file(members: &[(String, Vec<u8>)], deflate: bool) -> (Vec<u8>, bool) {
+    let mut last_written = false;
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut z = zip::ZipWriter::new(&mut buf);
@@ -151,14 +154,11 @@ fn zip_file(members: &[(String, Vec<u8>)], deflate: bool) -> Vec<u8> {
         };
         let opts = zip::write::SimpleFileOptions::default().compression_method(method);
         for (name, data) in members {
-            if z.start_file(name.as_str(), opts).is_err() {
-                continue;
-            }
-            let _ = z.write_all(data);
+            last_written = z.start_file(name.as_str(), opts).is_ok() && z.write_all(data).is_ok();
         }
         let _ = z.finish();
     }
-    buf.into_inner()
+    (buf.into_inner(), last_written)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -193,7 +193,9 @@ fuzz_target!(|data: &[u8]| {
                 members.push(("archive/data.pkl".into(), b"\x80\x02}.".to_vec()));
             }
             members.push((pkl.to_string(), pickle));
-            zip_file(&members, *deflate)
+            let (zip, written) = zip_file(&members, *deflate);
+            dangerous &= written;
+            zip
         }
     };
     if let Ok(scan) = timmconv::checkpoint::scan(&bytes) {
