@@ -10,6 +10,7 @@ pub mod error;
 pub mod hub;
 pub mod pickle;
 pub mod registry;
+pub mod source;
 pub mod write;
 
 #[cfg(feature = "torch")]

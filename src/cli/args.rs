@@ -132,7 +132,8 @@ pub struct StateArgs {
 /// `timmconv inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors).
+    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub folder, or
+    /// hf-hub:ORG/REPO[@REVISION].
     pub file: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -171,7 +172,8 @@ pub enum LayoutArg {
 /// `timmconv convert`
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint to convert.
+    /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO[@REVISION] (from the
+    /// Hugging Face cache, downloaded into it when missing unless HF_HUB_OFFLINE is set).
     pub input: PathBuf,
     /// Where to write (a .safetensors file, or a folder with --layout hub).
     #[arg(short, long, value_name = "OUTPUT")]
