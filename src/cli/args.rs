@@ -9,6 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "timmconv", version, about, long_about = None)]
 pub struct Cli {
+    /// A registry made by tools/gen_registry.py from your own timm, instead of the embedded
+    /// one (also TIMMCONV_REGISTRY).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

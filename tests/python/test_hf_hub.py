@@ -249,3 +249,22 @@ def test_hub_folder_input_uses_its_config(tmp_path):
     empty.mkdir()
     r = timmconv("convert", empty, "-o", out, "--force", environ=os.environ)
     assert r.returncode == 2 and "model.safetensors" in r.stderr
+
+
+def test_architecture_unknown_to_the_registry_converts_from_its_config(tmp_path):
+    folder = make_repo(tmp_path, "test_resnet")
+    timm_model = timm.create_model(f"local-dir:{folder}", pretrained=True, in_chans=1, num_classes=3)
+    # the same weights described as a model this registry has never heard of
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["architecture"] = "brand_new_net"
+    cfg["pretrained_cfg"]["architecture"] = "brand_new_net"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "o.safetensors"
+    r = timmconv("convert", folder, "-o", out, "--in-chans", 1, "--num-classes", 3, "-q", environ=os.environ)
+    assert r.returncode == 0, r.stderr
+    ours = safetensors.torch.load_file(str(out))
+    theirs = timm_model.state_dict()
+    # timm re-initialises a resized head; everything else must be timm's
+    head = cfg["pretrained_cfg"]["classifier"]
+    assert f"{head}.weight" not in ours
+    assert_same(ours, {k: v for k, v in theirs.items() if not k.startswith(head + ".")})
