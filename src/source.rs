@@ -332,3 +332,44 @@ pub fn config_tag(config: &Map<String, Value>) -> Option<crate::registry::Tag> {
         results: None,
     })
 }
+
+/// Checks where an output will go before anything is read or downloaded, with errors that say
+/// what to do: a missing parent folder, a folder given for a file (`folder_layout` false), a
+/// file given for a folder.
+pub fn check_output_path(output: &Path, folder_layout: bool) -> Result<()> {
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::Options(if parent.exists() {
+            format!(
+                "cannot write {}: {} is not a folder",
+                output.display(),
+                parent.display()
+            )
+        } else {
+            format!(
+                "cannot write {}: the folder {} does not exist; create it first (mkdir -p {})",
+                output.display(),
+                parent.display(),
+                parent.display()
+            )
+        }));
+    }
+    if !folder_layout && output.is_dir() {
+        return Err(Error::Options(format!(
+            "{} is a folder: give a file name (such as {}), or use --layout hub to write a hub \
+             folder",
+            output.display(),
+            output.join("model.safetensors").display()
+        )));
+    }
+    if folder_layout && output.exists() && !output.is_dir() {
+        return Err(Error::Options(format!(
+            "{} is not a folder: --layout hub writes a folder; give a new folder name",
+            output.display()
+        )));
+    }
+    Ok(())
+}

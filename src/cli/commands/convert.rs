@@ -110,6 +110,7 @@ pub fn options_with(
 
 /// Runs `convert`.
 pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
+    crate::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
     let source = crate::source::resolve(&a.input, &mut printer::download(a.quiet))?;
     let opts = options_with(&a, source.config.as_ref())?;
     let mut bar = None;
