@@ -137,7 +137,7 @@ pub struct StateArgs {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub folder, or
-    /// hf-hub:ORG/REPO[@REVISION].
+    /// hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION.
     pub file: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -176,7 +176,7 @@ pub enum LayoutArg {
 /// `timmconv convert`
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO[@REVISION] (from the
+    /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION (from the
     /// Hugging Face cache, downloaded into it when missing unless HF_HUB_OFFLINE is set).
     pub input: PathBuf,
     /// Where to write (a .safetensors file, or a folder with --layout hub).
