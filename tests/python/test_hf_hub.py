@@ -268,3 +268,17 @@ def test_architecture_unknown_to_the_registry_converts_from_its_config(tmp_path)
     head = cfg["pretrained_cfg"]["classifier"]
     assert f"{head}.weight" not in ours
     assert_same(ours, {k: v for k, v in theirs.items() if not k.startswith(head + ".")})
+
+
+def test_architecture_without_a_first_conv_converts_for_any_in_chans(tmp_path):
+    # csatv2 (first_conv: [], a fixed DCT stem) has the same state dict for every in_chans
+    torch.manual_seed(0)
+    src = tmp_path / "csatv2.pth"
+    torch.save(timm.create_model("csatv2").state_dict(), src)
+    out = tmp_path / "o.safetensors"
+    r = timmconv("convert", src, "-o", out, "--model", "csatv2", "--in-chans", 1, environ=os.environ)
+    assert r.returncode == 0, r.stderr
+    assert "first_conv: []" in r.stderr
+    model = timm.create_model("csatv2", in_chans=1)
+    model.load_state_dict(torch.load(src), strict=True)
+    assert_same(safetensors.torch.load_file(str(out)), model.state_dict())

@@ -62,6 +62,7 @@ pub fn options_with(
         if a.label_offset.is_none() {
             adapt.label_offset = cfg.label_offset();
         }
+        stem_free(&mut adapt, &cfg, a.quiet);
         if a.features_only {
             let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
             let layout = crate::registry::features::layout(&arch.name)?;
@@ -82,6 +83,7 @@ pub fn options_with(
         if a.label_offset.is_none() {
             adapt.label_offset = cfg.label_offset();
         }
+        stem_free(&mut adapt, &cfg, a.quiet);
         if a.features_only {
             anyhow::bail!("--features-only needs an architecture the registry knows");
         }
@@ -106,6 +108,29 @@ pub fn options_with(
         sync: a.fsync,
         no_hash: a.no_hash,
     })
+}
+
+/// An architecture whose cfg declares no first conv (`first_conv: []`, such as csatv2's fixed DCT
+/// stem) is built the same by timm for any `in_chans`: its weights serve as they are.
+fn stem_free(adapt: &mut Adaptation, cfg: &crate::registry::Tag, quiet: bool) {
+    let declared_none = cfg
+        .cfg
+        .get("first_conv")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(Vec::is_empty);
+    let base = adapt.base_chans.unwrap_or(3);
+    if let Some(want) = adapt.in_chans.filter(|c| *c != base) {
+        if declared_none && adapt.first_conv.is_empty() {
+            if !quiet {
+                printer::note(format_args!(
+                    "the pretrained cfg declares no first conv (first_conv: []): timm builds this \
+                     architecture the same for any in_chans, so the weights serve {want} channels \
+                     unchanged"
+                ));
+            }
+            adapt.base_chans = Some(want);
+        }
+    }
 }
 
 /// Runs `convert`.
