@@ -151,14 +151,18 @@ fn refusals_exit_2_name_the_architecture_and_write_nothing() {
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{model}");
     }
+    let dir = tempfile::tempdir().unwrap();
     let o = Command::new(bin())
         .args(["convert"])
         .arg(fixture("resize/cases.safetensors"))
-        .args(["-o", "/nonexistent/x.safetensors", "--img-size", "384"])
+        .arg("-o")
+        .arg(dir.path().join("x.safetensors"))
+        .args(["--img-size", "384"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("need --model"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -9,6 +9,6 @@ py="$venv/bin/python"
 if ! "$py" -c "import torch, timm, safetensors, numpy, pytest, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$TORCH' and timm.__version__ == '$TIMM' else 1)" >/dev/null 2>&1; then
   echo "setting up $venv (torch $TORCH, timm $TIMM)" >&2
   python3 -m venv "$venv" >&2
-  "$py" -m pip install -q --disable-pip-version-check "torch==$TORCH" "timm==$TIMM" "safetensors==0.8.0" "numpy<3" "pytest==8.4.2" >&2
+  "$py" -m pip install -q --disable-pip-version-check "torch==$TORCH" "timm==$TIMM" "safetensors==0.8.0" "numpy<3" "pytest==8.4.2" "huggingface_hub==2.4.0" >&2
 fi
 echo "$py"

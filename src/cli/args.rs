@@ -9,6 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "timmconv", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
+    /// A registry made by tools/gen_registry.py from your own timm, instead of the embedded
+    /// one (also TIMMCONV_REGISTRY).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -192,7 +196,8 @@ impl StateArgs {
 /// `timmconv inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors).
+    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub folder, or
+    /// hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION.
     pub file: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -240,7 +245,8 @@ pub enum LayoutArg {
 /// `timmconv convert`
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint to convert.
+    /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION (from the
+    /// Hugging Face cache, downloaded into it when missing unless HF_HUB_OFFLINE is set).
     pub input: PathBuf,
     /// Where to write (a .safetensors file, or a folder with --layout hub).
     #[arg(short, long, value_name = "OUTPUT")]

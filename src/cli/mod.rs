@@ -19,6 +19,14 @@ pub enum Outcome {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let registry = cli.registry.clone().or_else(|| {
+        std::env::var_os("TIMMCONV_REGISTRY")
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    });
+    if let Some(file) = registry {
+        crate::registry::use_file(&file)?;
+    }
     match cli.command {
         args::Command::Inspect(a) => commands::inspect::run(a),
         args::Command::Convert(a) => commands::convert::run(*a),

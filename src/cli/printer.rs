@@ -71,3 +71,31 @@ pub fn bytes(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+/// Follows a download on stderr: a bar on a terminal, nothing otherwise or when `quiet`.
+pub fn download(quiet: bool) -> impl FnMut(u64, u64) {
+    let mut bar: Option<Option<indicatif::ProgressBar>> = None;
+    move |done, total| {
+        let b = bar.get_or_insert_with(|| {
+            if quiet || !std::io::stderr().is_terminal() {
+                return None;
+            }
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "downloading {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(b)
+        });
+        if let Some(b) = b {
+            b.set_length(total);
+            b.set_position(done);
+            if done >= total {
+                b.finish_and_clear();
+                bar = None;
+            }
+        }
+    }
+}

@@ -27,6 +27,43 @@ pub use resize::{Knobs, ResizeLayout, ResizePlan};
 use crate::error::{Error, Result};
 
 static DATA: &str = include_str!("registry.jsonl");
+/// A registry file that replaces the embedded data ([`use_file`]).
+static FILE: OnceLock<&'static str> = OnceLock::new();
+
+/// Uses the registry file `path`, made by `tools/gen_registry.py` from the user's own timm,
+/// instead of the embedded data (the CLI's `--registry FILE` or `TIMMCONV_REGISTRY`). Takes
+/// effect only before the first lookup; the file is read once and kept for the process.
+pub fn use_file(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |what: String| {
+        Error::Options(format!(
+            "{}: not a registry made by tools/gen_registry.py: {what}",
+            path.display()
+        ))
+    };
+    let mut lines = text.lines();
+    serde_json::from_str::<Header>(lines.next().unwrap_or_default())
+        .map_err(|e| bad(format!("line 1: {e}")))?;
+    let mut prev: Option<&str> = None;
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let Some(name) = name_of_str(line) else {
+            return Err(bad(format!(
+                "line {} does not start with {{\"name\":",
+                i + 2
+            )));
+        };
+        if prev.is_some_and(|p| p >= name) {
+            return Err(bad(format!("line {}: `{name}` is out of order", i + 2)));
+        }
+        prev = Some(name);
+    }
+    FILE.set(Box::leak(text.into_boxed_str()))
+        .map_err(|_| Error::Options("a registry file is already in use".into()))
+}
+
+fn name_of_str(line: &str) -> Option<&str> {
+    line.strip_prefix("{\"name\":\"")?.split('"').next()
+}
 
 /// The header line: which timm and torch made the data.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,7 +123,7 @@ fn name_of(line: &'static str) -> Option<&'static str> {
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut it = DATA.lines();
+        let mut it = FILE.get().copied().unwrap_or(DATA).lines();
         let header = it
             .next()
             .and_then(|h| serde_json::from_str(h).ok())

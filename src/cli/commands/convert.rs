@@ -8,6 +8,15 @@ use crate::DType;
 
 /// Turns the raw arguments into library options, in one place.
 pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
+    options_with(a, None)
+}
+
+/// [`options`], with the `config.json` of a hub repo or folder as the source of the model and
+/// its pretrained cfg where flags do not say otherwise.
+pub fn options_with(
+    a: &ConvertArgs,
+    config: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> anyhow::Result<ConvertOptions> {
     let rules = a
         .rename
         .iter()
@@ -41,7 +50,9 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         window_size: pair("--window-size", &a.window_size)?,
     };
     let (mut model, mut tag) = (None, None);
-    if let Some(name) = &a.model {
+    let from_config = config.filter(|_| a.model.is_none());
+    let config_model = from_config.and_then(crate::source::config_model);
+    if let Some(name) = a.model.as_ref().or(config_model.as_ref()) {
         let (arch, cfg) = crate::registry::lookup(name)?;
         let Some(cfg) = cfg else {
             anyhow::bail!("`{name}` has no pretrained cfg; pass --first-conv and --classifier");
@@ -58,6 +69,7 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         if a.label_offset.is_none() {
             adapt.label_offset = cfg.label_offset();
         }
+        stem_free(&mut adapt, &cfg, a.quiet);
         if a.features_only {
             let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
             let layout = crate::registry::features::layout(&arch.name)?;
@@ -87,6 +99,23 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         anyhow::bail!(
             "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry"
         );
+    } else if let Some(cfg) = from_config.and_then(crate::source::config_tag) {
+        // an architecture the registry does not know: its config.json still says enough
+        if adapt.first_conv.is_empty() {
+            adapt.first_conv = cfg.first_conv();
+        }
+        if adapt.classifier.is_empty() {
+            adapt.classifier = cfg.classifier();
+        }
+        adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
+        adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
+        if a.label_offset.is_none() {
+            adapt.label_offset = cfg.label_offset();
+        }
+        stem_free(&mut adapt, &cfg, a.quiet);
+        if a.features_only {
+            anyhow::bail!("--features-only needs an architecture the registry knows");
+        }
     } else if a.features_only {
         anyhow::bail!(
             "--features-only needs --model NAME: the features layout comes from the registry"
@@ -117,9 +146,34 @@ fn pair(flag: &str, v: &Option<Vec<usize>>) -> anyhow::Result<Option<[usize; 2]>
     }
 }
 
+/// An architecture whose cfg declares no first conv (`first_conv: []`, such as csatv2's fixed DCT
+/// stem) is built the same by timm for any `in_chans`: its weights serve as they are.
+fn stem_free(adapt: &mut Adaptation, cfg: &crate::registry::Tag, quiet: bool) {
+    let declared_none = cfg
+        .cfg
+        .get("first_conv")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(Vec::is_empty);
+    let base = adapt.base_chans.unwrap_or(3);
+    if let Some(want) = adapt.in_chans.filter(|c| *c != base) {
+        if declared_none && adapt.first_conv.is_empty() {
+            if !quiet {
+                printer::note(format_args!(
+                    "the pretrained cfg declares no first conv (first_conv: []): timm builds this \
+                     architecture the same for any in_chans, so the weights serve {want} channels \
+                     unchanged"
+                ));
+            }
+            adapt.base_chans = Some(want);
+        }
+    }
+}
+
 /// Runs `convert`.
 pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
-    let opts = options(&a)?;
+    crate::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
+    let source = crate::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    let opts = options_with(&a, source.config.as_ref())?;
     let mut bar = None;
     let mut progress = |done: u64, total: u64| {
         if bar.is_none() {
@@ -130,8 +184,10 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
         }
     };
     let report = match a.layout {
-        LayoutArg::File => convert::convert(&a.input, &a.output, &opts, &mut progress)?,
-        LayoutArg::Hub => crate::hub::convert_hub(&a.input, &a.output, &opts, &mut progress)?,
+        LayoutArg::File => convert::convert(&source.weights, &a.output, &opts, &mut progress)?,
+        LayoutArg::Hub => {
+            crate::hub::convert_hub(&source.weights, &a.output, &opts, &mut progress)?
+        }
     };
     if let Some(Some(b)) = bar {
         b.finish_and_clear();

@@ -42,7 +42,8 @@ struct Report<'a> {
 }
 
 /// Runs `inspect`.
-pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
+pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
+    a.file = crate::source::resolve(&a.file, &mut printer::download(false))?.weights;
     if a.scan {
         return scan(&a);
     }

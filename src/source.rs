@@ -1,0 +1,376 @@
+//! Where a checkpoint comes from: a file, a hub-layout folder (`model.safetensors` or
+//! `pytorch_model.bin` beside a `config.json`), or `hf-hub:ORG/REPO[@REVISION]`, found in the
+//! Hugging Face cache the way `huggingface_hub` lays it out and, with the `download` feature,
+//! downloaded into that same cache when it is not there.
+//!
+//! ```
+//! let id = timmconv::source::HubId::parse("hf-hub:timm/resnet18.a1_in1k@main").unwrap()?;
+//! assert_eq!(id.repo, "timm/resnet18.a1_in1k");
+//! assert_eq!(id.folder_name(), "models--timm--resnet18.a1_in1k");
+//! # Ok::<(), timmconv::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// timm's prefix for hub names.
+pub const PREFIX: &str = "hf-hub:";
+/// The weight files timm looks for in a hub repo, in the order it tries them.
+pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+/// The hub repo's description of the model.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// A resolved input.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The checkpoint file to read.
+    pub weights: PathBuf,
+    /// The repo's or folder's `config.json`, when there is one.
+    pub config: Option<Map<String, Value>>,
+}
+
+/// `ORG/REPO` and a revision (a branch, a tag or a commit hash; `main` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubId {
+    /// `ORG/REPO`.
+    pub repo: String,
+    /// What follows `@`, else `main`.
+    pub revision: String,
+}
+
+impl HubId {
+    /// `None` when `input` does not start with `hf-hub:`; an error when what follows is not
+    /// `ORG/REPO[@REVISION]`.
+    pub fn parse(input: &str) -> Option<Result<HubId>> {
+        let rest = input.strip_prefix(PREFIX)?;
+        let (repo, revision) = match rest.split_once('@') {
+            Some((r, v)) => (r, v),
+            None => (rest, "main"),
+        };
+        let ok_part = |p: &str| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        let parts: Vec<&str> = repo.split('/').collect();
+        let rev_ok =
+            !revision.is_empty() && revision.split('/').all(ok_part) && !revision.starts_with('/');
+        if parts.len() != 2 || !parts.iter().all(|p| ok_part(p)) || !rev_ok {
+            return Some(Err(Error::Options(format!(
+                "`{input}`: a hub name is hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION"
+            ))));
+        }
+        Some(Ok(HubId {
+            repo: repo.to_owned(),
+            revision: revision.to_owned(),
+        }))
+    }
+
+    /// The repo's folder in the cache: `models--ORG--REPO`.
+    pub fn folder_name(&self) -> String {
+        format!("models--{}", self.repo.replace('/', "--"))
+    }
+
+    fn is_commit(&self) -> bool {
+        self.revision.len() == 40 && self.revision.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The Hugging Face hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+/// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`, as `huggingface_hub`
+/// decides it.
+pub fn cache_dir() -> PathBuf {
+    if let Some(p) = env_path("HF_HUB_CACHE") {
+        return p;
+    }
+    hf_home().join("hub")
+}
+
+fn hf_home() -> PathBuf {
+    if let Some(p) = env_path("HF_HOME") {
+        return p;
+    }
+    let cache = env_path("XDG_CACHE_HOME")
+        .or_else(|| env_path("HOME").map(|h| h.join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("huggingface")
+}
+
+/// Whether `HF_HUB_OFFLINE` says not to touch the network (`1`, `ON`, `YES`, `TRUE`).
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| ["1", "on", "yes", "true"].contains(&v.trim().to_ascii_lowercase().as_str()))
+}
+
+/// The snapshot folder of `id` in `cache`: `refs/REVISION` names the commit, unless the
+/// revision is a commit hash itself.
+pub fn snapshot(cache: &Path, id: &HubId) -> Option<PathBuf> {
+    let repo = cache.join(id.folder_name());
+    let commit = if id.is_commit() {
+        id.revision.clone()
+    } else {
+        let text = std::fs::read_to_string(repo.join("refs").join(&id.revision)).ok()?;
+        text.trim().to_owned()
+    };
+    if commit.is_empty() || commit.contains(['/', '\\']) || commit.starts_with('.') {
+        return None;
+    }
+    let dir = repo.join("snapshots").join(commit);
+    dir.is_dir().then_some(dir)
+}
+
+/// `file` in the cached snapshot of `id`, if it is there.
+pub fn cached(cache: &Path, id: &HubId, file: &str) -> Option<PathBuf> {
+    let path = snapshot(cache, id)?.join(file);
+    path.is_file().then_some(path)
+}
+
+/// Resolves `input`: `hf-hub:…` through the cache (downloading what is missing unless
+/// `HF_HUB_OFFLINE` is set), a folder through its weight file and `config.json`, and anything
+/// else as the file itself. A FIFO, socket or device is refused without opening it.
+/// `progress(done, total)` follows a download.
+pub fn resolve(input: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
+    if let Some(id) = input.to_str().and_then(HubId::parse) {
+        return resolve_hub(&id?, progress);
+    }
+    let meta = match std::fs::metadata(input) {
+        Ok(m) => m,
+        // let the reader report a missing file the way it always has
+        Err(_) => {
+            return Ok(Source {
+                weights: input.to_path_buf(),
+                config: None,
+            })
+        }
+    };
+    if meta.is_dir() {
+        let Some(weights) = WEIGHT_FILES
+            .iter()
+            .map(|f| input.join(f))
+            .find(|p| p.is_file())
+        else {
+            return Err(Error::Options(format!(
+                "{} is a folder without {}: give the checkpoint file",
+                input.display(),
+                WEIGHT_FILES.join(" or ")
+            )));
+        };
+        let config = read_config(&input.join(CONFIG_FILE))?;
+        return Ok(Source { weights, config });
+    }
+    if !meta.is_file() {
+        return Err(Error::Options(format!(
+            "{} is not a regular file (a pipe, socket or device); give a checkpoint file",
+            input.display()
+        )));
+    }
+    Ok(Source {
+        weights: input.to_path_buf(),
+        config: None,
+    })
+}
+
+fn read_config(path: &Path) -> Result<Option<Map<String, Value>>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => Ok(Some(m)),
+        Ok(_) => Err(Error::Options(format!(
+            "{}: not a JSON object",
+            path.display()
+        ))),
+        Err(e) => Err(Error::Options(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn resolve_hub(id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
+    let cache = cache_dir();
+    let found = WEIGHT_FILES.iter().find_map(|f| cached(&cache, id, f));
+    if let Some(weights) = found {
+        let config = match cached(&cache, id, CONFIG_FILE) {
+            Some(p) => read_config(&p)?,
+            None => None,
+        };
+        return Ok(Source { weights, config });
+    }
+    if offline() {
+        return Err(Error::Options(format!(
+            "hf-hub:{}@{}: neither {} is in the cache {} and HF_HUB_OFFLINE is set",
+            id.repo,
+            id.revision,
+            WEIGHT_FILES.join(" nor "),
+            cache.display()
+        )));
+    }
+    download(&cache, id, progress)
+}
+
+#[cfg(not(feature = "download"))]
+fn download(cache: &Path, id: &HubId, _progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
+    Err(Error::Options(format!(
+        "hf-hub:{}@{}: not in the cache {}, and this build has no `download` feature: fetch it \
+         with huggingface_hub or build timmconv with --features download",
+        id.repo,
+        id.revision,
+        cache.display()
+    )))
+}
+
+#[cfg(feature = "download")]
+struct Forward<'a>(&'a mut dyn FnMut(u64, u64), u64, u64);
+
+#[cfg(feature = "download")]
+impl hf_hub::api::Progress for Forward<'_> {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.1 = 0;
+        self.2 = size as u64;
+        (self.0)(0, self.2);
+    }
+    fn update(&mut self, size: usize) {
+        self.1 += size as u64;
+        (self.0)(self.1, self.2);
+    }
+    fn finish(&mut self) {
+        (self.0)(self.2, self.2);
+    }
+}
+
+#[cfg(feature = "download")]
+fn download(cache: &Path, id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
+    use hf_hub::api::sync::{ApiBuilder, ApiError};
+    use hf_hub::{Repo, RepoType};
+
+    let what = format!("hf-hub:{}@{}", id.repo, id.revision);
+    let fail = |e: ApiError| Error::Options(format!("{what}: download failed: {e}"));
+    let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
+        .with_progress(false)
+        .with_retries(2);
+    if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
+    }
+    let token = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| std::fs::read_to_string(hf_home().join("token")).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    builder = builder.with_token(token);
+    let api = builder.build().map_err(fail)?;
+    let repo = api.repo(Repo::with_revision(
+        id.repo.clone(),
+        RepoType::Model,
+        id.revision.clone(),
+    ));
+    let mut last = None;
+    let mut weights = None;
+    for file in WEIGHT_FILES {
+        match repo.download_with_progress(file, Forward(progress, 0, 0)) {
+            Ok(p) => {
+                weights = Some(p);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some(weights) = weights else {
+        let why = last.map_or_else(String::new, |e| format!(": {e}"));
+        return Err(Error::Options(format!(
+            "{what}: could not download {}{why}",
+            WEIGHT_FILES.join(" or ")
+        )));
+    };
+    // config.json is optional: a repo without one still converts with flags
+    let config = match repo.download(CONFIG_FILE) {
+        Ok(p) => read_config(&p)?,
+        Err(_) => None,
+    };
+    Ok(Source { weights, config })
+}
+
+/// The `NAME[.TAG]` a `config.json` describes (`architecture` and `pretrained_cfg.tag`), when the
+/// registry knows it; the bare architecture when the tag is not in the registry.
+pub fn config_model(config: &Map<String, Value>) -> Option<String> {
+    let arch = config.get("architecture")?.as_str()?;
+    let known = crate::registry::arch(arch)?;
+    let tag = config
+        .get("pretrained_cfg")
+        .and_then(|c| c.get("tag"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && known.tag(Some(t)).is_some());
+    Some(match tag {
+        Some(t) => format!("{arch}.{t}"),
+        None => arch.to_owned(),
+    })
+}
+
+/// The pretrained cfg a `config.json` carries, as a registry [`Tag`](crate::registry::Tag), for
+/// an architecture the registry does not know.
+pub fn config_tag(config: &Map<String, Value>) -> Option<crate::registry::Tag> {
+    let cfg = config.get("pretrained_cfg")?.as_object()?.clone();
+    Some(crate::registry::Tag {
+        tag: cfg
+            .get("tag")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        has_weights: true,
+        cfg,
+        results: None,
+        results_by_size: Vec::new(),
+    })
+}
+
+/// Checks where an output will go before anything is read or downloaded, with errors that say
+/// what to do: a missing parent folder, a folder given for a file (`folder_layout` false), a
+/// file given for a folder.
+pub fn check_output_path(output: &Path, folder_layout: bool) -> Result<()> {
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::Options(if parent.exists() {
+            format!(
+                "cannot write {}: {} is not a folder",
+                output.display(),
+                parent.display()
+            )
+        } else {
+            format!(
+                "cannot write {}: the folder {} does not exist; create it first (mkdir -p {})",
+                output.display(),
+                parent.display(),
+                parent.display()
+            )
+        }));
+    }
+    if !folder_layout && output.is_dir() {
+        return Err(Error::Options(format!(
+            "{} is a folder: give a file name (such as {}), or use --layout hub to write a hub \
+             folder",
+            output.display(),
+            output.join("model.safetensors").display()
+        )));
+    }
+    if folder_layout && output.exists() && !output.is_dir() {
+        return Err(Error::Options(format!(
+            "{} is not a folder: --layout hub writes a folder; give a new folder name",
+            output.display()
+        )));
+    }
+    Ok(())
+}
