@@ -80,6 +80,9 @@ fn emit(ops: &[Op]) -> (Vec<u8>, bool) {
     let mut b = vec![0x80, 4];
     let mut dangerous = false;
     let mut stopped = false;
+    // a junk byte may be an opcode that swallows what follows (a text line, a length), so the
+    // ops after it need not be read as emitted: the ground truth stops there
+    let mut synced = true;
     for op in ops {
         match op {
             Op::None => b.push(b'N'),
@@ -117,7 +120,7 @@ fn emit(ops: &[Op]) -> (Vec<u8>, bool) {
                     }
                     b.push(0x93);
                 }
-                if bad && !stopped {
+                if bad && !stopped && synced {
                     dangerous = true;
                 }
             }
@@ -133,7 +136,10 @@ fn emit(ops: &[Op]) -> (Vec<u8>, bool) {
                 b.push(b'.');
                 stopped = true;
             }
-            Op::Junk(x) => b.push(*x),
+            Op::Junk(x) => {
+                b.push(*x);
+                synced = false;
+            }
         }
     }
     b.push(b'.');
