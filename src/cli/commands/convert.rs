@@ -83,7 +83,6 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
 
 /// Runs `convert`.
 pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
-    let opts = options(&a)?;
     let mut bar = None;
     let mut progress = |done: u64, total: u64| {
         if bar.is_none() {
@@ -93,10 +92,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
             b.set_position(done);
         }
     };
-    let report = match a.layout {
-        LayoutArg::File => convert::convert(&a.input, &a.output, &opts, &mut progress)?,
-        LayoutArg::Hub => crate::hub::convert_hub(&a.input, &a.output, &opts, &mut progress)?,
-    };
+    let report = execute(&a, &mut progress)?;
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
@@ -107,6 +103,15 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
         summary(&report, a.verbose);
     }
     Ok(Outcome::Success)
+}
+
+/// One conversion as `convert` does it, without printing: the code path `batch` shares.
+pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
+    let opts = options(a)?;
+    Ok(match a.layout {
+        LayoutArg::File => convert::convert(&a.input, &a.output, &opts, progress)?,
+        LayoutArg::Hub => crate::hub::convert_hub(&a.input, &a.output, &opts, progress)?,
+    })
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {
