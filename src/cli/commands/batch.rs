@@ -293,18 +293,25 @@ fn run_job(
         rec.bytes_read = 0;
     } else {
         let mut last = 0;
-        let result = convert::execute(a, |done, _| {
-            bytes.fetch_add(done.saturating_sub(last), Ordering::Relaxed);
-            last = done;
-            if let Some(b) = bar {
-                b.set_message(printer::bytes(bytes.load(Ordering::Relaxed)));
-            }
-        });
+        // a zoo's outputs go to a tree of folders: make the output's, as `mkdir -p` would
+        let parent = a.output.parent().filter(|p| !p.as_os_str().is_empty());
+        let result = parent
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", parent.unwrap_or(Path::new("")).display()))
+            .and_then(|()| {
+                convert::execute(a, |done, _| {
+                    bytes.fetch_add(done.saturating_sub(last), Ordering::Relaxed);
+                    last = done;
+                    if let Some(b) = bar {
+                        b.set_message(printer::bytes(bytes.load(Ordering::Relaxed)));
+                    }
+                })
+            });
         match result {
             Ok(r) => rec.bytes_written = r.bytes,
             Err(e) => {
                 rec.status = "failed";
-                rec.error = Some(format!("{e:#}"));
+                rec.error = Some(e.to_string());
             }
         }
     }
