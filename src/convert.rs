@@ -136,7 +136,23 @@ pub fn metadata(
     if let Some(sha) = sha {
         meta.insert("source_sha256".to_owned(), sha.to_owned());
     }
+    meta.insert("options_sha256".to_owned(), options_fingerprint(opts));
     meta
+}
+
+/// SHA-256 of everything in `opts` that shapes the output's tensors (not `overwrite`, `sync`,
+/// `expect_sha256` or `no_hash`), with the timmconv version: `batch` skips an existing output
+/// only when this matches, so a changed flag or a new timmconv converts again.
+pub fn options_fingerprint(opts: &ConvertOptions) -> String {
+    let text = format!(
+        "{}\n{:?}\n{:?}\n{:?}\n{:?}",
+        env!("CARGO_PKG_VERSION"),
+        opts.open,
+        opts.adapt,
+        opts.model,
+        opts.tag
+    );
+    sha256_hex(text.as_bytes())
 }
 
 /// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).

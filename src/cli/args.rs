@@ -34,6 +34,47 @@ pub enum Command {
     /// CPU atol 1e-5, rtol 1e-5 (same kernels as PyTorch); CUDA atol 1e-3, rtol 1e-3 (TF32 off).
     /// Exit 0 within tolerance, 1 on a mismatch, 2 on an error.
     Verify(VerifyArgs),
+    /// Run the `convert` jobs of a JSON-lines manifest, one shard of them (Slurm array,
+    /// Kubernetes Indexed Job or --shard), several at once; skip outputs already done.
+    /// Exit 0 when all converted or were skipped, 1 when any failed, 2 on a bad manifest.
+    Batch(BatchArgs),
+}
+
+/// `timmconv batch`
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// JSON lines: `{"input": "...", "output": "...", "args": ["--model", "..."]}`, where `args`
+    /// are `convert`'s flags; relative paths are relative to the manifest's folder.
+    pub manifest: PathBuf,
+    /// Run shard I of N (job k belongs to shard k mod N); default: from SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX, else all jobs.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Shard count with JOB_COMPLETION_INDEX (Kubernetes); default: TIMMCONV_SHARD_COUNT.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<usize>,
+    /// Conversions at once (default: the cores).
+    #[arg(long, short = 'j', value_name = "J")]
+    pub jobs: Option<usize>,
+    /// Append one JSON object per job to FILE.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub report: Option<PathBuf>,
+    /// Stop starting jobs after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Decide skips without hashing inputs: an output is current when its options match and it
+    /// is newer than its input.
+    #[arg(long)]
+    pub no_hash: bool,
+    /// Print the per-job results as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress or summary on stderr.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// One line per job on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Device for `verify`.

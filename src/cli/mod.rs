@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         args::Command::Inspect(a) => commands::inspect::run(a),
         args::Command::Convert(a) => commands::convert::run(*a),
+        args::Command::Batch(a) => commands::batch::run(a),
         args::Command::Models(a) => commands::models::run(a),
         args::Command::Info(a) => commands::info::run(a),
         args::Command::Verify(a) => commands::verify::run(a),

@@ -171,9 +171,6 @@ fn stem_free(adapt: &mut Adaptation, cfg: &crate::registry::Tag, quiet: bool) {
 
 /// Runs `convert`.
 pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
-    crate::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
-    let source = crate::source::resolve(&a.input, &mut printer::download(a.quiet))?;
-    let opts = options_with(&a, source.config.as_ref())?;
     let mut bar = None;
     let mut progress = |done: u64, total: u64| {
         if bar.is_none() {
@@ -183,12 +180,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
             b.set_position(done);
         }
     };
-    let report = match a.layout {
-        LayoutArg::File => convert::convert(&source.weights, &a.output, &opts, &mut progress)?,
-        LayoutArg::Hub => {
-            crate::hub::convert_hub(&source.weights, &a.output, &opts, &mut progress)?
-        }
-    };
+    let report = execute(&a, &mut progress)?;
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
@@ -199,6 +191,17 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
         summary(&report, a.verbose);
     }
     Ok(Outcome::Success)
+}
+
+/// One conversion as `convert` does it, without printing: the code path `batch` shares.
+pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
+    crate::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
+    let source = crate::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    let opts = options_with(a, source.config.as_ref())?;
+    Ok(match a.layout {
+        LayoutArg::File => convert::convert(&source.weights, &a.output, &opts, progress)?,
+        LayoutArg::Hub => crate::hub::convert_hub(&source.weights, &a.output, &opts, progress)?,
+    })
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {
