@@ -65,6 +65,49 @@ def lookups(binary, n=50):
         print(f"| timmconv {' '.join(args)} | {statistics.median(ts) * 1000:.1f} | {ts[-1] * 1000:.1f} |")
 
 
+def batch_bench(binary, zoo, runs):
+    """The zoo of tools/make_zoo.py ZOO converted by `batch --jobs 1`, `batch --jobs 2` and a
+    shell-style loop of one `convert` per job: files/s, GB/s of input, peak RSS, median of runs
+    (outputs removed between runs, warm page cache)."""
+    import json
+    zoo = Path(zoo)
+    jobs = [json.loads(l) for l in (zoo / "manifest.jsonl").read_text().splitlines()]
+    jobs = [j for j in jobs if "corrupt" not in j["input"]]
+    manifest = zoo / "bench-manifest.jsonl"
+    manifest.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    size = sum((zoo / j["input"]).stat().st_size for j in jobs)
+
+    def clean():
+        for j in jobs:
+            (zoo / j["output"]).unlink(missing_ok=True)
+            (zoo / j["output"]).parent.mkdir(parents=True, exist_ok=True)
+
+    def loop():
+        walls, peak = 0.0, 0
+        for j in jobs:
+            w, r = run([binary, "convert", str(zoo / j["input"]), "-o", str(zoo / j["output"]), "-q", *j["args"]])
+            walls, peak = walls + w, max(peak, r)
+        return walls, peak
+
+    tools = {
+        "convert per job (loop)": loop,
+        "batch --jobs 1": lambda: run([binary, "batch", str(manifest), "--jobs", "1", "-q"]),
+        "batch --jobs 2": lambda: run([binary, "batch", str(manifest), "--jobs", "2", "-q"]),
+    }
+    print(f"\n{len(jobs)} jobs, {size / 1e6:.1f} MB of input; median of {runs} runs\n")
+    print("| tool | median s | files/s | GB/s | peak RSS MB |\n|---|---|---|---|---|")
+    for name, f in tools.items():
+        ws, rss = [], 0
+        for _ in range(runs):
+            clean()
+            w, r = f()
+            ws.append(w)
+            rss = max(rss, r)
+        m = statistics.median(ws)
+        print(f"| {name} | {m:.2f} | {len(jobs) / m:.1f} | {size / m / 1e9:.3f} | {rss / 1e6:.0f} |")
+    clean()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -72,7 +115,11 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "timmconv"))
     ap.add_argument("--no-python", action="store_true")
     ap.add_argument("--lookups-only", action="store_true")
+    ap.add_argument("--batch", metavar="ZOO", help="only the batch benchmark over a zoo of tools/make_zoo.py")
     args = ap.parse_args()
+    if args.batch:
+        batch_bench(args.bin, args.batch, args.runs)
+        return
     if args.lookups_only:
         lookups(args.bin)
         return
