@@ -135,9 +135,29 @@ pub fn metadata(
     ]);
     if let Some(sha) = sha {
         meta.insert("source_sha256".to_owned(), sha.to_owned());
+    } else if let Some((size, mtime)) = ckpt
+        .file()
+        .and_then(|f| f.metadata().ok())
+        .and_then(|m| source_stamp(&m))
+    {
+        // without a hash, what says which input this came from (`batch --no-hash` compares it)
+        meta.insert("source_size".to_owned(), size.to_string());
+        meta.insert("source_mtime_ns".to_owned(), mtime.to_string());
     }
     meta.insert("options_sha256".to_owned(), options_fingerprint(opts));
     meta
+}
+
+/// An input's size and modification time (nanoseconds since the epoch), as recorded in the
+/// metadata of outputs converted without hashing.
+pub fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((m.len(), mtime))
 }
 
 /// SHA-256 of everything in `opts` that shapes the output's tensors (not `overwrite`, `sync`,

@@ -62,8 +62,8 @@ pub struct BatchArgs {
     /// Stop starting jobs after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Decide skips without hashing inputs: an output is current when its options match and it
-    /// is newer than its input.
+    /// Convert and decide skips without hashing inputs: outputs record the input's size and
+    /// mtime, and an output is current when its options and that record match.
     #[arg(long)]
     pub no_hash: bool,
     /// Print the per-job results as JSON on stdout.
@@ -284,7 +284,7 @@ pub enum LayoutArg {
 }
 
 /// `timmconv convert`
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
     /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION (from the
     /// Hugging Face cache, downloaded into it when missing unless HF_HUB_OFFLINE is set).

@@ -82,9 +82,20 @@ def test_shards_cover_every_job_once_and_match_convert(zoo):
     m = [json.loads(l) for l in (d / "manifest.jsonl").read_text().splitlines() if "corrupt" not in l][:1]
     m[0]["args"] += ["--dtype", "f16"] if "--dtype" not in m[0]["args"] else []
     (d / "one.jsonl").write_text(json.dumps(m[0]) + "\n")
-    r = batch(d, "--report", str(d / "one.jsonl.r"), "--force" if False else "-q", manifest="one.jsonl")
+    r = batch(d, "--report", str(d / "one.jsonl.r"), "-q", manifest="one.jsonl")
     rows = report(d / "one.jsonl.r")
-    assert rows[0]["status"] == ("skipped" if "f16" not in m[0]["args"] else "failed"), rows
+    # the stale output (timmconv's own, other options) is replaced; it now holds the new dtype
+    assert rows[0]["status"] == ("skipped" if "f16" not in m[0]["args"] else "converted"), rows
+    if "f16" in m[0]["args"]:
+        with safetensors.safe_open(d / m[0]["output"], "np") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}
+    # a file timmconv did not write is never replaced
+    foreign = d / "foreign.safetensors"
+    foreign.write_bytes(b"not mine")
+    job = dict(m[0], output="foreign.safetensors")
+    (d / "foreign.jsonl").write_text(json.dumps(job) + "\n")
+    r = batch(d, "-q", manifest="foreign.jsonl")
+    assert r.returncode == 1 and foreign.read_bytes() == b"not mine"
 
 
 @pytest.mark.parametrize(

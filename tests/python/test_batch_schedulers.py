@@ -123,3 +123,26 @@ def test_zoo_manifest_from_the_pretrained_list(zoo, tmp_path):
     assert b.returncode == 0, b.stderr
     for j in jobs:
         assert Path(j["output"]).is_file()
+
+
+def test_no_hash_skips_on_the_recorded_size_and_mtime(zoo, tmp_path):
+    d = tmp_path / "nohash"
+    shutil.copytree(zoo / "ckpt", d / "ckpt")
+    shutil.copy(zoo / "manifest.jsonl", d / "manifest.jsonl")
+    run = lambda name: subprocess.run([BIN, "batch", str(d / "manifest.jsonl"), "--no-hash", "-q", "--jobs", "2",
+                                       "--report", str(d / name)], env=clean_env(), capture_output=True, text=True)
+    assert run("r1.jsonl").returncode == 1  # the corrupt one
+    first = [json.loads(l) for l in (d / "r1.jsonl").read_text().splitlines()]
+    done = [r for r in first if r["status"] == "converted"]
+    from safetensors import safe_open
+    with safe_open(done[0]["output"], "np") as f:
+        meta = f.metadata()
+    assert "source_sha256" not in meta and int(meta["source_size"]) == Path(done[0]["input"]).stat().st_size
+    # a new mtime on one input: only its jobs convert again
+    touched = Path(done[0]["input"])
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    run("r2.jsonl")
+    second = [json.loads(l) for l in (d / "r2.jsonl").read_text().splitlines()]
+    again = {r["input"] for r in second if r["status"] == "converted"}
+    assert again == {str(touched)}, again
+    assert sum(r["status"] == "skipped" for r in second) == len(done) - sum(r["input"] == str(touched) for r in done)

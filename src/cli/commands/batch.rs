@@ -281,7 +281,20 @@ fn run_job(
     bar: Option<&indicatif::ProgressBar>,
 ) -> Record {
     let started = Instant::now();
-    let a = &job.args;
+    // `batch --no-hash` converts without hashing too, so outputs record size and mtime instead;
+    // an output timmconv wrote for other options or another input is stale, and replaced
+    let stale = !job.args.force
+        && !current(&job.args, no_hash || job.args.no_hash)
+        && written_by_us(&job.args);
+    let mut args;
+    let a = if (no_hash && !job.args.no_hash) || stale {
+        args = job.args.clone();
+        args.no_hash |= no_hash;
+        args.force |= stale;
+        &args
+    } else {
+        &job.args
+    };
     let bytes_read = std::fs::metadata(&a.input).map_or(0, |m| m.len());
     let mut rec = Record {
         line: job.line,
@@ -293,7 +306,7 @@ fn run_job(
         bytes_read,
         bytes_written: 0,
     };
-    if !a.force && current(a, no_hash || a.no_hash) {
+    if !a.force && !stale && current(a, no_hash || a.no_hash) {
         rec.status = "skipped";
         rec.bytes_read = 0;
     } else {
@@ -340,8 +353,16 @@ fn current(a: &ConvertArgs, no_hash: bool) -> bool {
         return false;
     }
     if no_hash {
-        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        matches!((mtime(&a.input), mtime(&file)), (Some(i), Some(o)) if o >= i)
+        // the input's size and mtime, as the output recorded them when converted without a hash
+        let stamp = std::fs::metadata(&a.input)
+            .ok()
+            .and_then(|m| crate::convert::source_stamp(&m));
+        match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
+            (Some((size, mtime)), Some(s), Some(m)) => {
+                *s == size.to_string() && *m == mtime.to_string()
+            }
+            _ => false,
+        }
     } else {
         match (
             meta.get("source_sha256"),
@@ -351,6 +372,16 @@ fn current(a: &ConvertArgs, no_hash: bool) -> bool {
             _ => false,
         }
     }
+}
+
+/// Whether the job's output exists and is a timmconv output (its metadata has `options_sha256`):
+/// one batch may replace when stale; anything else at that path is left alone (the job fails).
+fn written_by_us(a: &ConvertArgs) -> bool {
+    let file = match a.layout {
+        LayoutArg::File => a.output.clone(),
+        LayoutArg::Hub => a.output.join("model.safetensors"),
+    };
+    output_metadata(&file).is_ok_and(|m| m.contains_key("options_sha256"))
 }
 
 /// The `__metadata__` of a safetensors file, reading only its header.
