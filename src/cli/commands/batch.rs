@@ -283,9 +283,8 @@ fn run_job(
     let started = Instant::now();
     // `batch --no-hash` converts without hashing too, so outputs record size and mtime instead;
     // an output timmconv wrote for other options or another input is stale, and replaced
-    let stale = !job.args.force
-        && !current(&job.args, no_hash || job.args.no_hash)
-        && written_by_us(&job.args);
+    let is_current = !job.args.force && current(&job.args, no_hash || job.args.no_hash);
+    let stale = !job.args.force && !is_current && written_by_us(&job.args);
     let mut args;
     let a = if (no_hash && !job.args.no_hash) || stale {
         args = job.args.clone();
@@ -306,7 +305,7 @@ fn run_job(
         bytes_read,
         bytes_written: 0,
     };
-    if !a.force && !stale && current(a, no_hash || a.no_hash) {
+    if is_current {
         rec.status = "skipped";
         rec.bytes_read = 0;
     } else {
@@ -339,11 +338,7 @@ fn run_job(
 
 /// Whether the output exists and records this input and these options.
 fn current(a: &ConvertArgs, no_hash: bool) -> bool {
-    let file = match a.layout {
-        LayoutArg::File => a.output.clone(),
-        LayoutArg::Hub => a.output.join("model.safetensors"),
-    };
-    let Ok(meta) = output_metadata(&file) else {
+    let Ok(meta) = output_metadata(&output_file(a)) else {
         return false;
     };
     let Ok(opts) = convert::options(a) else {
@@ -377,11 +372,15 @@ fn current(a: &ConvertArgs, no_hash: bool) -> bool {
 /// Whether the job's output exists and is a timmconv output (its metadata has `options_sha256`):
 /// one batch may replace when stale; anything else at that path is left alone (the job fails).
 fn written_by_us(a: &ConvertArgs) -> bool {
-    let file = match a.layout {
+    output_metadata(&output_file(a)).is_ok_and(|m| m.contains_key("options_sha256"))
+}
+
+/// The safetensors file a job writes (the weights of a hub folder).
+fn output_file(a: &ConvertArgs) -> PathBuf {
+    match a.layout {
         LayoutArg::File => a.output.clone(),
         LayoutArg::Hub => a.output.join("model.safetensors"),
-    };
-    output_metadata(&file).is_ok_and(|m| m.contains_key("options_sha256"))
+    }
 }
 
 /// The `__metadata__` of a safetensors file, reading only its header.

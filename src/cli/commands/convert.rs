@@ -57,19 +57,7 @@ pub fn options_with(
         let Some(cfg) = cfg else {
             anyhow::bail!("`{name}` has no pretrained cfg; pass --first-conv and --classifier");
         };
-        // explicit flags override the cfg
-        if adapt.first_conv.is_empty() {
-            adapt.first_conv = cfg.first_conv();
-        }
-        if adapt.classifier.is_empty() {
-            adapt.classifier = cfg.classifier();
-        }
-        adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
-        adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
-        if a.label_offset.is_none() {
-            adapt.label_offset = cfg.label_offset();
-        }
-        stem_free(&mut adapt, &cfg, a.quiet);
+        merge_cfg(&mut adapt, &cfg, a);
         if a.features_only {
             let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
             let layout = crate::registry::features::layout(&arch.name)?;
@@ -101,18 +89,7 @@ pub fn options_with(
         );
     } else if let Some(cfg) = from_config.and_then(crate::source::config_tag) {
         // an architecture the registry does not know: its config.json still says enough
-        if adapt.first_conv.is_empty() {
-            adapt.first_conv = cfg.first_conv();
-        }
-        if adapt.classifier.is_empty() {
-            adapt.classifier = cfg.classifier();
-        }
-        adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
-        adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
-        if a.label_offset.is_none() {
-            adapt.label_offset = cfg.label_offset();
-        }
-        stem_free(&mut adapt, &cfg, a.quiet);
+        merge_cfg(&mut adapt, &cfg, a);
         if a.features_only {
             anyhow::bail!("--features-only needs an architecture the registry knows");
         }
@@ -144,6 +121,22 @@ fn pair(flag: &str, v: &Option<Vec<usize>>) -> anyhow::Result<Option<[usize; 2]>
         Some(&[h, w]) => Ok(Some([h, w])),
         Some(other) => anyhow::bail!("{flag} takes one or two numbers, not {}", other.len()),
     }
+}
+
+/// Fills what the flags left open from a pretrained cfg (explicit flags override the cfg).
+fn merge_cfg(adapt: &mut Adaptation, cfg: &crate::registry::Tag, a: &ConvertArgs) {
+    if adapt.first_conv.is_empty() {
+        adapt.first_conv = cfg.first_conv();
+    }
+    if adapt.classifier.is_empty() {
+        adapt.classifier = cfg.classifier();
+    }
+    adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
+    adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
+    if a.label_offset.is_none() {
+        adapt.label_offset = cfg.label_offset();
+    }
+    stem_free(adapt, cfg, a.quiet);
 }
 
 /// An architecture whose cfg declares no first conv (`first_conv: []`, such as csatv2's fixed DCT
