@@ -22,7 +22,7 @@ spec.loader.exec_module(gen)
 gen.OUT = sys.argv[2]
 archs = sys.argv[3].split(",")
 gen.timm.list_models = lambda *a, **k: list(archs)
-sys.argv = [sys.argv[0], "--results", sys.argv[2] + ".no-results"]
+sys.argv = [sys.argv[0]]  # the shipped results tables (tools/data)
 gen.main()
 """
 
