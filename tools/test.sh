@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# a full disk shows up late and far from its cause (pytest cannot make its temp folders), so say
+# how much room there is up front; the suite needs about 12 GB (targets, venv, temp files)
+echo "== disk: $(df -Ph . | awk 'NR==2 {print $4 " free on " $6}'), temp: $(df -Ph "${TMPDIR:-/tmp}" | awk 'NR==2 {print $4 " free"}')"
 echo "== cargo fmt --check"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --all-targets -- -D warnings
 echo "== cargo doc"; RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
@@ -45,4 +48,4 @@ python3 -m venv "$wheel_dir/venv"
 )
 echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'), the installed wheel's timmconv)"
 TIMMCONV_BIN="$wheel_dir/venv/bin/timmconv" TIMMCONV_TORCH_BIN="$PWD/target/debug/timmconv-torch" \
-  "$PY" -m pytest -q tests/python
+  "$PY" -m pytest -q -p no:cacheprovider --basetemp="$wheel_dir/pytest" tests/python
