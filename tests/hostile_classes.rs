@@ -188,3 +188,35 @@ fn text_integers_obey_the_long_limit() {
     assert!(open_err("text_int_digits.pth").contains("MAX_LONG_BYTES"));
     assert!(open_err("text_long_digits.pth").contains("MAX_LONG_BYTES"));
 }
+
+/// Class 1, end records: torch (miniz) follows a zip64 locator whenever one precedes the end
+/// record, and takes the last end-record signature whatever its comment length says; the zip
+/// crate follows the zip64 record only when the classic counts are saturated, and skips an end
+/// record whose comment runs past the file, searching on backwards. Either way the two read
+/// different central directories: timmconv must refuse, or read the one torch reads.
+#[test]
+fn scan_and_open_follow_the_end_record_torch_follows() {
+    for file in [
+        "zip64_locator_names_other_directory.pth",
+        "zip_last_end_record_bad_comment.pth",
+    ] {
+        if let Ok(s) = scan(&std::fs::read(hostile(file)).unwrap()) {
+            assert!(
+                !s.is_safe(),
+                "{file}: torch runs its payload, the scan says safe"
+            );
+        }
+        open_err(file);
+    }
+}
+
+/// Not hostile: torch 1.6-1.x named the root folder after the saved file (raw UTF-8, no zip
+/// UTF-8 flag, so the zip crate decodes the name as CP437). torch loads it; so must timmconv,
+/// with torch's values (4 x 0.5).
+#[test]
+fn non_ascii_root_without_utf8_flag_opens_like_torch() {
+    let file = "zip_nonascii_root_no_utf8_flag.pth";
+    let c = Checkpoint::open(hostile(file), &OpenOptions::default()).expect(file);
+    let w = c.array::<f32>("w").unwrap();
+    assert_eq!(w.iter().copied().collect::<Vec<_>>(), [0.5; 4]);
+}

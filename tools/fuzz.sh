@@ -16,3 +16,4 @@ run() {
 }
 run pickle_vm & run open_bytes & wait
 run convert_bytes & run structured & wait
+run zip_layout

@@ -292,6 +292,74 @@ def first_member_root(payload):
     return buf.getvalue()
 
 
+def stored_members(entries, base=0):
+    """Stored local members of `entries` ((name, data) pairs) laid out from offset `base`;
+    returns (their bytes, a central directory that lists them)."""
+    body, cd = b"", b""
+    for name, data in entries:
+        cd += central_header(name, data, base + len(body))
+        body += local_header(name, data) + data
+    return body, cd
+
+
+def end_record(n, cd_size, cd_start, comment_len=0):
+    return struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, cd_size, cd_start, comment_len)
+
+
+def zip64_end(n, cd_size, cd_start, at):
+    """A zip64 end record at offset `at` and the locator that points at it."""
+    record = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, n, n, cd_size, cd_start)
+    return record + struct.pack("<IIQI", 0x07064B50, 0, at, 1)
+
+
+def two_directories(payload, harmless, how):
+    """Two complete central directories over two sets of members, one holding the payload in
+    `archive/data.pkl`, one harmless; `how` says which end record names which directory:
+    - "zip64": the classic end record names the harmless one (the zip crate follows it unless
+      its counts are saturated), a zip64 locator and record before it name the payload's
+      (miniz follows a valid locator whatever the classic record says);
+    - "bad_comment": the last end record (miniz's) names the payload's but declares a comment
+      running past the end of the file; the zip crate skips it and searches on backwards, past
+      64 KiB of padding, to an end record naming the harmless one."""
+    def members(pkl):
+        return [(b"archive/data.pkl", pkl), (b"archive/byteorder", b"little"),
+                (b"archive/version", b"3\n"), (b"archive/data/0", float_bytes(4))]
+    pay_body, pay_cd = stored_members(members(payload))
+    ok_body, ok_cd = stored_members(members(harmless), len(pay_body))
+    data = pay_body + ok_body
+    ok_at = len(data)
+    data += ok_cd
+    if how == "zip64":
+        pay_at = len(data)
+        data += pay_cd
+        data += zip64_end(4, len(pay_cd), pay_at, len(data))
+        return data + end_record(4, len(ok_cd), ok_at)
+    data += end_record(4, len(ok_cd), ok_at) + b"\0" * 70_000
+    pay_at = len(data)
+    return data + pay_cd + end_record(4, len(pay_cd), pay_at, comment_len=500)
+
+
+def end_record_tricks():
+    pay = payload_pickle(2)
+    harmless = torch_pickle(OrderedDict(w=Tensor(zip_pid(torch.FloatStorage, "0", 4), 0, [4], [1])))
+    add("zip64_locator_names_other_directory.pth", two_directories(pay, harmless, "zip64"), 1,
+        "classic end record -> a harmless directory, a zip64 locator -> the payload's (miniz "
+        "reads the zip64 one)", dict(convert=2, message=""))
+    add("zip_last_end_record_bad_comment.pth", two_directories(pay, harmless, "bad_comment"), 1,
+        "the last end record (miniz's) names the payload's directory with a comment length past "
+        "the end; an earlier one, 64 KiB back, names a harmless one",
+        dict(convert=2, message=""))
+    # not hostile: torch 1.6-1.x named the root folder after the saved file, raw UTF-8 bytes
+    # without the zip UTF-8 flag (which the zip crate then decodes as CP437); torch loads it
+    root = "modèle".encode()
+    body, cd = stored_members([(root + b"/data.pkl", harmless), (root + b"/byteorder", b"little"),
+                               (root + b"/version", b"3\n"), (root + b"/data/0", float_bytes(4))])
+    add("zip_nonascii_root_no_utf8_flag.pth", body + cd + end_record(4, len(cd), len(body)), 0,
+        "a legitimate archive whose root folder is a non-ASCII file stem, no UTF-8 flag (as "
+        "torch 1.6-1.x saved `modèle.pth`): must convert with torch's values",
+        dict(convert=0, message=""))
+
+
 def class2_hang():
     g = b"ctorch._tensor\n_rebuild_from_type_v2\nq\x01"
     # L = [G, None, L]; {'w': G(G, None, L)}
@@ -562,6 +630,7 @@ def probe(paths):
 def main():
     assert torch.__version__.split("+")[0] == TORCH_VERSION, torch.__version__
     class1_scan_fooled()
+    end_record_tricks()
     class2_hang()
     class3_bombs()
     class4_amplification()

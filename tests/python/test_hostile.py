@@ -152,6 +152,40 @@ def test_hostile_file(entry, tmp_path):
     attack(entry, HOSTILE, tmp_path)
 
 
+# files timmconv must convert: their tensors must be torch's. No file in this list runs code
+# (the generator proved it); torch.load(weights_only=False) still runs in a throw-away process, in
+# an empty folder, which re-saves the tensors it got for this one to read with weights_only=True.
+CONVERTED = [e for e in MANIFEST if e["convert"] == 0 and not e["runs_code"]]
+TORCH_TENSORS = r"""
+import sys, torch
+sd = torch.load(sys.argv[1], weights_only=False, map_location="cpu")
+torch.save({k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}, sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("entry", CONVERTED, ids=[e["file"] for e in CONVERTED])
+def test_converted_values_are_torchs(entry, tmp_path):
+    from safetensors import safe_open
+    src = HOSTILE / entry["file"]
+    out = tmp_path / "x.safetensors"
+    r = run("convert", src, "-o", out)
+    assert r.rc == 0, r.err
+    clean = tmp_path / "torch.pth"
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run([sys.executable, "-c", TORCH_TENSORS, src.resolve(), clean], cwd=work,
+                   check=True, capture_output=True, timeout=120)
+    assert list(work.iterdir()) == []
+    want = torch.load(clean, weights_only=True)
+    with safe_open(out, "pt") as f:
+        assert sorted(f.keys()) == sorted(want), entry["file"]
+        for k in f.keys():
+            got, exp = f.get_tensor(k), want[k]
+            assert got.dtype == exp.dtype and got.shape == exp.shape, k[:80]
+            # bitwise: NaN payloads and -0.0 count
+            assert torch.equal(got.contiguous().view(torch.uint8), exp.contiguous().view(torch.uint8)), k[:80]
+
+
 def test_corpus_covers_every_class_and_proves_payloads_live():
     classes = {e["cls"] for e in MANIFEST}
     assert {1, 2, 3, 4, 6, 7, 9, 10} <= classes
