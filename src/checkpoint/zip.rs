@@ -63,8 +63,10 @@ enum Method {
 /// One archive member, as torch would find it.
 #[derive(Debug, Clone)]
 pub(super) struct Member {
-    /// The raw central-directory name (what miniz compares).
+    /// The central-directory name for messages (raw bytes, invalid UTF-8 replaced).
     pub name: String,
+    /// The raw central-directory name: what miniz compares, whatever its encoding.
+    raw: Vec<u8>,
     method: Method,
     encrypted: bool,
     /// First byte of the data.
@@ -103,14 +105,17 @@ impl Member {
 pub(super) struct Archive {
     pub members: Vec<Member>,
     index: HashMap<Vec<u8>, usize>,
-    /// The folder every record is looked up in (the first entry's).
+    /// The folder every record is looked up in (the first entry's), for messages.
     pub root: String,
+    /// The same folder's raw bytes, for lookups.
+    root_raw: Vec<u8>,
 }
 
 impl Archive {
     /// Parses and checks the archive (see the module docs).
     pub fn open(bytes: &[u8]) -> Result<Archive> {
-        let declared = check_end_record(bytes)?;
+        let dir = central_directory(bytes)?;
+        let declared = dir.entries;
         let mut za = ZipArchive::new(Cursor::new(bytes)).map_err(zerr)?;
         // the zip crate keeps one entry per name; torch (miniz) sees every one
         if za.len() as u64 != declared {
@@ -123,7 +128,9 @@ impl Archive {
         let mut members = Vec::with_capacity(za.len());
         let mut spans = Vec::with_capacity(za.len());
         let mut index = HashMap::with_capacity(za.len());
-        let mut central_start = usize::MAX;
+        // miniz walks the directory entry by entry from the offset its end record names; the
+        // zip crate must have read the very same entries, in order, at the same places
+        let mut next_central = dir.offset;
         for i in 0..za.len() {
             let f = za.by_index_raw(i).map_err(zerr)?;
             let at = |v: u64| usize::try_from(v).ok().filter(|&x| x < bytes.len());
@@ -135,18 +142,39 @@ impl Archive {
                     f.name()
                 )));
             };
-            central_start = central_start.min(central);
-            let raw = central_name(bytes, central)
-                .ok_or_else(|| Error::Zip(format!("central directory entry {i} is truncated")))?;
-            if raw != f.name().as_bytes() {
+            if central != next_central {
                 return Err(Error::Zip(format!(
-                    "entry {i} is named {:?} in the central directory but {:?} through an \
-                     extra field; torch reads the raw name, so the two would read different files",
-                    String::from_utf8_lossy(raw),
-                    f.name()
+                    "central directory entry {i} is read at offset {central}, but the directory \
+                     torch reads (from the end record) has it at offset {next_central}; the \
+                     archive holds more than one directory"
                 )));
             }
-            let name = f.name().to_owned();
+            let entry = CentralEntry::at(bytes, central)
+                .ok_or_else(|| Error::Zip(format!("central directory entry {i} is truncated")))?;
+            next_central = central + entry.len;
+            let raw = entry.name;
+            let name = String::from_utf8_lossy(raw).into_owned();
+            if let Some(id) = entry.path_field {
+                return Err(Error::Zip(format!(
+                    "entry {i} (`{name}`) carries a Unicode name extra field (0x{id:04x}); torch \
+                     reads the raw name and other readers the field's, so the two could read \
+                     different files"
+                )));
+            }
+            if raw != f.name_raw() {
+                return Err(Error::Zip(format!(
+                    "central directory entry {i} is named {name:?} at offset {central}, but the \
+                     zip reader saw {:?}",
+                    String::from_utf8_lossy(f.name_raw())
+                )));
+            }
+            if entry.local_offset != u32::MAX && u64::from(entry.local_offset) != f.header_start() {
+                return Err(Error::Zip(format!(
+                    "entry `{name}` records its local header at offset {}, but the zip reader \
+                     placed it at {header}; data before the archive is not read",
+                    entry.local_offset
+                )));
+            }
             let method = match f.compression() {
                 CompressionMethod::Stored => Method::Stored,
                 CompressionMethod::Deflated => Method::Deflated,
@@ -191,7 +219,7 @@ impl Archive {
                 }
                 _ => {}
             }
-            let lower = name.to_ascii_lowercase().into_bytes();
+            let lower = raw.to_ascii_lowercase();
             if let Some(&j) = index.get(&lower) {
                 let other: &Member = &members[j];
                 return Err(Error::Zip(format!(
@@ -204,6 +232,7 @@ impl Archive {
             spans.push((header, end, i));
             members.push(Member {
                 name,
+                raw: raw.to_vec(),
                 method,
                 encrypted: f.encrypted(),
                 data_start,
@@ -224,8 +253,16 @@ impl Archive {
                 }
             }
         }
+        if next_central != dir.offset + dir.size {
+            return Err(Error::Zip(format!(
+                "the central directory at offset {} is {} bytes long, but its entries fill {}",
+                dir.offset,
+                dir.size,
+                next_central - dir.offset
+            )));
+        }
         if let Some(&(_, end, i)) = spans.last() {
-            if end > central_start {
+            if end > dir.offset {
                 return Err(Error::Zip(format!(
                     "entry `{}` overlaps the central directory",
                     members[i].name
@@ -237,15 +274,17 @@ impl Archive {
                 "an empty zip archive: not a torch.save checkpoint".into(),
             ));
         };
-        let Some((root, _)) = first.name.split_once('/') else {
+        let Some(slash) = first.raw.iter().position(|&b| b == b'/') else {
             return Err(Error::UnknownFormat(format!(
                 "the first zip entry `{}` is not in a folder; torch.save archives keep every \
                  record under one",
                 first.name
             )));
         };
+        let root_raw = first.raw[..slash].to_vec();
         Ok(Archive {
-            root: root.to_owned(),
+            root: String::from_utf8_lossy(&root_raw).into_owned(),
+            root_raw,
             members,
             index,
         })
@@ -254,26 +293,64 @@ impl Archive {
     /// The record `name` under the root folder, found the way torch finds it (ASCII case
     /// ignored).
     pub fn record(&self, name: &str) -> Option<&Member> {
-        let full = format!("{}/{name}", self.root).to_ascii_lowercase();
-        self.index.get(full.as_bytes()).map(|&i| &self.members[i])
+        let mut full = self.root_raw.to_ascii_lowercase();
+        full.push(b'/');
+        full.extend(name.to_ascii_lowercase().bytes());
+        self.index.get(&full).map(|&i| &self.members[i])
     }
 
     /// Whether any member lies under `<root>/<folder>/`.
     pub fn has_folder(&self, folder: &str) -> bool {
-        let prefix = format!("{}/{folder}/", self.root).to_ascii_lowercase();
+        let mut prefix = self.root_raw.to_ascii_lowercase();
+        prefix.push(b'/');
+        prefix.extend(folder.to_ascii_lowercase().bytes());
+        prefix.push(b'/');
         self.members
             .iter()
-            .any(|m| m.name.to_ascii_lowercase().starts_with(&prefix))
+            .any(|m| m.raw.to_ascii_lowercase().starts_with(&prefix))
     }
 }
 
-/// The file name bytes of the central-directory entry at `at`.
-fn central_name(bytes: &[u8], at: usize) -> Option<&[u8]> {
-    if bytes.get(at..at + 4)? != CENTRAL_SIG {
-        return None;
+/// The fields of one central-directory entry that miniz reads, taken from the raw bytes.
+struct CentralEntry<'a> {
+    name: &'a [u8],
+    /// The whole entry's length: the fixed 46 bytes, name, extra field and comment.
+    len: usize,
+    /// The 32-bit local header offset (`u32::MAX` when a zip64 field holds it).
+    local_offset: u32,
+    /// The id of a Unicode path extra field (0x7075) or Unicode comment field (0x6375).
+    path_field: Option<u16>,
+}
+
+impl<'a> CentralEntry<'a> {
+    fn at(bytes: &'a [u8], at: usize) -> Option<Self> {
+        if bytes.get(at..at + 4)? != CENTRAL_SIG {
+            return None;
+        }
+        let n = usize::from(u16_at(bytes, at + 28)?);
+        let m = usize::from(u16_at(bytes, at + 30)?);
+        let k = usize::from(u16_at(bytes, at + 32)?);
+        let local_offset = u32::from_le_bytes(bytes.get(at + 42..at + 46)?.try_into().ok()?);
+        let name = bytes.get(at + 46..at + 46 + n)?;
+        let extra = bytes.get(at + 46 + n..at + 46 + n + m)?;
+        bytes.get(at + 46 + n + m..at + 46 + n + m + k)?;
+        let mut path_field = None;
+        let mut rest = extra;
+        while rest.len() >= 4 {
+            let id = u16::from_le_bytes([rest[0], rest[1]]);
+            let size = usize::from(u16::from_le_bytes([rest[2], rest[3]]));
+            if id == 0x7075 || id == 0x6375 {
+                path_field = Some(id);
+            }
+            rest = rest.get(4 + size..).unwrap_or_default();
+        }
+        Some(CentralEntry {
+            name,
+            len: 46 + n + m + k,
+            local_offset,
+            path_field,
+        })
     }
-    let n = usize::from(u16_at(bytes, at + 28)?);
-    bytes.get(at + 46..at + 46 + n)
 }
 
 /// The local header must carry the same name as the central directory.
@@ -295,10 +372,26 @@ fn check_local_header(bytes: &[u8], at: usize, raw: &[u8], name: &str) -> Result
     }
 }
 
-/// Finds the end-of-central-directory record as miniz does (the last signature), refuses an
-/// archive with several candidates (a comment hiding a second directory), and refuses an
-/// entry count over [`MAX_ZIP_ENTRIES`] before anything is parsed. Returns the entry count.
-fn check_end_record(bytes: &[u8]) -> Result<u64> {
+/// Where miniz finds the central directory, and how many entries it reads there.
+struct Directory {
+    offset: usize,
+    size: usize,
+    entries: u64,
+}
+
+/// Finds the central directory exactly as miniz (torch's `PyTorchFileReader`) does: the last
+/// end-record signature with a whole record after it, then the zip64 end record whenever a
+/// valid zip64 locator sits just before it, whatever the classic record's counts say.
+///
+/// On top of that it refuses what only a crafted archive has, since readers resolve those
+/// differently: more than one end-record signature in the last 64 KiB, a comment that does not
+/// end exactly at the end of the file (torch writes none), a zip64 record that disagrees with a
+/// classic record that is not saturated, several disks, and more than [`MAX_ZIP_ENTRIES`]
+/// entries, checked before anything is parsed.
+fn central_directory(bytes: &[u8]) -> Result<Directory> {
+    const EOCD_LEN: usize = 22;
+    const LOCATOR_LEN: usize = 20;
+    const EOCD64_LEN: usize = 56;
     let tail_start = bytes.len().saturating_sub(EOCD_SEARCH);
     let tail = &bytes[tail_start..];
     let found: Vec<usize> = tail
@@ -318,17 +411,77 @@ fn check_end_record(bytes: &[u8]) -> Result<u64> {
             )))
         }
     };
-    let mut entries = u64::from(u16_at(bytes, eocd + 10).unwrap_or(0));
-    if entries == 0xffff {
-        // zip64: the locator sits just before the record and points at the zip64 record
-        let zip64 = eocd
-            .checked_sub(20)
-            .filter(|&l| bytes.get(l..l + 4) == Some(&EOCD64_LOCATOR_SIG[..]))
-            .and_then(|l| u64_at(bytes, l + 8))
-            .and_then(|o| usize::try_from(o).ok())
-            .filter(|&o| bytes.get(o..o + 4) == Some(&EOCD64_SIG[..]))
-            .and_then(|o| u64_at(bytes, o + 32));
-        entries = zip64.ok_or_else(|| Error::Zip("broken zip64 end record".into()))?;
+    let field16 = |at: usize| u64::from(u16_at(bytes, eocd + at).unwrap_or(0));
+    let field32 = |at: usize| {
+        bytes.get(eocd + at..eocd + at + 4).map_or(0, |b| {
+            u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        })
+    };
+    if bytes.len() - eocd < EOCD_LEN {
+        return Err(Error::Zip(format!(
+            "the end-of-central-directory record at offset {eocd} is cut short by the end of \
+             the file"
+        )));
+    }
+    let comment = field16(20) as usize;
+    if eocd + EOCD_LEN + comment != bytes.len() {
+        return Err(Error::Zip(format!(
+            "the end-of-central-directory record at offset {eocd} declares a {comment}-byte \
+             comment, which ends at offset {} but the file ends at {}; readers disagree on \
+             which record counts",
+            eocd + EOCD_LEN + comment,
+            bytes.len()
+        )));
+    }
+    let (disk, cd_disk) = (field16(4), field16(6));
+    let (mut entries, mut on_disk) = (field16(10), field16(8));
+    let (mut size, mut offset) = (field32(12), field32(16));
+    // miniz reads the zip64 record whenever a locator with its signature precedes the record
+    let locator = eocd
+        .checked_sub(LOCATOR_LEN)
+        .filter(|_| eocd >= LOCATOR_LEN + EOCD64_LEN)
+        .filter(|&l| bytes.get(l..l + 4) == Some(&EOCD64_LOCATOR_SIG[..]));
+    if let Some(l) = locator {
+        let at = u64_at(bytes, l + 8).unwrap_or(u64::MAX);
+        let record = usize::try_from(at)
+            .ok()
+            .filter(|&o| o <= bytes.len() - EOCD64_LEN)
+            .ok_or_else(|| {
+                Error::Zip(format!(
+                    "the zip64 locator at offset {l} points at offset {at}, past the end of the \
+                     file"
+                ))
+            })?;
+        if bytes.get(record..record + 4) == Some(&EOCD64_SIG[..]) {
+            let disks = bytes
+                .get(l + 16..l + 20)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let at64 = |o: usize| u64_at(bytes, record + o).unwrap_or(u64::MAX);
+            let (e64, d64, s64, o64) = (at64(32), at64(24), at64(40), at64(48));
+            if disks != 1 || at64(4) < EOCD64_LEN as u64 - 12 {
+                return Err(Error::Zip(format!(
+                    "the zip64 end record at offset {record} is malformed or spans several disks"
+                )));
+            }
+            // a classic field either saturated (zip64 holds the value) or equal to it
+            let agrees = |classic: u64, max: u64, wide: u64| classic == max || classic == wide;
+            if !(agrees(entries, 0xffff, e64)
+                && agrees(size, 0xffff_ffff, s64)
+                && agrees(offset, 0xffff_ffff, o64))
+            {
+                return Err(Error::Zip(format!(
+                    "the zip64 end record at offset {record} names a central directory at offset \
+                     {o64} ({e64} entries), the classic record one at offset {offset} ({entries} \
+                     entries); readers disagree on which counts"
+                )));
+            }
+            (entries, on_disk, size, offset) = (e64, d64, s64, o64);
+        }
+    }
+    if disk != 0 || cd_disk != 0 || on_disk != entries {
+        return Err(Error::Zip(
+            "the archive spans several disks; torch writes one file".into(),
+        ));
     }
     if entries > MAX_ZIP_ENTRIES as u64 {
         return Err(Error::limit(
@@ -338,7 +491,18 @@ fn check_end_record(bytes: &[u8]) -> Result<u64> {
             MAX_ZIP_ENTRIES as u64,
         ));
     }
-    Ok(entries)
+    let end = offset.saturating_add(size);
+    if end > eocd as u64 || size < entries * 46 {
+        return Err(Error::Zip(format!(
+            "the central directory ({size} bytes at offset {offset}, {entries} entries) does \
+             not fit before the end record at offset {eocd}"
+        )));
+    }
+    Ok(Directory {
+        offset: offset as usize,
+        size: size as usize,
+        entries,
+    })
 }
 
 /// Inflates the raw deflate stream of `compressed` bytes at `start`, which must produce
