@@ -76,6 +76,7 @@ mod fileio;
 pub mod hub;
 pub mod pickle;
 pub mod registry;
+pub mod source;
 pub mod write;
 
 #[cfg(feature = "torch")]

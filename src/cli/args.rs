@@ -147,7 +147,9 @@ impl StateArgs {
 /// `timmconv inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors).
+    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub repo
+    /// `hf-hub:ORG/REPO[@REVISION]` (from the Hugging Face cache, downloaded there if missing)
+    /// or a hub-layout folder `local-dir:FOLDER`.
     pub file: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -186,7 +188,9 @@ pub enum LayoutArg {
 /// `timmconv convert`
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint to convert.
+    /// The checkpoint to convert: a file, `hf-hub:ORG/REPO[@REVISION]` (from the Hugging Face
+    /// cache, downloaded there unless HF_HUB_OFFLINE is set) or `local-dir:FOLDER`; a hub repo's
+    /// config.json then gives the model and its pretrained cfg unless --model says otherwise.
     pub input: PathBuf,
     /// Where to write (a .safetensors file, or a folder with --layout hub).
     #[arg(short, long, value_name = "OUTPUT")]

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod input;
 pub mod printer;
 
 pub use args::Cli;

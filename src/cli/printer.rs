@@ -44,6 +44,22 @@ pub fn progress(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// A download progress bar on stderr for one file, shown only on a terminal.
+pub fn download_progress(file: &str, total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("downloading {}", printable(file)));
+    Some(bar)
+}
+
 /// `text` padded with spaces to `width` characters (left-aligned). Unlike `{:<width$}`, any
 /// width works: a 70 000-character tensor name is printed, not a panic.
 pub fn pad(text: &str, width: usize) -> String {

@@ -2,12 +2,15 @@
 
 use crate::adapt::{Adaptation, Rule};
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
-use crate::cli::{printer, Outcome};
+use crate::cli::{input, printer, Outcome};
 use crate::convert::{self, ConvertOptions, ConvertReport};
+use crate::registry::Tag;
+use crate::source::HubConfig;
 use crate::DType;
 
-/// Turns the raw arguments into library options, in one place.
-pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
+/// Turns the raw arguments into library options, in one place. `config` is the input's hub
+/// `config.json`: its architecture and pretrained cfg apply unless `--model` names another.
+pub fn options(a: &ConvertArgs, config: Option<&HubConfig>) -> anyhow::Result<ConvertOptions> {
     let rules = a
         .rename
         .iter()
@@ -34,23 +37,27 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
         },
     };
     let (mut model, mut tag) = (None, None);
-    if let Some(name) = &a.model {
+    let from_config = match (&a.model, config) {
+        (None, Some(c)) => Some(c),
+        _ => None,
+    };
+    if let Some(c) = from_config {
+        // a repo's config.json, as timm reads it: a model newer than the registry converts too
+        apply_cfg(&mut adapt, a, &c.cfg);
+        if a.features_only {
+            let (arch, _) = crate::registry::lookup(&c.architecture)?;
+            let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
+            let layout = crate::registry::features::layout(&arch.name)?;
+            adapt.features = Some(layout.select(a.out_indices.as_deref(), stages)?);
+        }
+        model = Some(c.architecture.clone());
+        tag = Some(c.cfg.tag.clone());
+    } else if let Some(name) = &a.model {
         let (arch, cfg) = crate::registry::lookup(name)?;
         let Some(cfg) = cfg else {
             anyhow::bail!("`{name}` has no pretrained cfg; pass --first-conv and --classifier");
         };
-        // explicit flags override the cfg
-        if adapt.first_conv.is_empty() {
-            adapt.first_conv = cfg.first_conv();
-        }
-        if adapt.classifier.is_empty() {
-            adapt.classifier = cfg.classifier();
-        }
-        adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
-        adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
-        if a.label_offset.is_none() {
-            adapt.label_offset = cfg.label_offset();
-        }
+        apply_cfg(&mut adapt, a, &cfg);
         if a.features_only {
             let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
             let layout = crate::registry::features::layout(&arch.name)?;
@@ -78,9 +85,27 @@ pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
     })
 }
 
+/// Fills what the flags left open from a pretrained cfg (explicit flags override the cfg).
+fn apply_cfg(adapt: &mut Adaptation, a: &ConvertArgs, cfg: &Tag) {
+    if adapt.first_conv.is_empty() {
+        adapt.first_conv = cfg.first_conv();
+    }
+    if adapt.classifier.is_empty() {
+        adapt.classifier = cfg.classifier();
+    }
+    adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
+    adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
+    if a.label_offset.is_none() {
+        adapt.label_offset = cfg.label_offset();
+    }
+}
+
 /// Runs `convert`.
 pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
-    let opts = options(&a)?;
+    let source = input::resolve(&a.input, a.quiet)?;
+    let config = source.hub_config()?;
+    let opts = options(&a, config.as_ref())?;
+    let input = &source.weights;
     let mut bar = None;
     let mut progress = |done: u64, total: u64| {
         if bar.is_none() {
@@ -91,8 +116,8 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
         }
     };
     let report = match a.layout {
-        LayoutArg::File => convert::convert(&a.input, &a.output, &opts, &mut progress)?,
-        LayoutArg::Hub => crate::hub::convert_hub(&a.input, &a.output, &opts, &mut progress)?,
+        LayoutArg::File => convert::convert(input, &a.output, &opts, &mut progress)?,
+        LayoutArg::Hub => crate::hub::convert_hub(input, &a.output, &opts, &mut progress)?,
     };
     if let Some(Some(b)) = bar {
         b.finish_and_clear();

@@ -47,7 +47,8 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
         return scan(&a);
     }
     let opts = a.state.open_options();
-    let ckpt = Checkpoint::open(&a.file, &opts)?;
+    let source = crate::cli::input::resolve(&a.file, false)?;
+    let ckpt = Checkpoint::open(&source.weights, &opts)?;
     let mut counts: BTreeMap<String, (GlobalClass, usize)> = BTreeMap::new();
     for g in ckpt.globals() {
         counts
@@ -56,7 +57,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
             .1 += 1;
     }
     let report = Report {
-        file: a.file.display().to_string(),
+        file: source.weights.display().to_string(),
         format: ckpt.format(),
         pickle_protocol: ckpt.protocol(),
         globals: counts
@@ -176,11 +177,12 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
 }
 
 fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
-    let scan = checkpoint::scan_file(&a.file)?;
+    let file = crate::cli::input::resolve(&a.file, false)?.weights;
+    let scan = checkpoint::scan_file(&file)?;
     let safe = scan.is_safe();
     if a.json {
         printer::json(&serde_json::json!({
-            "file": a.file.display().to_string(),
+            "file": file.display().to_string(),
             "safe": safe,
             "globals": scan.findings,
             "problems": scan.problems,
