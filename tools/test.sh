@@ -20,6 +20,8 @@ echo "== torch feature (libtorch from $("$PY" -c 'import torch; print(torch.__ve
   cargo clippy --features torch --all-targets -- -D warnings
   cargo test --features torch --test verify
 )
-echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'))"
+echo "== wheel (pip install of pyproject.toml's maturin build, in a fresh venv)"
 cargo build --quiet
-TIMMCONV_BIN="$PWD/target/debug/timmconv" "$PY" -m pytest -q tests/python
+BIN=$(bash tools/wheel.sh)
+echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'), against the installed $BIN)"
+TIMMCONV_BIN="$BIN" "$PY" -m pytest -q tests/python
