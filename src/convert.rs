@@ -85,6 +85,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Checks the output path before any work: not the input, not an existing file unless
 /// overwriting.
 pub fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    crate::output::check(output, crate::output::OutputKind::File)?;
     if same_file(input, output) {
         return Err(Error::Options(format!(
             "output {} is the input file; timmconv never modifies its input",

@@ -210,6 +210,7 @@ const HUB_FILES: [&str; 2] = ["model.safetensors", "config.json"];
 /// export writes, and not the input: `--force` replaces an export, it never deletes anything
 /// else that lives there.
 fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    crate::output::check(output, crate::output::OutputKind::Folder)?;
     let Ok(meta) = std::fs::symlink_metadata(output) else {
         return Ok(());
     };

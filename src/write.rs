@@ -210,7 +210,11 @@ impl Output {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
-        let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
+        // tempfile's error names the temporary file: say what failed without it
+        let tmp = builder.tempfile_in(&dir).map_err(|e| {
+            let what = format!("cannot create the output in this folder ({})", e.kind());
+            Error::io(&dir, std::io::Error::new(e.kind(), what))
+        })?;
         Ok(Output {
             file: BufWriter::with_capacity(4 << 20, Temp::Named(tmp)),
             dest: dest.to_path_buf(),

@@ -102,6 +102,14 @@ fn apply_cfg(adapt: &mut Adaptation, a: &ConvertArgs, cfg: &Tag) {
 
 /// Runs `convert`.
 pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
+    // a bad output path fails before anything is read or downloaded
+    crate::output::check(
+        &a.output,
+        match a.layout {
+            LayoutArg::File => crate::output::OutputKind::File,
+            LayoutArg::Hub => crate::output::OutputKind::Folder,
+        },
+    )?;
     let source = input::resolve(&a.input, a.quiet)?;
     let config = source.hub_config()?;
     let opts = options(&a, config.as_ref())?;
