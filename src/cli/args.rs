@@ -12,6 +12,10 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Use this registry (written by tools/gen_registry.py from your own timm) instead of the
+    /// embedded one (timm 1.0.31).
+    #[arg(long, global = true, env = "TIMMCONV_REGISTRY", value_name = "FILE")]
+    pub registry: Option<PathBuf>,
 }
 
 /// Subcommands.

@@ -19,6 +19,13 @@ pub enum Outcome {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(path) = cli
+        .registry
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        crate::registry::use_file(path)?;
+    }
     match cli.command {
         args::Command::Inspect(a) => commands::inspect::run(a),
         args::Command::Convert(a) => commands::convert::run(*a),

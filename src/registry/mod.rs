@@ -52,7 +52,10 @@ pub(crate) struct Lines(Vec<(&'static str, &'static str)>);
 
 impl Lines {
     pub(crate) fn new(lines: impl Iterator<Item = &'static str>) -> Lines {
-        Lines(lines.filter_map(|l| name_of(l).map(|n| (n, l))).collect())
+        let mut v: Vec<_> = lines.filter_map(|l| name_of(l).map(|n| (n, l))).collect();
+        // the generator writes them sorted; a hand-edited file need not be
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        Lines(v)
     }
 
     /// The line of `name`.
@@ -81,25 +84,62 @@ fn name_of(line: &'static str) -> Option<&'static str> {
     rest.split('"').next()
 }
 
+static INDEX: OnceLock<Index> = OnceLock::new();
+
+fn build_index(data: &'static str) -> Option<Index> {
+    let mut it = data.lines();
+    let header = serde_json::from_str(it.next()?).ok()?;
+    Some(Index {
+        header,
+        lines: Lines::new(it),
+    })
+}
+
 fn index() -> &'static Index {
-    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut it = DATA.lines();
-        let header = it
-            .next()
-            .and_then(|h| serde_json::from_str(h).ok())
-            .unwrap_or(Header {
+        build_index(DATA).unwrap_or(Index {
+            header: Header {
                 timm: String::new(),
                 torch: String::new(),
                 architectures: 0,
                 pretrained: 0,
                 build_failures: Vec::new(),
-            });
-        Index {
-            header,
-            lines: Lines::new(it),
-        }
+            },
+            lines: Lines::new(std::iter::empty()),
+        })
     })
+}
+
+/// Uses the registry in `path` (written by `tools/gen_registry.py` from another timm version)
+/// instead of the embedded one, for the rest of the process. Every line is checked first; the
+/// file is kept in memory for the process's lifetime. Fails if the registry was already used.
+pub fn use_file(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let data: &'static str = Box::leak(text.into_boxed_str());
+    let idx = build_index(data).ok_or_else(|| {
+        Error::Structure(format!(
+            "{}: the first line is not a registry header (tools/gen_registry.py writes one)",
+            path.display()
+        ))
+    })?;
+    check(&idx).map_err(|e| e.with_path(path))?;
+    INDEX.set(idx).map_err(|_| {
+        Error::Options("the registry was already in use when another was chosen".into())
+    })
+}
+
+fn check(idx: &Index) -> Result<usize> {
+    if idx.header.architectures != idx.lines.len() {
+        return Err(Error::Structure(format!(
+            "registry header says {} architectures, {} lines found",
+            idx.header.architectures,
+            idx.lines.len()
+        )));
+    }
+    for (name, line) in idx.lines.iter() {
+        parse(line).map_err(|e| Error::Structure(format!("registry line `{name}`: {e}")))?;
+    }
+    Ok(idx.lines.len())
 }
 
 /// The header of the embedded data.
@@ -113,8 +153,7 @@ pub fn arch_names() -> impl Iterator<Item = &'static str> {
 }
 
 fn parse(line: &str) -> Result<Arch> {
-    serde_json::from_str(line)
-        .map_err(|e| Error::Structure(format!("embedded registry is corrupt: {e}")))
+    serde_json::from_str(line).map_err(|e| Error::Structure(format!("registry is corrupt: {e}")))
 }
 
 /// The architecture named `name` (no tag).
@@ -129,18 +168,7 @@ pub fn archs() -> impl Iterator<Item = Arch> {
 
 /// Parses every line of the embedded data; the first line that fails is an error naming it.
 pub fn validate() -> Result<usize> {
-    let idx = index();
-    if idx.header.architectures != idx.lines.len() {
-        return Err(Error::Structure(format!(
-            "embedded registry header says {} architectures, {} lines found",
-            idx.header.architectures,
-            idx.lines.len()
-        )));
-    }
-    for (name, line) in idx.lines.iter() {
-        parse(line).map_err(|e| Error::Structure(format!("registry line `{name}`: {e}")))?;
-    }
-    Ok(idx.lines.len())
+    check(index())
 }
 
 /// timm's `split_model_name_tag`: `arch.tag` splits at the first dot.
