@@ -13,6 +13,7 @@
 
 mod cfg;
 pub mod features;
+pub mod keys;
 
 use std::cmp::Ordering;
 use std::sync::OnceLock;

@@ -82,11 +82,22 @@ pub fn options(a: &ConvertArgs, config: Option<&HubConfig>) -> anyhow::Result<Co
         expect_sha256: a.expect_sha256.clone(),
         sync: a.fsync,
         no_hash: a.no_hash,
+        allow_mismatch: a.allow_mismatch,
     })
+}
+
+/// Whether the cfg declares no first conv (`first_conv: []`, as csatv2's fixed DCT stem):
+/// timm then builds the same weights for any `in_chans`.
+fn fixed_stem(cfg: &Tag) -> bool {
+    matches!(cfg.cfg.get("first_conv"), Some(serde_json::Value::Array(v)) if v.is_empty())
 }
 
 /// Fills what the flags left open from a pretrained cfg (explicit flags override the cfg).
 fn apply_cfg(adapt: &mut Adaptation, a: &ConvertArgs, cfg: &Tag) {
+    if a.first_conv.is_empty() && fixed_stem(cfg) {
+        // nothing to adapt: the weights are the same whatever in_chans the model is built with
+        adapt.base_chans = a.in_chans.or(cfg.in_chans());
+    }
     if adapt.first_conv.is_empty() {
         adapt.first_conv = cfg.first_conv();
     }
@@ -113,6 +124,20 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
     let source = input::resolve(&a.input, a.quiet)?;
     let config = source.hub_config()?;
     let opts = options(&a, config.as_ref())?;
+    if let (Some(n), false, Some(model)) = (a.in_chans, a.quiet, &opts.model) {
+        let cfg = match (&a.model, &config) {
+            (None, Some(c)) => Some(c.cfg.clone()),
+            _ => crate::registry::lookup(a.model.as_deref().unwrap_or(model))
+                .ok()
+                .and_then(|(_, t)| t),
+        };
+        if cfg.as_ref().is_some_and(fixed_stem) && a.first_conv.is_empty() {
+            printer::note(format_args!(
+                "`{model}` declares no first conv (first_conv: []): timm builds the same weights \
+                 for any in_chans, so in_chans={n} needs no adaptation"
+            ));
+        }
+    }
     let input = &source.weights;
     let mut bar = None;
     let mut progress = |done: u64, total: u64| {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod convert;
+pub mod identify;
 pub mod info;
 pub mod inspect;
 pub mod models;
