@@ -319,3 +319,76 @@ pub fn identify(ckpt: &Checkpoint, limit: usize) -> Result<Vec<Candidate>> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Keys {
+        vec![
+            ("stem.weight".into(), vec![8, 3, 3, 3]),
+            ("stem.bias".into(), vec![8]),
+            ("fc.weight".into(), vec![1000, 8]),
+            ("fc.bias".into(), vec![1000]),
+        ]
+    }
+
+    fn leeway() -> Leeway {
+        Leeway {
+            first_conv: vec!["stem".into()],
+            classifier: vec!["fc".into()],
+            ..Leeway::default()
+        }
+    }
+
+    #[test]
+    fn strict_comparison_and_what_adaptations_excuse() {
+        let exact: Vec<(&str, &[usize])> = vec![
+            ("stem.weight", &[8, 3, 3, 3]),
+            ("stem.bias", &[8]),
+            ("fc.weight", &[1000, 8]),
+            ("fc.bias", &[1000]),
+        ];
+        assert!(compare(&exact, &model(), &Leeway::default()).is_exact());
+        // a 1-channel stem (--base-chans 1) and a 1001-row head with label_offset 1
+        let odd: Vec<(&str, &[usize])> = vec![
+            ("stem.weight", &[8, 1, 3, 3]),
+            ("stem.bias", &[8]),
+            ("fc.weight", &[1001, 8]),
+            ("fc.bias", &[1001]),
+            ("extra", &[1]),
+        ];
+        let c = compare(&odd, &model(), &Leeway::default());
+        assert_eq!(c.mismatched.len(), 3);
+        assert_eq!(c.unexpected, ["extra"]);
+        let c = compare(
+            &odd,
+            &model(),
+            &Leeway {
+                label_offset: 1,
+                ..leeway()
+            },
+        );
+        assert!(c.mismatched.is_empty(), "{c:?}");
+        // a headless checkpoint is fine when the head is dropped anyway
+        let headless = &exact[..2];
+        assert_eq!(
+            compare(headless, &model(), &leeway()).missing,
+            ["fc.weight", "fc.bias"]
+        );
+        let dropped = Leeway {
+            head_dropped: true,
+            ..leeway()
+        };
+        assert!(compare(headless, &model(), &dropped).is_exact());
+        // messages list five keys, then a count
+        let many = Comparison {
+            missing: (0..8).map(|i| format!("k{i}")).collect(),
+            ..Comparison::default()
+        };
+        assert_eq!(
+            many.describe(),
+            ["8 missing: `k0`, `k1`, `k2`, `k3`, `k4`, and 3 more"]
+        );
+    }
+}
