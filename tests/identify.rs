@@ -102,3 +102,29 @@ fn adaptations_are_taken_into_account() {
         );
     }
 }
+
+/// A tag whose cfg builds another head is recorded as a delta (timm 1.0.31:
+/// vit_base_patch16_224.augreg_in21k has 21843 classes, the default tag 1000).
+#[test]
+fn tags_with_another_head_have_their_own_keys() {
+    use timmconv::registry::keys::keys;
+    let head = |name: &str| {
+        keys(name)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| k == "head.weight")
+            .map(|(_, s)| s)
+    };
+    assert_eq!(head("vit_base_patch16_224"), Some(vec![1000, 768]));
+    assert_eq!(
+        head("vit_base_patch16_224.augreg_in21k"),
+        Some(vec![21843, 768])
+    );
+    assert_eq!(keys("no_such_arch").unwrap(), None);
+    let names = timmconv::registry::keys::names().unwrap();
+    assert!(names
+        .iter()
+        .any(|n| n == "vit_base_patch16_224.augreg_in21k"));
+    assert!(names.len() > 1371);
+}
