@@ -95,6 +95,9 @@ pub struct Leeway {
     pub head_dropped: bool,
     /// Rows the checkpoint's classifier has beyond the model's (`label_offset`).
     pub label_offset: usize,
+    /// The pretrained cfg's `num_classes` (a hub config.json may give another than the
+    /// registry's tag): the classifier's rows, before `label_offset`.
+    pub cfg_num_classes: Option<usize>,
 }
 
 impl Leeway {
@@ -110,6 +113,7 @@ impl Leeway {
             classifier: adapt.classifier.clone(),
             head_dropped: head_dropped || adapt.features.is_some(),
             label_offset: adapt.label_offset,
+            cfg_num_classes: adapt.cfg_num_classes,
         }
     }
 
@@ -142,10 +146,13 @@ pub fn compare(have: &[(&str, &[usize])], want: &Keys, leeway: &Leeway) -> Compa
         }
         let fits = if *h == s.as_slice() {
             true
-        } else if head(k) && leeway.label_offset > 0 {
-            // the checkpoint has label_offset rows more (a background class), sliced off
+        } else if head(k) {
+            // the rows are the cfg's num_classes plus label_offset (a background class,
+            // sliced off); the other dimensions are the model's
             matches!((h.split_first(), s.split_first()),
-                (Some((hr, hrest)), Some((sr, srest))) if *hr == sr + leeway.label_offset && hrest == srest)
+                (Some((hr, hrest)), Some((sr, srest)))
+                    if *hr == leeway.cfg_num_classes.unwrap_or(*sr) + leeway.label_offset
+                        && hrest == srest)
         } else if k.ends_with(".weight") && Leeway::is_param_of(&leeway.first_conv, k) {
             // the input-channel dimension is what --in-chans / --base-chans adapt
             h.len() == s.len()
@@ -370,6 +377,19 @@ mod tests {
             },
         );
         assert!(c.mismatched.is_empty(), "{c:?}");
+        // a hub config.json's num_classes sets the classifier's rows
+        let ten: Vec<(&str, &[usize])> = vec![
+            ("stem.weight", &[8, 3, 3, 3]),
+            ("stem.bias", &[8]),
+            ("fc.weight", &[10, 8]),
+            ("fc.bias", &[10]),
+        ];
+        assert!(!compare(&ten, &model(), &leeway()).is_exact());
+        let cfg10 = Leeway {
+            cfg_num_classes: Some(10),
+            ..leeway()
+        };
+        assert!(compare(&ten, &model(), &cfg10).is_exact());
         // a headless checkpoint is fine when the head is dropped anyway
         let headless = &exact[..2];
         assert_eq!(
