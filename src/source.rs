@@ -72,7 +72,9 @@ impl HubRepo {
             || revision
                 .split('/')
                 .any(|p| p.is_empty() || p == "." || p == "..")
-            || revision.chars().any(|c| c.is_control() || c == '\\')
+            || !revision
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
         {
             return Err(bad(
                 "the revision after `@` is empty or not a branch, tag or commit",
@@ -610,6 +612,8 @@ mod tests {
             "a/b@",
             "a/b@../../etc",
             "a/b@refs//x",
+            "a/b@x y",
+            "a/b@x?y",
             "-a/b",
             "a b/c",
         ] {
