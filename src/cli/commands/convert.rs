@@ -124,6 +124,18 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
     let source = input::resolve(&a.input, a.quiet)?;
     let config = source.hub_config()?;
     let opts = options(&a, config.as_ref())?;
+    if let (None, Some(c), false) = (&a.model, &config, a.quiet) {
+        printer::note(format_args!(
+            "model {}{}{} from {}",
+            c.architecture,
+            if c.cfg.tag.is_empty() { "" } else { "." },
+            c.cfg.tag,
+            source
+                .config
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string())
+        ));
+    }
     if let (Some(n), false, Some(model)) = (a.in_chans, a.quiet, &opts.model) {
         let cfg = match (&a.model, &config) {
             (None, Some(c)) => Some(c.cfg.clone()),
