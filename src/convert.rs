@@ -88,7 +88,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Checks the output path before any work: not the input, not an existing file unless
 /// overwriting.
 pub fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
-    crate::output::check(output, crate::output::OutputKind::File)?;
     if same_file(input, output) {
         return Err(Error::Options(format!(
             "output {} is the input file; timmconv never modifies its input",
@@ -125,6 +124,11 @@ pub fn metadata(
         "classifier": a.classifier,
         "dtype": a.dtype.map(DType::name),
         "adapted": plan.report.adapted,
+        "img_size": a.resize.as_ref().and_then(|r| r.img_size),
+        "patch_size": a.resize.as_ref().and_then(|r| r.patch_size),
+        "window_size": a.resize.as_ref().and_then(|r| r.window_size),
+        "resampled": plan.report.resampled,
+        "global_pool": a.global_pool.as_ref().map(|(p, _)| p),
         "renamed": plan.report.renamed,
         "dropped": plan.report.dropped,
     });
@@ -134,8 +138,44 @@ pub fn metadata(
     ]);
     if let Some(sha) = sha {
         meta.insert("source_sha256".to_owned(), sha.to_owned());
+    } else if let Some((size, mtime)) = ckpt
+        .file()
+        .and_then(|f| f.metadata().ok())
+        .and_then(|m| source_stamp(&m))
+    {
+        // without a hash, what says which input this came from (`batch --no-hash` compares it)
+        meta.insert("source_size".to_owned(), size.to_string());
+        meta.insert("source_mtime_ns".to_owned(), mtime.to_string());
     }
+    meta.insert("options_sha256".to_owned(), options_fingerprint(opts));
     meta
+}
+
+/// An input's size and modification time (nanoseconds since the epoch), as recorded in the
+/// metadata of outputs converted without hashing.
+pub fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((m.len(), mtime))
+}
+
+/// SHA-256 of everything in `opts` that shapes the output's tensors (not `overwrite`, `sync`,
+/// `expect_sha256` or `no_hash`), with the timmconv version: `batch` skips an existing output
+/// only when this matches, so a changed flag or a new timmconv converts again.
+pub fn options_fingerprint(opts: &ConvertOptions) -> String {
+    let text = format!(
+        "{}\n{:?}\n{:?}\n{:?}\n{:?}",
+        env!("CARGO_PKG_VERSION"),
+        opts.open,
+        opts.adapt,
+        opts.model,
+        opts.tag
+    );
+    sha256_hex(text.as_bytes())
 }
 
 /// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
@@ -246,6 +286,8 @@ pub fn convert(
             shape: p.shape.clone(),
         })
         .collect();
+    // refuse an output no reader could open before any work (names, header size)
+    write::validate(&entries)?;
     let total: u64 = plan.tensors.iter().map(|p| p.nbytes() as u64).sum();
     let draft = metadata(
         &ckpt,

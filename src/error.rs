@@ -134,6 +134,9 @@ pub enum Error {
         /// The closest known names.
         suggestions: Vec<String>,
     },
+    /// A chart could not be drawn (no data to plot, or the plotting library failed).
+    #[error("chart: {0}")]
+    Chart(String),
 }
 
 fn suggest(s: &[String]) -> String {

@@ -190,7 +190,14 @@ pub fn convert_hub(
             .or(tag.num_classes())
             .unwrap_or(0)
     };
-    let cfg = config(&arch, &tag, in_chans, num_classes);
+    let mut cfg = config(&arch, &tag, in_chans, num_classes);
+    if let Some(r) = &opts.adapt.resize {
+        with_resolution(&mut cfg, r, in_chans);
+    }
+    if let Some((pool, _)) = &opts.adapt.global_pool {
+        cfg["model_args"]["global_pool"] = json!(pool);
+        cfg["global_pool"] = json!(pool);
+    }
     let text =
         serde_json::to_string_pretty(&cfg).map_err(|e| Error::Structure(e.to_string()))? + "\n";
     let cfg_path = staging.path().join(HUB_FILES[1]);
@@ -203,6 +210,22 @@ pub fn convert_hub(
     Ok(report)
 }
 
+/// Records the resolution knobs: as model arguments (so timm builds the model at that size) and
+/// as the input size.
+fn with_resolution(cfg: &mut Value, r: &registry::ResizePlan, in_chans: usize) {
+    for (knob, [a, b]) in r.asked.set() {
+        let v = if a == b { json!(a) } else { json!([a, b]) };
+        cfg["model_args"][knob] = v;
+    }
+    if let (Some([h, w]), Some(_)) = (r.asked.img_size, cfg.get("pretrained_cfg")) {
+        cfg["pretrained_cfg"]["input_size"] = json!([in_chans, h, w]);
+        if let Some(p) = cfg["pretrained_cfg"].as_object_mut() {
+            // a test size given for the old resolution no longer holds
+            p.shift_remove("test_input_size");
+        }
+    }
+}
+
 /// The files a hub folder holds; the only ones `--force` may replace.
 const HUB_FILES: [&str; 2] = ["model.safetensors", "config.json"];
 
@@ -210,7 +233,6 @@ const HUB_FILES: [&str; 2] = ["model.safetensors", "config.json"];
 /// export writes, and not the input: `--force` replaces an export, it never deletes anything
 /// else that lives there.
 fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
-    crate::output::check(output, crate::output::OutputKind::Folder)?;
     let Ok(meta) = std::fs::symlink_metadata(output) else {
         return Ok(());
     };

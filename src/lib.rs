@@ -75,12 +75,13 @@ pub mod error;
 mod fileio;
 pub mod hub;
 pub mod identify;
-pub mod output;
 pub mod pickle;
 pub mod registry;
 pub mod source;
 pub mod write;
 
+#[cfg(feature = "plot")]
+pub mod chart;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod verify;

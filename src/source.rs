@@ -1,644 +1,376 @@
-//! Where a checkpoint comes from: a file path, `local-dir:FOLDER` (a folder laid out like a hub
-//! repo) or `hf-hub:ORG/REPO[@REVISION]` (timm's own prefixes). Hub names are found in the
-//! Hugging Face cache exactly where `huggingface_hub` puts them, so Python and timmconv share one
-//! cache; with the `hub-download` feature a name that is not cached is downloaded into it.
+//! Where a checkpoint comes from: a file, a hub-layout folder (`model.safetensors` or
+//! `pytorch_model.bin` beside a `config.json`), or `hf-hub:ORG/REPO[@REVISION]`, found in the
+//! Hugging Face cache the way `huggingface_hub` lays it out and, with the `download` feature,
+//! downloaded into that same cache when it is not there.
 //!
-//! ```no_run
-//! let src = timmconv::source::resolve("hf-hub:timm/resnet18.a1_in1k", &mut |_, _, _| {})?;
-//! println!("weights {} config {:?}", src.weights.display(), src.config);
+//! ```
+//! let id = timmconv::source::HubId::parse("hf-hub:timm/resnet18.a1_in1k@main").unwrap()?;
+//! assert_eq!(id.repo, "timm/resnet18.a1_in1k");
+//! assert_eq!(id.folder_name(), "models--timm--resnet18.a1_in1k");
 //! # Ok::<(), timmconv::Error>(())
 //! ```
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::registry::Tag;
 
-/// timm's prefix for a Hugging Face Hub model (`timm.create_model('hf-hub:timm/resnet50.a1_in1k')`).
-pub const HF_HUB_PREFIX: &str = "hf-hub:";
-/// timm's prefix for a local folder laid out like a hub repo.
-pub const LOCAL_DIR_PREFIX: &str = "local-dir:";
-/// The weight files timm looks for in a hub repo, in its order of preference.
+/// timm's prefix for hub names.
+pub const PREFIX: &str = "hf-hub:";
+/// The weight files timm looks for in a hub repo, in the order it tries them.
 pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
-/// The file holding the architecture and pretrained cfg of a hub repo.
+/// The hub repo's description of the model.
 pub const CONFIG_FILE: &str = "config.json";
-/// The revision used when a hub name gives none.
-pub const DEFAULT_REVISION: &str = "main";
-/// Largest `config.json` read (timm's are a few KiB; label names can make them larger).
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
-/// Longest repo id huggingface_hub accepts.
-const MAX_REPO_ID: usize = 96;
 
-/// A model repo on the Hugging Face Hub and the revision asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HubRepo {
-    /// `ORG/REPO` (or a bare `REPO`).
-    pub repo_id: String,
-    /// A branch, tag or commit (`main` when none was given).
+/// A resolved input.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The checkpoint file to read.
+    pub weights: PathBuf,
+    /// The repo's or folder's `config.json`, when there is one.
+    pub config: Option<Map<String, Value>>,
+}
+
+/// `ORG/REPO` and a revision (a branch, a tag or a commit hash; `main` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubId {
+    /// `ORG/REPO`.
+    pub repo: String,
+    /// What follows `@`, else `main`.
     pub revision: String,
 }
 
-impl HubRepo {
-    /// Parses `ORG/REPO[@REVISION]` (what follows `hf-hub:`), checking the repo id the way
-    /// huggingface_hub's `validate_repo_id` does so that no name can reach outside the cache.
-    pub fn parse(spec: &str) -> Result<HubRepo> {
-        let (repo_id, revision) = match spec.split_once('@') {
-            Some((r, rev)) => (r, rev),
-            None => (spec, DEFAULT_REVISION),
+impl HubId {
+    /// `None` when `input` does not start with `hf-hub:`; an error when what follows is not
+    /// `ORG/REPO[@REVISION]`.
+    pub fn parse(input: &str) -> Option<Result<HubId>> {
+        let rest = input.strip_prefix(PREFIX)?;
+        let (repo, revision) = match rest.split_once('@') {
+            Some((r, v)) => (r, v),
+            None => (rest, "main"),
         };
-        let bad = |why: &str| Error::Options(format!("{HF_HUB_PREFIX}{spec}: {why}"));
-        let part_ok = |p: &str| {
+        let ok_part = |p: &str| {
             !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-                && !p.starts_with(['-', '.'])
-                && !p.ends_with(['-', '.'])
+                && p != "."
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         };
-        let parts: Vec<&str> = repo_id.split('/').collect();
-        if parts.len() > 2
-            || !parts.iter().all(|p| part_ok(p))
-            || repo_id.contains("--")
-            || repo_id.contains("..")
-            || repo_id.len() > MAX_REPO_ID
-        {
-            return Err(bad(
-                "not a repo id (ORG/REPO: letters, digits, `-`, `_`, `.`; no `--` or `..`; at most 96 characters)",
-            ));
+        let parts: Vec<&str> = repo.split('/').collect();
+        let rev_ok =
+            !revision.is_empty() && revision.split('/').all(ok_part) && !revision.starts_with('/');
+        if parts.len() != 2 || !parts.iter().all(|p| ok_part(p)) || !rev_ok {
+            return Some(Err(Error::Options(format!(
+                "`{input}`: a hub name is hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION"
+            ))));
         }
-        if revision.is_empty()
-            || revision
-                .split('/')
-                .any(|p| p.is_empty() || p == "." || p == "..")
-            || !revision
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
-        {
-            return Err(bad(
-                "the revision after `@` is empty or not a branch, tag or commit",
-            ));
-        }
-        Ok(HubRepo {
-            repo_id: repo_id.to_owned(),
+        Some(Ok(HubId {
+            repo: repo.to_owned(),
             revision: revision.to_owned(),
-        })
+        }))
     }
 
-    /// The repo's folder in the cache (`models--ORG--REPO`).
-    pub fn cache_folder(&self, cache: &Path) -> PathBuf {
-        cache.join(format!("models--{}", self.repo_id.replace('/', "--")))
+    /// The repo's folder in the cache: `models--ORG--REPO`.
+    pub fn folder_name(&self) -> String {
+        format!("models--{}", self.repo.replace('/', "--"))
     }
 
-    /// `hf-hub:ORG/REPO@REVISION`.
-    pub fn display_name(&self) -> String {
-        format!("{HF_HUB_PREFIX}{}@{}", self.repo_id, self.revision)
-    }
-}
-
-/// Where the weights of an input were found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Origin {
-    /// A checkpoint file given by path.
-    File,
-    /// A folder given as `local-dir:`.
-    LocalDir {
-        /// The folder.
-        folder: PathBuf,
-    },
-    /// A hub repo, from the cache or downloaded into it.
-    Hub {
-        /// The repo and revision asked for.
-        repo: HubRepo,
-        /// The commit the revision resolved to.
-        commit: String,
-        /// Whether the weights were downloaded now (else the cache had them).
-        downloaded: bool,
-    },
-}
-
-/// An input resolved to files on disk.
-#[derive(Debug, Clone, Serialize)]
-pub struct Source {
-    /// The checkpoint to read.
-    pub weights: PathBuf,
-    /// The repo's `config.json`, when the input is a hub repo or folder that has one.
-    pub config: Option<PathBuf>,
-    /// Where it came from.
-    pub origin: Origin,
-}
-
-impl Source {
-    /// The parsed `config.json`, if there is one.
-    pub fn hub_config(&self) -> Result<Option<HubConfig>> {
-        self.config.as_deref().map(HubConfig::read).transpose()
+    fn is_commit(&self) -> bool {
+        self.revision.len() == 40 && self.revision.bytes().all(|b| b.is_ascii_hexdigit())
     }
 }
 
-/// A hub repo's `config.json` as timm writes it (`save_config_for_hf`) and reads it
-/// (`load_model_config_from_hf`): the architecture and its pretrained cfg.
-#[derive(Debug, Clone)]
-pub struct HubConfig {
-    /// `architecture`.
-    pub architecture: String,
-    /// The pretrained cfg, with the top-level `num_classes` folded in as timm does.
-    pub cfg: Tag,
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
-impl HubConfig {
-    /// Reads and checks a `config.json`.
-    pub fn read(path: &Path) -> Result<HubConfig> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
-        Error::at_most(
-            "MAX_CONFIG_BYTES",
-            usize::try_from(len).unwrap_or(usize::MAX),
-            usize::try_from(MAX_CONFIG_BYTES).unwrap_or(usize::MAX),
-            || "config.json size",
-        )
-        .map_err(|e| e.with_path(path))?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(&text).map_err(|e| e.with_path(path))
+/// The Hugging Face hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+/// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`, as `huggingface_hub`
+/// decides it.
+pub fn cache_dir() -> PathBuf {
+    if let Some(p) = env_path("HF_HUB_CACHE") {
+        return p;
     }
-
-    /// Parses the text of a `config.json`.
-    pub fn parse(text: &str) -> Result<HubConfig> {
-        let bad = |what: &str| Error::Structure(format!("config.json: {what}"));
-        let v: Value = serde_json::from_str(text).map_err(|e| bad(&format!("not JSON ({e})")))?;
-        let Value::Object(top) = v else {
-            return Err(bad("not a JSON object"));
-        };
-        // timm reads `architecture`, and falls back to `model_type` for old configs
-        let architecture = top
-            .get("architecture")
-            .or_else(|| top.get("model_type"))
-            .and_then(Value::as_str)
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| bad("no `architecture` string"))?
-            .to_owned();
-        let mut cfg: Map<String, Value> = match top.get("pretrained_cfg") {
-            Some(Value::Object(c)) => c.clone(),
-            None => Map::new(),
-            Some(_) => return Err(bad("`pretrained_cfg` is not an object")),
-        };
-        if let Some(n) = top.get("num_classes") {
-            cfg.insert("num_classes".into(), n.clone());
-        }
-        let tag = cfg
-            .get("tag")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        Ok(HubConfig {
-            architecture,
-            cfg: Tag {
-                tag,
-                has_weights: true,
-                cfg,
-                results: None,
-            },
-        })
-    }
+    hf_home().join("hub")
 }
 
-/// The Hugging Face hub cache, as huggingface_hub finds it: `$HF_HUB_CACHE` (or the older
-/// `$HUGGINGFACE_HUB_CACHE`), else `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`,
-/// else `~/.cache/huggingface/hub`.
-pub fn hub_cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(c) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
-        return Some(c);
+fn hf_home() -> PathBuf {
+    if let Some(p) = env_path("HF_HOME") {
+        return p;
     }
-    if let Some(h) = var("HF_HOME") {
-        return Some(h.join("hub"));
-    }
-    let cache = var("XDG_CACHE_HOME").or_else(|| {
-        var("HOME")
-            .or_else(|| var("USERPROFILE"))
-            .map(|h| h.join(".cache"))
-    })?;
-    Some(cache.join("huggingface").join("hub"))
+    let cache = env_path("XDG_CACHE_HOME")
+        .or_else(|| env_path("HOME").map(|h| h.join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("huggingface")
 }
 
-/// Whether `HF_HUB_OFFLINE` is set to a true value (`1`, `ON`, `YES`, `TRUE`, as huggingface_hub
-/// reads it).
+/// Whether `HF_HUB_OFFLINE` says not to touch the network (`1`, `ON`, `YES`, `TRUE`).
 pub fn offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_uppercase().as_str(),
-            "1" | "ON" | "YES" | "TRUE"
-        )
-    })
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| ["1", "on", "yes", "true"].contains(&v.trim().to_ascii_lowercase().as_str()))
 }
 
-fn is_commit(rev: &str) -> bool {
-    rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The first of `WEIGHT_FILES` that is a file in `folder`, and its `config.json` if any.
-fn pick_files(folder: &Path) -> Option<(PathBuf, Option<PathBuf>)> {
-    let weights = WEIGHT_FILES
-        .iter()
-        .map(|f| folder.join(f))
-        .find(|p| p.is_file())?;
-    let config = Some(folder.join(CONFIG_FILE)).filter(|p| p.is_file());
-    Some((weights, config))
-}
-
-/// Looks `repo` up in the cache: `refs/REVISION` names the commit (a 40-digit revision is the
-/// commit), `snapshots/COMMIT/` holds the files. `None` when the weights are not cached.
-pub fn find_cached(repo: &HubRepo, cache: &Path) -> Result<Option<Source>> {
-    let folder = repo.cache_folder(cache);
-    let commit = if is_commit(&repo.revision) {
-        repo.revision.clone()
+/// The snapshot folder of `id` in `cache`: `refs/REVISION` names the commit, unless the
+/// revision is a commit hash itself.
+pub fn snapshot(cache: &Path, id: &HubId) -> Option<PathBuf> {
+    let repo = cache.join(id.folder_name());
+    let commit = if id.is_commit() {
+        id.revision.clone()
     } else {
-        let refs = folder.join("refs").join(&repo.revision);
-        match std::fs::read_to_string(&refs) {
-            Ok(c) => c.trim().to_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(refs, e)),
+        let text = std::fs::read_to_string(repo.join("refs").join(&id.revision)).ok()?;
+        text.trim().to_owned()
+    };
+    if commit.is_empty() || commit.contains(['/', '\\']) || commit.starts_with('.') {
+        return None;
+    }
+    let dir = repo.join("snapshots").join(commit);
+    dir.is_dir().then_some(dir)
+}
+
+/// `file` in the cached snapshot of `id`, if it is there.
+pub fn cached(cache: &Path, id: &HubId, file: &str) -> Option<PathBuf> {
+    let path = snapshot(cache, id)?.join(file);
+    path.is_file().then_some(path)
+}
+
+/// Resolves `input`: `hf-hub:…` through the cache (downloading what is missing unless
+/// `HF_HUB_OFFLINE` is set), a folder through its weight file and `config.json`, and anything
+/// else as the file itself. A FIFO, socket or device is refused without opening it.
+/// `progress(done, total)` follows a download.
+pub fn resolve(input: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
+    if let Some(id) = input.to_str().and_then(HubId::parse) {
+        return resolve_hub(&id?, progress);
+    }
+    let meta = match std::fs::metadata(input) {
+        Ok(m) => m,
+        // let the reader report a missing file the way it always has
+        Err(_) => {
+            return Ok(Source {
+                weights: input.to_path_buf(),
+                config: None,
+            })
         }
     };
-    if !is_commit(&commit) {
-        return Err(Error::Structure(format!(
-            "{}: refs/{} does not hold a commit hash",
-            folder.display(),
-            repo.revision
+    if meta.is_dir() {
+        let Some(weights) = WEIGHT_FILES
+            .iter()
+            .map(|f| input.join(f))
+            .find(|p| p.is_file())
+        else {
+            return Err(Error::Options(format!(
+                "{} is a folder without {}: give the checkpoint file",
+                input.display(),
+                WEIGHT_FILES.join(" or ")
+            )));
+        };
+        let config = read_config(&input.join(CONFIG_FILE))?;
+        return Ok(Source { weights, config });
+    }
+    if !meta.is_file() {
+        return Err(Error::Options(format!(
+            "{} is not a regular file (a pipe, socket or device); give a checkpoint file",
+            input.display()
         )));
     }
-    let snapshot = folder.join("snapshots").join(&commit);
-    Ok(pick_files(&snapshot).map(|(weights, config)| Source {
-        weights,
-        config,
-        origin: Origin::Hub {
-            repo: repo.clone(),
-            commit,
-            downloaded: false,
-        },
-    }))
-}
-
-/// Receives download progress: `(file name, bytes done, bytes total)`.
-pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, u64);
-
-/// Resolves an input: `hf-hub:ORG/REPO[@REVISION]` from the cache (downloading it there when
-/// it is missing, `HF_HUB_OFFLINE` is not set and the `hub-download` feature is on),
-/// `local-dir:FOLDER`, or a checkpoint path (returned as is; opening it checks it).
-pub fn resolve(input: &str, progress: Progress<'_>) -> Result<Source> {
-    if let Some(spec) = input.strip_prefix(HF_HUB_PREFIX) {
-        let repo = HubRepo::parse(spec)?;
-        return resolve_hub(&repo, progress);
-    }
-    if let Some(folder) = input.strip_prefix(LOCAL_DIR_PREFIX) {
-        let folder = PathBuf::from(folder);
-        let (weights, config) = pick_files(&folder).ok_or_else(|| {
-            Error::io(
-                &folder,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "holds neither {} (a hub-layout folder has one of them and config.json)",
-                        WEIGHT_FILES.join(" nor ")
-                    ),
-                ),
-            )
-        })?;
-        return Ok(Source {
-            weights,
-            config,
-            origin: Origin::LocalDir { folder },
-        });
-    }
-    let path = PathBuf::from(input);
-    if path.is_dir() && pick_files(&path).is_some() {
-        return Err(Error::io(
-            &path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "is a folder, not a checkpoint file; it looks like a hub repo: give \
-                     {LOCAL_DIR_PREFIX}{input} to read its weights and config.json"
-                ),
-            ),
-        ));
-    }
     Ok(Source {
-        weights: path,
+        weights: input.to_path_buf(),
         config: None,
-        origin: Origin::File,
     })
 }
 
-/// Resolves a hub repo in the cache, downloading what is missing when allowed.
-pub fn resolve_hub(repo: &HubRepo, progress: Progress<'_>) -> Result<Source> {
-    let name = repo.display_name();
-    let cache = hub_cache_dir().ok_or_else(|| {
-        Error::Options(format!(
-            "{name}: no Hugging Face cache folder (set HF_HUB_CACHE or HF_HOME)"
-        ))
-    })?;
-    if let Some(found) = find_cached(repo, &cache)? {
-        return Ok(found);
+fn read_config(path: &Path) -> Result<Option<Map<String, Value>>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => Ok(Some(m)),
+        Ok(_) => Err(Error::Options(format!(
+            "{}: not a JSON object",
+            path.display()
+        ))),
+        Err(e) => Err(Error::Options(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn resolve_hub(id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
+    let cache = cache_dir();
+    let found = WEIGHT_FILES.iter().find_map(|f| cached(&cache, id, f));
+    if let Some(weights) = found {
+        let config = match cached(&cache, id, CONFIG_FILE) {
+            Some(p) => read_config(&p)?,
+            None => None,
+        };
+        return Ok(Source { weights, config });
     }
     if offline() {
         return Err(Error::Options(format!(
-            "{name} is not in the Hugging Face cache {} (looked for refs/{} and {} in its \
-             snapshot) and HF_HUB_OFFLINE is set; unset it to download, or download it with \
-             huggingface_hub first",
-            repo.cache_folder(&cache).display(),
-            repo.revision,
-            WEIGHT_FILES.join(" or ")
+            "hf-hub:{}@{}: neither {} is in the cache {} and HF_HUB_OFFLINE is set",
+            id.repo,
+            id.revision,
+            WEIGHT_FILES.join(" nor "),
+            cache.display()
         )));
     }
-    download(repo, &cache, progress)
+    download(&cache, id, progress)
 }
 
-#[cfg(not(feature = "hub-download"))]
-fn download(repo: &HubRepo, cache: &Path, _: Progress<'_>) -> Result<Source> {
+#[cfg(not(feature = "download"))]
+fn download(cache: &Path, id: &HubId, _progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
     Err(Error::Options(format!(
-        "{} is not in the Hugging Face cache {}, and this timmconv was built without the \
-         `hub-download` feature; download it with huggingface_hub first",
-        repo.display_name(),
-        repo.cache_folder(cache).display()
+        "hf-hub:{}@{}: not in the cache {}, and this build has no `download` feature: fetch it \
+         with huggingface_hub or build timmconv with --features download",
+        id.repo,
+        id.revision,
+        cache.display()
     )))
 }
 
-#[cfg(feature = "hub-download")]
-fn download(repo: &HubRepo, cache: &Path, progress: Progress<'_>) -> Result<Source> {
-    download::fetch(repo, cache, progress)
+#[cfg(feature = "download")]
+struct Forward<'a>(&'a mut dyn FnMut(u64, u64), u64, u64);
+
+#[cfg(feature = "download")]
+impl hf_hub::api::Progress for Forward<'_> {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.1 = 0;
+        self.2 = size as u64;
+        (self.0)(0, self.2);
+    }
+    fn update(&mut self, size: usize) {
+        self.1 += size as u64;
+        (self.0)(self.1, self.2);
+    }
+    fn finish(&mut self) {
+        (self.0)(self.2, self.2);
+    }
 }
 
-#[cfg(feature = "hub-download")]
-mod download {
-    //! Downloads with the `hf-hub` crate into huggingface_hub's cache layout.
-
-    use std::path::{Path, PathBuf};
-
+#[cfg(feature = "download")]
+fn download(cache: &Path, id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
     use hf_hub::api::sync::{ApiBuilder, ApiError};
-    use hf_hub::{Cache, Repo, RepoType};
+    use hf_hub::{Repo, RepoType};
 
-    use super::{HubRepo, Origin, Progress, Source, CONFIG_FILE, WEIGHT_FILES};
-    use crate::error::{Error, Result};
-
-    /// Adapts our callback to hf-hub's progress trait.
-    struct Reporter<'a, 'b> {
-        file: String,
-        done: u64,
-        total: u64,
-        sink: &'a mut Progress<'b>,
+    let what = format!("hf-hub:{}@{}", id.repo, id.revision);
+    let fail = |e: ApiError| Error::Options(format!("{what}: download failed: {e}"));
+    let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
+        .with_progress(false)
+        .with_retries(2);
+    if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
     }
-
-    impl hf_hub::api::Progress for Reporter<'_, '_> {
-        fn init(&mut self, size: usize, filename: &str) {
-            self.file = filename.to_owned();
-            self.total = size as u64;
-            self.done = 0;
-            (self.sink)(&self.file, 0, self.total);
+    let token = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| std::fs::read_to_string(hf_home().join("token")).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    builder = builder.with_token(token);
+    let api = builder.build().map_err(fail)?;
+    let repo = api.repo(Repo::with_revision(
+        id.repo.clone(),
+        RepoType::Model,
+        id.revision.clone(),
+    ));
+    let mut last = None;
+    let mut weights = None;
+    for file in WEIGHT_FILES {
+        match repo.download_with_progress(file, Forward(progress, 0, 0)) {
+            Ok(p) => {
+                weights = Some(p);
+                break;
+            }
+            Err(e) => last = Some(e),
         }
-        fn update(&mut self, size: usize) {
-            self.done = self.done.saturating_add(size as u64);
-            (self.sink)(&self.file, self.done, self.total);
-        }
-        fn finish(&mut self) {}
     }
-
-    fn not_found(e: &ApiError) -> bool {
-        matches!(e, ApiError::RequestError(r) if matches!(**r, ureq::Error::Status(404, _)))
-    }
-
-    /// Most relative redirects followed while checking a file's headers.
-    const MAX_REDIRECTS: usize = 5;
-
-    /// Asks the server for a file's headers the way hf-hub will (a one-byte range, relative
-    /// redirects followed) and checks what hf-hub builds paths from: the commit names the
-    /// snapshot folder and the ETag the blob, so neither may hold anything but hex digits and
-    /// the like. `Ok(false)` when the file does not exist (HTTP 404).
-    fn preflight(url: &str, token: Option<&str>) -> std::result::Result<bool, String> {
-        let agent = ureq::AgentBuilder::new().redirects(0).build();
-        let mut url = url.to_owned();
-        for _ in 0..=MAX_REDIRECTS {
-            let mut req = agent.get(&url).set("Range", "bytes=0-0");
-            if let Some(t) = token {
-                req = req.set("Authorization", &format!("Bearer {t}"));
-            }
-            let resp = match req.call() {
-                Ok(r) => r,
-                Err(ureq::Error::Status(404, _)) => return Ok(false),
-                Err(e) => return Err(e.to_string()),
-            };
-            if (300..400).contains(&resp.status()) {
-                let Some(next) = resp.header("Location") else {
-                    return Err(format!("HTTP {} without a Location", resp.status()));
-                };
-                if next.contains("://") {
-                    break; // hf-hub follows an absolute redirect (a CDN) itself
-                }
-                let base = url::Url::parse(&url).map_err(|e| e.to_string())?;
-                url = base.join(next).map_err(|e| e.to_string())?.to_string();
-                continue;
-            }
-            let commit = resp.header("x-repo-commit").unwrap_or_default();
-            if !super::is_commit(commit) {
-                return Err(format!(
-                    "the server's X-Repo-Commit `{}` is not a 40-digit commit hash",
-                    crate::error::printable(commit)
-                ));
-            }
-            let etag = resp
-                .header("x-linked-etag")
-                .or_else(|| resp.header("etag"))
-                .unwrap_or_default()
-                .replace('"', "");
-            let etag = etag.strip_prefix("W/").unwrap_or(&etag);
-            if etag.is_empty()
-                || etag.len() > 128
-                || !etag
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-            {
-                return Err(format!(
-                    "the server's ETag `{}` is not a blob name",
-                    crate::error::printable(etag)
-                ));
-            }
-            return Ok(true);
-        }
-        Ok(true)
-    }
-
-    /// `HF_TOKEN`, else the file at `HF_TOKEN_PATH`, else hf-hub's default token file.
-    fn token(cache: &Cache) -> Option<String> {
-        if let Some(t) = std::env::var("HF_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-        {
-            return Some(t.trim().to_owned());
-        }
-        if let Some(p) = std::env::var_os("HF_TOKEN_PATH").filter(|p| !p.is_empty()) {
-            return std::fs::read_to_string(p)
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty());
-        }
-        cache.token()
-    }
-
-    pub(super) fn fetch(
-        repo: &HubRepo,
-        cache_dir: &Path,
-        mut progress: Progress<'_>,
-    ) -> Result<Source> {
-        let name = repo.display_name();
-        let fail = |what: String| Error::Options(format!("{name}: {what}"));
-        let cache = Cache::new(cache_dir.to_path_buf());
-        let mut builder = ApiBuilder::from_cache(cache.clone())
-            .with_progress(false)
-            .with_retries(2)
-            .with_token(token(&cache));
-        if let Some(endpoint) = std::env::var("HF_ENDPOINT")
-            .ok()
-            .map(|e| e.trim_end_matches('/').to_owned())
-            .filter(|e| !e.is_empty())
-        {
-            builder = builder.with_endpoint(endpoint);
-        }
-        let api = builder
-            .build()
-            .map_err(|e| fail(format!("cannot set up the download client: {e}")))?;
-        let handle = api.repo(Repo::with_revision(
-            repo.repo_id.clone(),
-            RepoType::Model,
-            repo.revision.clone(),
-        ));
-        let token = token(&cache);
-        let exists = |file: &str| {
-            preflight(&handle.url(file), token.as_deref()).map_err(|e| {
-                fail(format!(
-                    "downloading {file} from {} failed: {e}",
-                    handle.url(file)
-                ))
-            })
-        };
-        let mut weights: Option<PathBuf> = None;
-        let mut missing = Vec::new();
-        for file in WEIGHT_FILES {
-            if !exists(file)? {
-                missing.push(file);
-                continue;
-            }
-            let reporter = Reporter {
-                file: file.to_owned(),
-                done: 0,
-                total: 0,
-                sink: &mut progress,
-            };
-            match handle.download_with_progress(file, reporter) {
-                Ok(p) => {
-                    weights = Some(p);
-                    break;
-                }
-                Err(e) if not_found(&e) => missing.push(file),
-                Err(e) => {
-                    return Err(fail(format!(
-                        "downloading {file} from {} failed: {e}",
-                        handle.url(file)
-                    )))
-                }
-            }
-        }
-        let Some(weights) = weights else {
-            return Err(fail(format!(
-                "the repo has neither {} (HTTP 404 for both)",
-                missing.join(" nor ")
-            )));
-        };
-        let config = match exists(CONFIG_FILE)? {
-            false => None,
-            true => Some(()),
-        };
-        let config = match config.map(|()| handle.download_with_progress(CONFIG_FILE, ())) {
-            None => None,
-            Some(Ok(p)) => Some(p),
-            Some(Err(e)) if not_found(&e) => None,
-            Some(Err(e)) => {
-                return Err(fail(format!(
-                    "downloading {CONFIG_FILE} from {} failed: {e}",
-                    handle.url(CONFIG_FILE)
-                )))
-            }
-        };
-        // the snapshot folder's name is the commit the revision resolved to
-        let commit = weights
-            .parent()
-            .and_then(Path::file_name)
-            .and_then(|c| c.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        Ok(Source {
-            weights,
-            config,
-            origin: Origin::Hub {
-                repo: repo.clone(),
-                commit,
-                downloaded: true,
-            },
-        })
-    }
+    let Some(weights) = weights else {
+        let why = last.map_or_else(String::new, |e| format!(": {e}"));
+        return Err(Error::Options(format!(
+            "{what}: could not download {}{why}",
+            WEIGHT_FILES.join(" or ")
+        )));
+    };
+    // config.json is optional: a repo without one still converts with flags
+    let config = match repo.download(CONFIG_FILE) {
+        Ok(p) => read_config(&p)?,
+        Err(_) => None,
+    };
+    Ok(Source { weights, config })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The `NAME[.TAG]` a `config.json` describes (`architecture` and `pretrained_cfg.tag`), when the
+/// registry knows it; the bare architecture when the tag is not in the registry.
+pub fn config_model(config: &Map<String, Value>) -> Option<String> {
+    let arch = config.get("architecture")?.as_str()?;
+    let known = crate::registry::arch(arch)?;
+    let tag = config
+        .get("pretrained_cfg")
+        .and_then(|c| c.get("tag"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && known.tag(Some(t)).is_some());
+    Some(match tag {
+        Some(t) => format!("{arch}.{t}"),
+        None => arch.to_owned(),
+    })
+}
 
-    #[test]
-    fn repo_ids_are_checked_like_huggingface_hub() {
-        let r = HubRepo::parse("timm/resnet18.a1_in1k@v1.0").unwrap();
-        assert_eq!(r.repo_id, "timm/resnet18.a1_in1k");
-        assert_eq!(r.revision, "v1.0");
-        assert_eq!(HubRepo::parse("gpt2").unwrap().revision, "main");
-        for bad in [
-            "",
-            "a/b/c",
-            "../x",
-            "a/..",
-            "org--x/y",
-            "a/b@",
-            "a/b@../../etc",
-            "a/b@refs//x",
-            "a/b@x y",
-            "a/b@x?y",
-            "-a/b",
-            "a b/c",
-        ] {
-            assert!(HubRepo::parse(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            HubRepo::parse("a/b").unwrap().cache_folder(Path::new("/c")),
-            Path::new("/c/models--a--b")
-        );
-    }
+/// The pretrained cfg a `config.json` carries, as a registry [`Tag`](crate::registry::Tag), for
+/// an architecture the registry does not know.
+pub fn config_tag(config: &Map<String, Value>) -> Option<crate::registry::Tag> {
+    let cfg = config.get("pretrained_cfg")?.as_object()?.clone();
+    Some(crate::registry::Tag {
+        tag: cfg
+            .get("tag")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        has_weights: true,
+        cfg,
+        results: None,
+        results_by_size: Vec::new(),
+    })
+}
 
-    #[test]
-    fn config_num_classes_overrides_the_pretrained_cfg_as_timm_reads_it() {
-        let c = HubConfig::parse(
-            r#"{"architecture": "resnet18", "num_classes": 10, "pretrained_cfg":
-               {"tag": "a1_in1k", "num_classes": 1000, "first_conv": "conv1",
-                "classifier": "fc", "input_size": [3, 224, 224]}}"#,
-        )
-        .unwrap();
-        assert_eq!(c.architecture, "resnet18");
-        assert_eq!(c.cfg.tag, "a1_in1k");
-        assert_eq!(c.cfg.num_classes(), Some(10));
-        assert_eq!(c.cfg.first_conv(), ["conv1"]);
-        assert_eq!(c.cfg.in_chans(), Some(3));
-        assert!(HubConfig::parse("[]").is_err());
-        assert!(HubConfig::parse(r#"{"num_classes": 3}"#).is_err());
+/// Checks where an output will go before anything is read or downloaded, with errors that say
+/// what to do: a missing parent folder, a folder given for a file (`folder_layout` false), a
+/// file given for a folder.
+pub fn check_output_path(output: &Path, folder_layout: bool) -> Result<()> {
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::Options(if parent.exists() {
+            format!(
+                "cannot write {}: {} is not a folder",
+                output.display(),
+                parent.display()
+            )
+        } else {
+            format!(
+                "cannot write {}: the folder {} does not exist; create it first (mkdir -p {})",
+                output.display(),
+                parent.display(),
+                parent.display()
+            )
+        }));
     }
+    if !folder_layout && output.is_dir() {
+        return Err(Error::Options(format!(
+            "{} is a folder: give a file name (such as {}), or use --layout hub to write a hub \
+             folder",
+            output.display(),
+            output.join("model.safetensors").display()
+        )));
+    }
+    if folder_layout && output.exists() && !output.is_dir() {
+        return Err(Error::Options(format!(
+            "{} is not a folder: --layout hub writes a folder; give a new folder name",
+            output.display()
+        )));
+    }
+    Ok(())
 }

@@ -46,6 +46,13 @@ impl Entry {
 /// Checks that `entries` make a file every safetensors reader can read back: no tensor named
 /// `__metadata__`, no name twice, no control characters in a name, sizes that fit.
 pub fn validate(entries: &[Entry]) -> Result<()> {
+    // the names alone are a lower bound of the header: refuse before anything is serialised
+    let names = entries
+        .iter()
+        .fold(0usize, |n, e| n.saturating_add(e.name.len()));
+    Error::at_most("MAX_HEADER_BYTES", names, MAX_HEADER_BYTES, || {
+        "tensor names of the output (the safetensors header would exceed the readers' limit)"
+    })?;
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     for e in entries {
         let bad = |what: &str| Error::tensor(crate::error::printable(&e.name), what.to_owned());
@@ -210,11 +217,7 @@ impl Output {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
-        // tempfile's error names the temporary file: say what failed without it
-        let tmp = builder.tempfile_in(&dir).map_err(|e| {
-            let what = format!("cannot create the output in this folder ({})", e.kind());
-            Error::io(&dir, std::io::Error::new(e.kind(), what))
-        })?;
+        let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(Output {
             file: BufWriter::with_capacity(4 << 20, Temp::Named(tmp)),
             dest: dest.to_path_buf(),

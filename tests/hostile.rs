@@ -228,3 +228,21 @@ fn scan_lists_and_classifies_globals_and_exits_1_on_danger() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("unknown"));
 }
+
+#[test]
+fn scan_lines_name_the_global_the_pickle_and_the_byte() {
+    // `python -m pickletools fixtures/malicious/os_system_p2.pkl`: "2: c GLOBAL 'posix system'"
+    let o = std::process::Command::new(common::bin())
+        .args([
+            "inspect",
+            "--scan",
+            fixture("malicious/os_system_p2.pkl").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().next(),
+        Some("dangerous posix.system in pickle 0 at byte 2")
+    );
+}

@@ -161,10 +161,57 @@ fn a_nudged_weight_fails_with_exit_1_and_missing_files_exit_2() {
     assert_eq!(
         o.status.code(),
         Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
+    // --report: the same verdict in the chart's title, one scatter mark per logit
+    let logits = Checkpoint::open(&io, &OpenOptions::default())
+        .unwrap()
+        .tensor("logits")
+        .unwrap()
+        .numel();
+    for (weights, code, verdict) in [(&out, 0, "PASS: "), (&nudged, 1, "FAIL: ")] {
+        let svg = tmp.path().join("report.svg");
+        let o = Command::new(bin())
+            .args([
+                "verify",
+                weights.to_str().unwrap(),
+                "--module",
+                module.to_str().unwrap(),
+                "--fixture",
+                io.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--report",
+                svg.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(&svg).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        let titles: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .filter(|t| t.starts_with("PASS") || t.starts_with("FAIL"))
+            .collect();
+        assert_eq!(titles.len(), 1, "{titles:?}");
+        assert!(titles[0].starts_with(verdict), "{titles:?}");
+        let marks = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count();
+        assert_eq!(marks, logits);
+    }
     let o = run(&out, &tmp.path().join("missing.pt"));
     assert_eq!(o.status.code(), Some(2));
     assert!(

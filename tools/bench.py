@@ -2,7 +2,7 @@
 """Whole-process benchmark: on the same file, in one run, alternate `cp`, `timmconv convert
 --in-chans 4`, PyTorch's torch.load + safetensors save_file, and timm's own in_chans=4 path;
 report median wall time, ratios to cp and to Python, and peak RSS of each process (from wait4).
-Also f32 -> bf16 throughput and `inspect` time.
+Also f32 -> bf16 throughput, `inspect` time, and for the ViTs `--img-size 384` against timm's img_size=384 load.
 
     .venv/bin/python tools/bench.py [--runs 5] [--dir /tmp/timmconv-bench] [--bin target/release/timmconv]
 
@@ -32,6 +32,11 @@ PY_TIMM = (
     "import sys, timm, safetensors.torch as st; m = timm.create_model(sys.argv[3], pretrained=True, "
     "pretrained_cfg_overlay=dict(file=sys.argv[1]), in_chans=4); st.save_file(m.state_dict(), sys.argv[2])"
 )
+# timm's resolution path: the checkpoint filter resamples pos_embed at load time
+PY_TIMM_384 = (
+    "import sys, timm, safetensors.torch as st; m = timm.create_model(sys.argv[3], pretrained=True, "
+    "pretrained_cfg_overlay=dict(file=sys.argv[1]), img_size=384); st.save_file(m.state_dict(), sys.argv[2])"
+)
 
 
 def run(cmd):
@@ -48,9 +53,59 @@ def run(cmd):
 def lookups(binary, n=50):
     """Median and max wall time of registry look-ups (`info`, `models`), whole process."""
     print("\n| command | median ms | max ms |\n|---|---|---|")
-    for args in (["info", "resnet50"], ["info", "--json", "vit_base_patch16_224.augreg2_in21k_ft_in1k"], ["models", "--json", "resnet*"], ["models", "--pretrained", "--sort", "top1"]):
+    plot = os.path.join(tempfile.gettempdir(), "timmconv-bench-plot.svg")
+    for args in (
+        ["info", "resnet50"],
+        ["info", "--json", "vit_base_patch16_224.augreg2_in21k_ft_in1k"],
+        ["models", "--json", "resnet*"],
+        ["models", "--pretrained", "--sort", "top1"],
+        ["models", "--pretrained", "--plot", plot],
+    ):
         ts = sorted(run([binary, *args])[0] for _ in range(n))
         print(f"| timmconv {' '.join(args)} | {statistics.median(ts) * 1000:.1f} | {ts[-1] * 1000:.1f} |")
+
+
+def batch_bench(binary, zoo, runs):
+    """The zoo of tools/make_zoo.py ZOO converted by `batch --jobs 1`, `batch --jobs 2` and a
+    shell-style loop of one `convert` per job: files/s, GB/s of input, peak RSS, median of runs
+    (outputs removed between runs, warm page cache)."""
+    import json
+    zoo = Path(zoo)
+    jobs = [json.loads(l) for l in (zoo / "manifest.jsonl").read_text().splitlines()]
+    jobs = [j for j in jobs if "corrupt" not in j["input"]]
+    manifest = zoo / "bench-manifest.jsonl"
+    manifest.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+    size = sum((zoo / j["input"]).stat().st_size for j in jobs)
+
+    def clean():
+        for j in jobs:
+            (zoo / j["output"]).unlink(missing_ok=True)
+            (zoo / j["output"]).parent.mkdir(parents=True, exist_ok=True)
+
+    def loop():
+        walls, peak = 0.0, 0
+        for j in jobs:
+            w, r = run([binary, "convert", str(zoo / j["input"]), "-o", str(zoo / j["output"]), "-q", *j["args"]])
+            walls, peak = walls + w, max(peak, r)
+        return walls, peak
+
+    tools = {
+        "convert per job (loop)": loop,
+        "batch --jobs 1": lambda: run([binary, "batch", str(manifest), "--jobs", "1", "-q"]),
+        "batch --jobs 2": lambda: run([binary, "batch", str(manifest), "--jobs", "2", "-q"]),
+    }
+    print(f"\n{len(jobs)} jobs, {size / 1e6:.1f} MB of input; median of {runs} runs\n")
+    print("| tool | median s | files/s | GB/s | peak RSS MB |\n|---|---|---|---|---|")
+    for name, f in tools.items():
+        ws, rss = [], 0
+        for _ in range(runs):
+            clean()
+            w, r = f()
+            ws.append(w)
+            rss = max(rss, r)
+        m = statistics.median(ws)
+        print(f"| {name} | {m:.2f} | {len(jobs) / m:.1f} | {size / m / 1e9:.3f} | {rss / 1e6:.0f} |")
+    clean()
 
 
 def main():
@@ -60,7 +115,11 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "timmconv"))
     ap.add_argument("--no-python", action="store_true")
     ap.add_argument("--lookups-only", action="store_true")
+    ap.add_argument("--batch", metavar="ZOO", help="only the batch benchmark over a zoo of tools/make_zoo.py")
     args = ap.parse_args()
+    if args.batch:
+        batch_bench(args.bin, args.batch, args.runs)
+        return
     if args.lookups_only:
         lookups(args.bin)
         return
@@ -82,9 +141,14 @@ def main():
                     args.bin, "convert", str(src), "-o", str(dst), "--dtype", "bf16" if ".f32." in file else "f32", "--force", "-q"],
                 "timmconv inspect": [args.bin, "inspect", "--json", str(src)],
             }
+            if arch.startswith("vit_"):
+                # resolution adaptation: pos_embed resampled, everything else streamed as usual
+                tools["timmconv img_size=384"] = [args.bin, "convert", str(src), "-o", str(dst), "--model", arch, "--img-size", "384", "--force", "-q"]
             if not args.no_python:
                 tools["torch.load+save_file"] = [py, "-c", PY_SAVE, str(src), str(dst)]
                 tools["timm in_chans=4"] = [py, "-c", PY_TIMM, str(src), str(dst), arch]
+                if arch.startswith("vit_"):
+                    tools["timm img_size=384"] = [py, "-c", PY_TIMM_384, str(src), str(dst), arch]
             times = {k: [] for k in tools}
             rss = {k: 0 for k in tools}
             for name, cmd in tools.items():  # warm the page cache and the binaries

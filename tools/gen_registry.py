@@ -3,14 +3,16 @@
 
 Pinned: torch 2.11.0, timm 1.0.31 (checked at start). Run from the repository root:
 
-    .venv/bin/python tools/gen_registry.py [--results ../shared/data/timm-results]
+    .venv/bin/python tools/gen_registry.py [--results tools/data/timm-results]
 
 Writes src/registry/registry.jsonl: a header line, then one minified JSON object per
 architecture, sorted by name (bytes), so the binary can binary-search a line and parse only it.
 Every architecture is built on torch.device('meta') (no memory, no weights) to read
 num_features, feature_info, the parameter count, the factory's model_args and global_pool.
-Results tables (top-1/top-5, samples/s, GMACs, activations) are joined by `arch.tag`, or by
-architecture where only that matches.
+Results tables (top-1/top-5 by `arch.tag`; samples/s, GMACs, activations by architecture) are
+joined by image size: each tag gets `results_by_size` (one object per size in the tables, figures of
+that size only) and `results`, the object at the tag's pretrained `input_size[-1]` (the size
+timm's validate.py and benchmark.py record), or the nearest size where the tables have none at it.
 """
 
 import argparse
@@ -53,31 +55,86 @@ def number(s):
     return f if math.isfinite(f) else None
 
 
-def load_results(folder):
-    """{name: {field: value}} from the three results tables, keyed by their `model` column."""
-    folder = Path(folder)
-    out = {}
+# (file, size column, {csv column: Results field}); the accuracy table is keyed by
+# `arch.tag`, the benchmarks by architecture. Every row is one (name, size).
+TABLES = [
+    (
+        "results-imagenet.csv",
+        "img_size",
+        {"top1": "top1", "top5": "top5", "param_count": "param_count_m", "crop_pct": "crop_pct"},
+    ),
+    (
+        "benchmark-infer-amp-nchw-pt291-cu130-5090.csv",
+        "infer_img_size",
+        {"infer_samples_per_sec": "samples_per_sec", "infer_gmacs": "gmacs", "infer_macts": "macts", "param_count": "param_count_m"},
+    ),
+    ("benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv", "train_img_size", {"train_samples_per_sec": "train_samples_per_sec"}),
+]
 
-    def add(file, fields):
+
+def load_results(folder):
+    """[{name: {size: {field: value}}}] per table of TABLES, keyed by its `model` column and size."""
+    folder = Path(folder)
+    out = []
+    for file, size_col, fields in TABLES:
         path = folder / file
         if not path.exists():
-            print(f"warning: {path} missing", file=sys.stderr)
-            return
+            raise SystemExit(f"{path} missing (pass --results FOLDER)")
+        table = {}
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                d = out.setdefault(row["model"], {})
+                size = number(row[size_col])
+                if size is None:
+                    raise SystemExit(f"{path}: row {row['model']} has no {size_col}")
+                d = {size_col: size}
                 for src, dst in fields.items():
                     if row.get(src) not in (None, ""):
                         v = number(row[src])
                         d[dst] = v if v is not None else row[src]
-
-    add("results-imagenet.csv", {"top1": "top1", "top5": "top5", "img_size": "img_size", "param_count": "param_count_m", "crop_pct": "crop_pct"})
-    add(
-        "benchmark-infer-amp-nchw-pt291-cu130-5090.csv",
-        {"infer_samples_per_sec": "samples_per_sec", "infer_img_size": "infer_img_size", "infer_gmacs": "gmacs", "infer_macts": "macts", "param_count": "param_count_m"},
-    )
-    add("benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv", {"train_samples_per_sec": "train_samples_per_sec", "train_img_size": "train_img_size"})
+                by_size = table.setdefault(row["model"], {})
+                if size in by_size:
+                    raise SystemExit(f"{path}: two rows for {row['model']} at {size}px")
+                by_size[size] = d
+        out.append(table)
     return out
+
+
+def results_by_size(tables, full, arch):
+    """One Results object per size found for `full` (accuracy) and `arch` (benchmarks), sizes
+    ascending; each object holds figures of that size only."""
+    acc, infer, train = tables
+    rows = [acc.get(full, {}) if full else {}, infer.get(arch, {}), train.get(arch, {})]
+    sizes = sorted({s for r in rows for s in r})
+    out = []
+    for s in sizes:
+        d = {}
+        # accuracy first: its param_count is the tag's own; the benchmark's fills in where absent
+        for r in rows:
+            for k, v in r.get(s, {}).items():
+                d.setdefault(k, v)
+        out.append({k: d[k] for k in RESULT_FIELDS if k in d})
+    return out
+
+
+# the Results struct's field order
+RESULT_FIELDS = [
+    "top1", "top5", "img_size", "param_count_m", "crop_pct", "samples_per_sec", "infer_img_size",
+    "gmacs", "macts", "train_samples_per_sec", "train_img_size",
+]
+
+
+def size_of(r):
+    return r.get("img_size") or r.get("infer_img_size") or r.get("train_img_size")
+
+
+def headline(by_size, want):
+    """The figures at `want` px; else those of the nearest size (ties: the smaller), which say
+    their own size. Never a mix of sizes."""
+    if not by_size:
+        return None
+    if want is None:
+        return by_size[0]
+    return min(by_size, key=lambda r: (abs(size_of(r) - want), size_of(r)))
 
 
 def describe_arch(name):
@@ -104,7 +161,7 @@ def describe_arch(name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--results", default=str(ROOT.parent / "shared" / "data" / "timm-results"))
+    ap.add_argument("--results", default=str(ROOT / "tools" / "data" / "timm-results"))
     ap.add_argument("--limit", type=int, default=0, help="only the first N architectures (for a quick try)")
     args = ap.parse_args()
     if torch.__version__.split("+")[0] != TORCH_VERSION or timm.__version__ != TIMM_VERSION:
@@ -119,7 +176,8 @@ def main():
     failed = []
     n_tags = 0
     for i, arch in enumerate(archs):
-        entry = {"name": arch}
+        # the timm module that defines it (`convnext`, `vision_transformer`): its family
+        entry = {"name": arch, "module": _registry._model_to_module.get(arch)}
         try:
             entry.update(describe_arch(arch))
         except Exception as e:  # an architecture that cannot build on meta: cfg only
@@ -135,12 +193,20 @@ def main():
             cfg = {k: jsonable(v) for k, v in cfg.items() if v is not None or k in ("pool_size", "first_conv", "classifier")}
             full = f"{arch}.{tag}" if tag else arch
             t = {"tag": tag, "has_weights": full in pretrained, "cfg": cfg}
-            if full in results:
-                t["results"] = results[full]
+            by_size = results_by_size(results, full, arch)
+            if by_size:
+                size = cfg.get("input_size")
+                t["results"] = headline(by_size, size[-1] if isinstance(size, list) and size else None)
+                t["results_by_size"] = by_size
             entry["tags"].append(t)
             n_tags += t["has_weights"]
-        if arch in results:
-            entry["results"] = results[arch]
+        # the architecture's own figures are the benchmarks' (accuracy belongs to a tag): at the
+        # default tag's size, else the smallest benchmarked size
+        by_size = results_by_size(results, None, arch)
+        if by_size:
+            size = (entry["tags"][0]["cfg"].get("input_size") if entry["tags"] else None) or [None]
+            entry["results"] = headline(by_size, size[-1])
+            entry["results_by_size"] = by_size
         lines.append(entry)
         if (i + 1) % 200 == 0:
             print(f"{i + 1}/{len(archs)} in {time.time() - start:.0f}s", file=sys.stderr)

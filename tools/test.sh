@@ -19,9 +19,30 @@ echo "== torch feature (libtorch from $("$PY" -c 'import torch; print(torch.__ve
   export PATH="$(dirname "$PY"):$PATH" LIBTORCH_USE_PYTORCH=1
   cargo clippy --features torch --all-targets -- -D warnings
   cargo test --features torch --test verify
+  # the torch-feature binary the test just built, kept for the Python verify tests
+  cp target/debug/timmconv target/debug/timmconv-torch
 )
-echo "== wheel (pip install of pyproject.toml's maturin build, in a fresh venv)"
-cargo build --quiet
-BIN=$(bash tools/wheel.sh)
-echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'), against the installed $BIN)"
-TIMMCONV_BIN="$BIN" "$PY" -m pytest -q tests/python
+# the wheel `pip install .` builds (maturin, pinned, in its own small venv), installed into a
+# fresh venv: its `timmconv` must be on PATH and work, and the Python tests run against it
+MATURIN=1.16.0
+tools_venv="${XDG_CACHE_HOME:-$HOME/.cache}/timmconv/venv-maturin$MATURIN"
+if ! "$tools_venv/bin/maturin" --version 2>/dev/null | grep -qx "maturin $MATURIN"; then
+  python3 -m venv "$tools_venv"
+  "$tools_venv/bin/pip" install -q --disable-pip-version-check "maturin==$MATURIN"
+fi
+wheel_dir=$(mktemp -d)
+trap 'rm -rf "$wheel_dir"' EXIT
+echo "== wheel (maturin $MATURIN, release build)"
+"$tools_venv/bin/maturin" build --release --quiet -o "$wheel_dir/dist"
+python3 -m venv "$wheel_dir/venv"
+"$wheel_dir/venv/bin/pip" install -q --disable-pip-version-check --no-index "$wheel_dir"/dist/timmconv-*.whl
+(
+  PATH="$wheel_dir/venv/bin:$PATH"
+  [ "$(command -v timmconv)" = "$wheel_dir/venv/bin/timmconv" ]
+  timmconv --version
+  timmconv convert fixtures/ckpt/test_resnet.f32.zip.pth -o "$wheel_dir/smoke.safetensors" --model test_resnet --in-chans 1 -q
+  timmconv inspect "$wheel_dir/smoke.safetensors" --json >/dev/null
+)
+echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'), the installed wheel's timmconv)"
+TIMMCONV_BIN="$wheel_dir/venv/bin/timmconv" TIMMCONV_TORCH_BIN="$PWD/target/debug/timmconv-torch" \
+  "$PY" -m pytest -q tests/python

@@ -4,6 +4,7 @@
 pub mod cast;
 pub mod in_chans;
 pub mod rename;
+pub mod resample;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 pub use in_chans::InChansMethod;
 pub use rename::{Renamed, Rule};
+pub use resample::Resample;
 
 /// What to do to a checkpoint. Field names follow timm's pretrained cfg.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +47,11 @@ pub struct Adaptation {
     pub dtype: Option<DType>,
     /// Keep and rename only what timm's features_only model holds.
     pub features: Option<crate::registry::FeatureSelect>,
+    /// Resolution adaptation (`img_size`, `patch_size`, `window_size`).
+    pub resize: Option<crate::registry::ResizePlan>,
+    /// `global_pool` of the target model, and the classifier keys it reshapes (dropped: timm
+    /// re-initialises them).
+    pub global_pool: Option<(String, Vec<String>)>,
 }
 
 /// The transform of one output tensor.
@@ -56,6 +63,8 @@ pub enum Op {
     InChans(InChansMethod),
     /// Drop the first `n` rows (label offset).
     SkipRows(usize),
+    /// Resolution resampling, then maybe the first-conv channel adaptation (timm's order).
+    Resample(Resample, Option<InChansMethod>),
 }
 
 /// One tensor of the output.
@@ -94,6 +103,20 @@ pub struct Adapted {
     pub method: InChansMethod,
 }
 
+/// A tensor resampled for another resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resampled {
+    /// Its key (before renames).
+    pub key: String,
+    /// Shape before.
+    pub from_shape: Vec<usize>,
+    /// Shape after.
+    pub to_shape: Vec<usize>,
+    /// How.
+    #[serde(flatten)]
+    pub op: Resample,
+}
+
 /// A tensor left out of the output, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dropped {
@@ -108,6 +131,8 @@ pub struct Dropped {
 pub struct Report {
     /// First convs adapted.
     pub adapted: Vec<Adapted>,
+    /// Tensors resampled for another resolution.
+    pub resampled: Vec<Resampled>,
     /// Tensors dropped.
     pub dropped: Vec<Dropped>,
     /// Classifier weights sliced for the label offset.
@@ -184,12 +209,51 @@ impl Plan {
             }
         }
         let in_chans = a.in_chans.unwrap_or(base);
+        let patch_kernel = ckpt
+            .tensors()
+            .iter()
+            .find(|t| t.name == "patch_embed.proj.weight")
+            .and_then(|t| match t.shape.as_slice() {
+                &[_, _, h, w] => Some([h, w]),
+                _ => None,
+            });
         let mut tensors = Vec::new();
         for t in ckpt.tensors() {
             let mut op = Op::Copy;
             let mut shape = t.shape.clone();
+            if let Some(r) = &a.resize {
+                if r.has_rel_tables()
+                    && (t.name.ends_with("relative_position_index")
+                        || t.name.ends_with("attn_mask"))
+                {
+                    report.dropped.push(Dropped {
+                        key: t.name.clone(),
+                        reason: "buffer that timm rebuilds for the new size".into(),
+                    });
+                    continue;
+                }
+                if let Some(rs) = r.op(&t.name, &t.shape, patch_kernel)? {
+                    if !t.dtype.is_float() {
+                        return Err(Error::tensor(
+                            &t.name,
+                            format!("of dtype {} cannot be resampled", t.dtype),
+                        ));
+                    }
+                    let Some(to) = rs.out_shape(&t.shape) else {
+                        return Err(Error::tensor(&t.name, "does not fit its resampling"));
+                    };
+                    report.resampled.push(Resampled {
+                        key: t.name.clone(),
+                        from_shape: t.shape.clone(),
+                        to_shape: to.clone(),
+                        op: rs.clone(),
+                    });
+                    shape = to;
+                    op = Op::Resample(rs, None);
+                }
+            }
             if in_chans != base && a.first_conv.iter().any(|m| t.name == format!("{m}.weight")) {
-                match in_chans::plan(&t.name, &t.shape, in_chans, base) {
+                match in_chans::plan(&t.name, &shape, in_chans, base) {
                     Ok((method, to_shape)) => {
                         if !t.dtype.is_float() {
                             return Err(Error::tensor(
@@ -199,11 +263,14 @@ impl Plan {
                         }
                         report.adapted.push(Adapted {
                             key: t.name.clone(),
-                            from_shape: t.shape.clone(),
+                            from_shape: shape.clone(),
                             to_shape: to_shape.clone(),
                             method,
                         });
-                        op = Op::InChans(method);
+                        op = match op {
+                            Op::Resample(rs, _) => Op::Resample(rs, Some(method)),
+                            _ => Op::InChans(method),
+                        };
                         shape = to_shape;
                     }
                     Err(e @ Error::Unadaptable { .. }) if a.drop_unadaptable => {
@@ -230,6 +297,17 @@ impl Plan {
                     ),
                 });
                 continue;
+            }
+            if let Some((pool, keys)) = &a.global_pool {
+                if keys.contains(&t.name) {
+                    report.dropped.push(Dropped {
+                        key: t.name.clone(),
+                        reason: format!(
+                            "classifier: global_pool `{pool}` changes its input features; timm re-initialises it"
+                        ),
+                    });
+                    continue;
+                }
             }
             if is_head && a.label_offset > 0 {
                 let Some(rows) = shape.first_mut() else {
@@ -401,6 +479,31 @@ impl Plan {
                             "does not fit its planned in_chans adaptation",
                         )
                     })?;
+                let bytes = cast::from_f32(&out, sdt)
+                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
+                Cow::Owned(bytes)
+            }
+            Op::Resample(ref rs, then) => {
+                let w = cast::to_f32(&src, sdt)
+                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
+                let shape = rs
+                    .out_shape(&p.source.shape)
+                    .ok_or_else(|| Error::tensor(&p.source.name, "does not fit its resampling"))?;
+                let mut out = rs
+                    .apply(&w, &p.source.shape)
+                    .ok_or_else(|| Error::tensor(&p.source.name, "does not fit its resampling"))?;
+                if let Some(method) = then {
+                    // timm rounds to the source dtype between the filter and adapt_input_conv
+                    let rounded = cast::from_f32(&out, sdt).and_then(|b| cast::to_f32(&b, sdt));
+                    out = rounded
+                        .and_then(|r| in_chans::apply(&r, &shape, method, self.in_chans, self.base))
+                        .ok_or_else(|| {
+                            Error::tensor(
+                                &p.source.name,
+                                "does not fit its planned in_chans adaptation",
+                            )
+                        })?;
+                }
                 let bytes = cast::from_f32(&out, sdt)
                     .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
                 Cow::Owned(bytes)

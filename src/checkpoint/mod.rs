@@ -2,6 +2,7 @@
 //! timm's `load_state_dict` does, and describe every tensor without loading it.
 
 mod legacy;
+mod modules;
 mod safetensors;
 mod scan;
 mod tree;
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::pickle::GlobalRef;
+pub use modules::{modules, Module, MAX_MODULE_DEPTH};
 pub use scan::{scan, scan_file, Finding, Problem, Scan};
 use tree::Node;
 pub use view::TensorInfo;

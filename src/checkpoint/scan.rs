@@ -20,11 +20,12 @@ const LEGACY_PICKLES: usize = 5;
 /// One global found by a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Which pickle inside the file (`archive/data.pkl`, `pickle 4 at offset 1234`, ...).
+    /// Which pickle inside the file (`archive/data.pkl`, or `pickle 4`, the fifth of a legacy
+    /// file's run of pickles).
     pub pickle: String,
     /// `module.name`.
     pub global: String,
-    /// Byte offset in that pickle.
+    /// Byte offset of the opcode: in the zip entry, or in the file for a legacy run of pickles.
     pub offset: usize,
     /// Classification.
     pub class: GlobalClass,
@@ -82,6 +83,12 @@ impl Scan {
         match s.end {
             Ok(end) => Some(end),
             Err(e) => {
+                // where a later pickle of a legacy file starts helps whoever looks at it
+                let place = if start > 0 {
+                    format!("{place} (file offset {start})")
+                } else {
+                    place.to_owned()
+                };
                 self.problem(
                     place,
                     format!(
@@ -127,7 +134,7 @@ pub fn scan(bytes: &[u8]) -> Result<Scan> {
                 if pos >= bytes.len() {
                     break;
                 }
-                match out.pickle(&format!("pickle {n} (file offset {pos})"), bytes, pos) {
+                match out.pickle(&format!("pickle {n}"), bytes, pos) {
                     Some(end) => pos = end,
                     None => break,
                 }

@@ -225,6 +225,8 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
+    /// A described call. Wrappers (`_rebuild_parameter`, `_rebuild_from_type_v2`) are unwrapped
+    /// in a loop, not by recursion, so a chain of thousands costs no stack.
     fn call(
         &self,
         func: &Value,
@@ -233,64 +235,82 @@ impl<'a> Builder<'a> {
         depth: usize,
         levels: usize,
     ) -> Result<Node> {
-        Self::depth(depth, "nesting of calls in the checkpoint")?;
-        let Value::Global(g) = func else {
-            return Err(Self::err("call of a non-global"));
-        };
-        match &**g {
-            Global::RebuildTensorV2 | Global::RebuildTensor => {
-                let t = self.tensor(args)?;
-                self.charge(
-                    std::mem::size_of::<RawTensor>()
-                        + t.storage.key.len()
-                        + 16 * (t.shape.len() + t.stride.len()),
-                )?;
-                Ok(Node::Tensor(Rc::new(t)))
-            }
-            Global::RebuildParameter | Global::RebuildParameterWithState => {
-                let [data, ..] = args else {
-                    return Err(Self::err("_rebuild_parameter without arguments"));
-                };
-                match self.node(data, depth + 1, levels)? {
-                    t @ (Node::Tensor(_) | Node::Unsupported(_)) => Ok(t),
-                    other => Err(Self::err(format!(
-                        "_rebuild_parameter of a {} instead of a tensor",
-                        other.kind()
-                    ))),
+        let (mut func, mut args, mut dict_items, mut depth) = (func, args, dict_items, depth);
+        loop {
+            Self::depth(depth, "nesting of calls in the checkpoint")?;
+            depth += 1;
+            let Value::Global(g) = func else {
+                return Err(Self::err("call of a non-global"));
+            };
+            match &**g {
+                Global::RebuildTensorV2 | Global::RebuildTensor => {
+                    let t = self.tensor(args)?;
+                    self.charge(
+                        std::mem::size_of::<RawTensor>()
+                            + t.storage.key.len()
+                            + 16 * (t.shape.len() + t.stride.len()),
+                    )?;
+                    return Ok(Node::Tensor(Rc::new(t)));
                 }
-            }
-            Global::RebuildFromTypeV2 => {
-                let [inner_func, _ty, inner_args, ..] = args else {
-                    return Err(Self::err("_rebuild_from_type_v2 with too few arguments"));
-                };
-                let Some(Object::Tuple(inner_args)) = self.arena.object(inner_args) else {
-                    return Err(Self::err("_rebuild_from_type_v2 arguments are not a tuple"));
-                };
-                self.call(inner_func, inner_args, &[], depth + 1, levels)
-            }
-            Global::OrderedDict if levels == 0 => Ok(Node::Unexpanded("dict")),
-            Global::OrderedDict => {
-                let below = levels - 1;
-                let mut items = Vec::new();
-                if let [init, ..] = args {
-                    let pairs = self.arena.seq(init).unwrap_or_default();
-                    self.charge(pairs.len().saturating_mul(2 * std::mem::size_of::<Node>()))?;
-                    for pair in pairs {
-                        match self.arena.seq(pair) {
-                            Some([k, v]) => items.push((
-                                self.node(k, depth + 1, below)?,
-                                self.node(v, depth + 1, below)?,
-                            )),
-                            _ => return Err(Self::err("OrderedDict item is not a pair")),
+                Global::RebuildParameter | Global::RebuildParameterWithState => {
+                    let [data, ..] = args else {
+                        return Err(Self::err("_rebuild_parameter without arguments"));
+                    };
+                    match self.arena.object(data) {
+                        Some(Object::Call {
+                            func: f,
+                            args: a,
+                            extra,
+                        }) => {
+                            func = f;
+                            args = self.arena.call_args(a);
+                            dict_items = extra.as_ref().map_or(&[][..], |e| &e.dict_items);
+                        }
+                        _ => {
+                            let kind = self.node(data, depth, 0)?.kind();
+                            return Err(Self::err(format!(
+                                "_rebuild_parameter of a {kind} instead of a tensor"
+                            )));
                         }
                     }
                 }
-                items.extend(self.pairs(dict_items, depth + 1, levels)?.iter().cloned());
-                Ok(Node::Dict(items.into()))
+                Global::RebuildFromTypeV2 => {
+                    let [inner_func, _ty, inner_args, ..] = args else {
+                        return Err(Self::err("_rebuild_from_type_v2 with too few arguments"));
+                    };
+                    let Some(Object::Tuple(inner_args)) = self.arena.object(inner_args) else {
+                        return Err(Self::err("_rebuild_from_type_v2 arguments are not a tuple"));
+                    };
+                    func = inner_func;
+                    args = inner_args;
+                    dict_items = &[];
+                }
+                Global::OrderedDict if levels == 0 => return Ok(Node::Unexpanded("dict")),
+                Global::OrderedDict => {
+                    let below = levels - 1;
+                    let mut items = Vec::new();
+                    if let [init, ..] = args {
+                        let pairs = self.arena.seq(init).unwrap_or_default();
+                        self.charge(pairs.len().saturating_mul(2 * std::mem::size_of::<Node>()))?;
+                        for pair in pairs {
+                            match self.arena.seq(pair) {
+                                Some([k, v]) => items.push((
+                                    self.node(k, depth, below)?,
+                                    self.node(v, depth, below)?,
+                                )),
+                                _ => return Err(Self::err("OrderedDict item is not a pair")),
+                            }
+                        }
+                    }
+                    items.extend(self.pairs(dict_items, depth, levels)?.iter().cloned());
+                    return Ok(Node::Dict(items.into()));
+                }
+                Global::Unsupported(what) => return Ok(Node::Unsupported(what.as_str().into())),
+                Global::Storage(_) => return Ok(Node::Opaque("storage".into())),
+                Global::Data(what) | Global::Forbidden(what) => {
+                    return Ok(Node::Opaque(what.as_str().into()))
+                }
             }
-            Global::Unsupported(what) => Ok(Node::Unsupported(what.as_str().into())),
-            Global::Storage(_) => Ok(Node::Opaque("storage".into())),
-            Global::Data(what) | Global::Forbidden(what) => Ok(Node::Opaque(what.as_str().into())),
         }
     }
 

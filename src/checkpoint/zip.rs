@@ -110,8 +110,16 @@ pub(super) struct Archive {
 impl Archive {
     /// Parses and checks the archive (see the module docs).
     pub fn open(bytes: &[u8]) -> Result<Archive> {
-        check_end_record(bytes)?;
+        let declared = check_end_record(bytes)?;
         let mut za = ZipArchive::new(Cursor::new(bytes)).map_err(zerr)?;
+        // the zip crate keeps one entry per name; torch (miniz) sees every one
+        if za.len() as u64 != declared {
+            return Err(Error::Zip(format!(
+                "the central directory lists {declared} entries but only {} distinct names; \
+                 torch would see the entries a name hides",
+                za.len()
+            )));
+        }
         let mut members = Vec::with_capacity(za.len());
         let mut spans = Vec::with_capacity(za.len());
         let mut index = HashMap::with_capacity(za.len());
@@ -289,8 +297,8 @@ fn check_local_header(bytes: &[u8], at: usize, raw: &[u8], name: &str) -> Result
 
 /// Finds the end-of-central-directory record as miniz does (the last signature), refuses an
 /// archive with several candidates (a comment hiding a second directory), and refuses an
-/// entry count over [`MAX_ZIP_ENTRIES`] before anything is parsed.
-fn check_end_record(bytes: &[u8]) -> Result<()> {
+/// entry count over [`MAX_ZIP_ENTRIES`] before anything is parsed. Returns the entry count.
+fn check_end_record(bytes: &[u8]) -> Result<u64> {
     let tail_start = bytes.len().saturating_sub(EOCD_SEARCH);
     let tail = &bytes[tail_start..];
     let found: Vec<usize> = tail
@@ -330,7 +338,7 @@ fn check_end_record(bytes: &[u8]) -> Result<()> {
             MAX_ZIP_ENTRIES as u64,
         ));
     }
-    Ok(())
+    Ok(entries)
 }
 
 /// Inflates the raw deflate stream of `compressed` bytes at `start`, which must produce

@@ -7,15 +7,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Convert PyTorch timm checkpoints into adapted safetensors, without Python and without
 /// running code from a pickle.
 #[derive(Debug, Parser)]
-#[command(name = "timmconv", version, about, long_about = None)]
+#[command(name = "timmconv", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
+    /// A registry made by tools/gen_registry.py from your own timm, instead of the embedded
+    /// one (also TIMMCONV_REGISTRY).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Use this registry (written by tools/gen_registry.py from your own timm) instead of the
-    /// embedded one (timm 1.0.31).
-    #[arg(long, global = true, env = "TIMMCONV_REGISTRY", value_name = "FILE")]
-    pub registry: Option<PathBuf>,
 }
 
 /// Subcommands.
@@ -37,6 +37,47 @@ pub enum Command {
     /// CPU atol 1e-5, rtol 1e-5 (same kernels as PyTorch); CUDA atol 1e-3, rtol 1e-3 (TF32 off).
     /// Exit 0 within tolerance, 1 on a mismatch, 2 on an error.
     Verify(VerifyArgs),
+    /// Run the `convert` jobs of a JSON-lines manifest, one shard of them (Slurm array,
+    /// Kubernetes Indexed Job or --shard), several at once; skip outputs already done.
+    /// Exit 0 when all converted or were skipped, 1 when any failed, 2 on a bad manifest.
+    Batch(BatchArgs),
+}
+
+/// `timmconv batch`
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// JSON lines: `{"input": "...", "output": "...", "args": ["--model", "..."]}`, where `args`
+    /// are `convert`'s flags; relative paths are relative to the manifest's folder.
+    pub manifest: PathBuf,
+    /// Run shard I of N (job k belongs to shard k mod N); default: from SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX, else all jobs.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Shard count with JOB_COMPLETION_INDEX (Kubernetes); default: TIMMCONV_SHARD_COUNT.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<usize>,
+    /// Conversions at once (default: the cores).
+    #[arg(long, short = 'j', value_name = "J")]
+    pub jobs: Option<usize>,
+    /// Append one JSON object per job to FILE.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub report: Option<PathBuf>,
+    /// Stop starting jobs after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Convert and decide skips without hashing inputs: outputs record the input's size and
+    /// mtime, and an output is current when its options and that record match.
+    #[arg(long)]
+    pub no_hash: bool,
+    /// Print the per-job results as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress or summary on stderr.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// One line per job on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Device for `verify`.
@@ -76,21 +117,56 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the comparison (logits scatter with y = x, |difference| histogram) to an SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub report: Option<PathBuf>,
 }
 
-/// What `models --sort` orders by.
+/// A results figure, spelled as in `--json` (`samples_per_sec`); `-` is accepted for `_`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SortField {
+pub enum Field {
+    /// Parameters (millions), smallest first.
+    Params,
     /// ImageNet top-1, best first.
     Top1,
-    /// Parameter count, smallest first.
-    Params,
+    /// ImageNet top-5, best first.
+    Top5,
+    /// Image size the figures are from.
+    #[value(name = "img_size", alias = "img-size")]
+    ImgSize,
     /// GMACs, cheapest first.
     Gmacs,
-    /// Activations, fewest first.
+    /// Activations (millions), fewest first.
     Macts,
     /// Inference throughput, fastest first.
+    #[value(name = "samples_per_sec", alias = "samples-per-sec")]
     SamplesPerSec,
+    /// Training throughput, fastest first.
+    #[value(name = "train_samples_per_sec", alias = "train-samples-per-sec")]
+    TrainSamplesPerSec,
+}
+
+/// The x axis of `models --plot`: speed or a cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XAxis {
+    /// Inference throughput (higher is better).
+    #[value(name = "samples_per_sec", alias = "samples-per-sec")]
+    SamplesPerSec,
+    /// GMACs (lower is better).
+    Gmacs,
+    /// Activations (lower is better).
+    Macts,
+    /// Parameters (lower is better).
+    Params,
+}
+
+/// The y axis of `models --plot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum YAxis {
+    /// ImageNet top-1.
+    Top1,
+    /// ImageNet top-5.
+    Top5,
 }
 
 /// `timmconv models`
@@ -106,19 +182,29 @@ pub struct ModelsArgs {
     pub json: bool,
     /// Order by a results figure.
     #[arg(long, value_enum)]
-    pub sort: Option<SortField>,
+    pub sort: Option<Field>,
     /// Keep models with at most M million parameters.
     #[arg(long, value_name = "M")]
     pub max_params: Option<f64>,
-    /// Table columns: params, top1, top5, img_size, gmacs, macts, samples_per_sec, train_samples_per_sec.
-    #[arg(long, value_delimiter = ',')]
-    pub columns: Vec<String>,
+    /// Table columns, comma-separated (default: params, top1, top5, img_size, gmacs, macts,
+    /// samples_per_sec; on a terminal, those that fit).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub columns: Vec<Field>,
+    /// Draw accuracy against speed or cost, with the Pareto frontier labelled, to an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// The plot's x axis.
+    #[arg(long, value_enum, default_value_t = XAxis::SamplesPerSec, requires = "plot")]
+    pub x: XAxis,
+    /// The plot's y axis.
+    #[arg(long, value_enum, default_value_t = YAxis::Top1, requires = "plot")]
+    pub y: YAxis,
 }
 
 /// `timmconv identify`
 #[derive(Debug, Args)]
 pub struct IdentifyArgs {
-    /// The checkpoint: a file, `hf-hub:ORG/REPO[@REVISION]` or `local-dir:FOLDER`.
+    /// The checkpoint: a file, `hf-hub:ORG/REPO[@REVISION]` or a hub-layout folder.
     pub input: PathBuf,
     /// Print a JSON array, best first, of {"architecture", "exact", "differences"}.
     #[arg(long)]
@@ -170,9 +256,8 @@ impl StateArgs {
 /// `timmconv inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub repo
-    /// `hf-hub:ORG/REPO[@REVISION]` (from the Hugging Face cache, downloaded there if missing)
-    /// or a hub-layout folder `local-dir:FOLDER`.
+    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub folder, or
+    /// hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION.
     pub file: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -181,6 +266,15 @@ pub struct InspectArgs {
     /// loading tensors; exit 1 when anything dangerous or unknown appears.
     #[arg(long)]
     pub scan: bool,
+    /// Show parameters and bytes per module prefix as an indented tree.
+    #[arg(long, conflicts_with = "scan")]
+    pub tree: bool,
+    /// With --tree: how many levels of module names to show.
+    #[arg(long, value_name = "N", requires = "tree")]
+    pub depth: Option<usize>,
+    /// With --tree: mark the stem and classifier of this timm model's pretrained cfg.
+    #[arg(long, value_name = "NAME[.TAG]", requires = "tree")]
+    pub model: Option<String>,
     /// Which state dict to read.
     #[command(flatten)]
     pub state: StateArgs,
@@ -209,11 +303,10 @@ pub enum LayoutArg {
 }
 
 /// `timmconv convert`
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint to convert: a file, `hf-hub:ORG/REPO[@REVISION]` (from the Hugging Face
-    /// cache, downloaded there unless HF_HUB_OFFLINE is set) or `local-dir:FOLDER`; a hub repo's
-    /// config.json then gives the model and its pretrained cfg unless --model says otherwise.
+    /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION (from the
+    /// Hugging Face cache, downloaded into it when missing unless HF_HUB_OFFLINE is set).
     pub input: PathBuf,
     /// Where to write (a .safetensors file, or a folder with --layout hub).
     #[arg(short, long, value_name = "OUTPUT")]
@@ -275,6 +368,22 @@ pub struct ConvertArgs {
     /// Output dtype of floating-point tensors (integers are never cast).
     #[arg(long, value_enum, default_value_t = DTypeArg::Keep)]
     pub dtype: DTypeArg,
+    /// Target input size `H[,W]` (timm's img_size; needs --model): position embeddings and
+    /// relative-position tables are resampled as timm does at load time.
+    #[arg(long, value_name = "H[,W]", value_delimiter = ',', num_args = 1)]
+    pub img_size: Option<Vec<usize>>,
+    /// Target patch size `P[,Q]` (timm's patch_size; needs --model): the patch embedding is
+    /// resampled through a pseudo-inverse.
+    #[arg(long, value_name = "P[,Q]", value_delimiter = ',', num_args = 1)]
+    pub patch_size: Option<Vec<usize>>,
+    /// Global pooling of the target model: avg, max, avgmax, catavgmax or '' (timm's
+    /// global_pool; needs --model). A pool that changes the classifier's input (catavgmax)
+    /// drops the classifier, as timm re-initialises it.
+    #[arg(long, value_name = "TYPE")]
+    pub global_pool: Option<String>,
+    /// Target attention window `N[,M]` (timm's window_size; needs --model).
+    #[arg(long, value_name = "N[,M]", value_delimiter = ',', num_args = 1)]
+    pub window_size: Option<Vec<usize>>,
     /// Which state dict to read.
     #[command(flatten)]
     pub state: StateArgs,

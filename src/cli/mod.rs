@@ -3,8 +3,8 @@
 
 pub mod args;
 pub mod commands;
-pub mod input;
 pub mod printer;
+pub mod table;
 
 pub use args::Cli;
 
@@ -19,19 +19,48 @@ pub enum Outcome {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    if let Some(path) = cli
-        .registry
-        .as_deref()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        crate::registry::use_file(path)?;
+    let registry = cli.registry.clone().or_else(|| {
+        std::env::var_os("TIMMCONV_REGISTRY")
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    });
+    if let Some(file) = registry {
+        crate::registry::use_file(&file)?;
     }
     match cli.command {
         args::Command::Inspect(a) => commands::inspect::run(a),
         args::Command::Convert(a) => commands::convert::run(*a),
+        args::Command::Batch(a) => commands::batch::run(a),
         args::Command::Models(a) => commands::models::run(a),
         args::Command::Info(a) => commands::info::run(a),
         args::Command::Identify(a) => commands::identify::run(a),
         args::Command::Verify(a) => commands::verify::run(a),
     }
+}
+
+/// Writes a chart (or any small output) beside `path` and renames it into place, so an error
+/// leaves no partial file.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let context = || format!("cannot write {}", path.display());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".timmconv-").suffix(".tmp");
+    // a chart is for reading: the usual 0o666 less the umask, not tempfile's private 0o600
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| anyhow::anyhow!(e).context(context()))?;
+    tmp.write_all(bytes)
+        .map_err(|e| anyhow::anyhow!(e).context(context()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!(e.error).context(context()))?;
+    Ok(())
 }

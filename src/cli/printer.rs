@@ -44,22 +44,6 @@ pub fn progress(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// A download progress bar on stderr for one file, shown only on a terminal.
-pub fn download_progress(file: &str, total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
-    if quiet || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!("downloading {}", printable(file)));
-    Some(bar)
-}
-
 /// `text` padded with spaces to `width` characters (left-aligned). Unlike `{:<width$}`, any
 /// width works: a 70 000-character tensor name is printed, not a panic.
 pub fn pad(text: &str, width: usize) -> String {
@@ -85,5 +69,33 @@ pub fn bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Follows a download on stderr: a bar on a terminal, nothing otherwise or when `quiet`.
+pub fn download(quiet: bool) -> impl FnMut(u64, u64) {
+    let mut bar: Option<Option<indicatif::ProgressBar>> = None;
+    move |done, total| {
+        let b = bar.get_or_insert_with(|| {
+            if quiet || !std::io::stderr().is_terminal() {
+                return None;
+            }
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "downloading {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(b)
+        });
+        if let Some(b) = b {
+            b.set_length(total);
+            b.set_position(done);
+            if done >= total {
+                b.finish_and_clear();
+                bar = None;
+            }
+        }
     }
 }

@@ -53,22 +53,11 @@ pub struct Results {
 }
 
 impl Results {
-    /// Fills the fields this lacks from `other` (tag figures first, then the architecture's).
-    pub fn or(&self, other: Option<&Results>) -> Results {
-        let Some(o) = other else { return self.clone() };
-        Results {
-            top1: self.top1.or(o.top1),
-            top5: self.top5.or(o.top5),
-            img_size: self.img_size.or(o.img_size),
-            param_count_m: self.param_count_m.or(o.param_count_m),
-            crop_pct: self.crop_pct.or(o.crop_pct),
-            samples_per_sec: self.samples_per_sec.or(o.samples_per_sec),
-            infer_img_size: self.infer_img_size.or(o.infer_img_size),
-            gmacs: self.gmacs.or(o.gmacs),
-            macts: self.macts.or(o.macts),
-            train_samples_per_sec: self.train_samples_per_sec.or(o.train_samples_per_sec),
-            train_img_size: self.train_img_size.or(o.train_img_size),
-        }
+    /// The image size these figures are from (every figure in one object is of one size).
+    pub fn size(&self) -> Option<f64> {
+        self.img_size
+            .or(self.infer_img_size)
+            .or(self.train_img_size)
     }
 
     /// Whether no figure is known.
@@ -86,9 +75,14 @@ pub struct Tag {
     pub has_weights: bool,
     /// The pretrained cfg, under timm's own field names and in its order.
     pub cfg: Map<String, Value>,
-    /// Results-table figures for `arch.tag`.
+    /// Results-table figures at the tag's input size (`input_size[-1]`), or at the nearest size
+    /// the tables have when none is at it; `img_size`/`infer_img_size` say which.
     #[serde(default)]
     pub results: Option<Results>,
+    /// Every size the tables have for this tag (accuracy) and its architecture (benchmarks),
+    /// ascending, one object per size.
+    #[serde(default)]
+    pub results_by_size: Vec<Results>,
 }
 
 fn names(v: Option<&Value>) -> Vec<String> {
@@ -119,6 +113,12 @@ impl Tag {
         usize::try_from(v).ok()
     }
 
+    /// `input_size[-1]`: the image size the weights were made for, and the size timm's results
+    /// tables record (`img_size`).
+    pub fn input_size(&self) -> Option<u64> {
+        self.cfg.get("input_size")?.as_array()?.last()?.as_u64()
+    }
+
     /// `num_classes`.
     pub fn num_classes(&self) -> Option<usize> {
         usize::try_from(self.cfg.get("num_classes")?.as_u64()?).ok()
@@ -139,6 +139,9 @@ impl Tag {
 pub struct Arch {
     /// Name.
     pub name: String,
+    /// The timm module that defines it (`convnext`, `vision_transformer`): its family.
+    #[serde(default)]
+    pub module: Option<String>,
     /// `model.num_features`.
     #[serde(default)]
     pub num_features: Option<u64>,
@@ -163,9 +166,13 @@ pub struct Arch {
     /// Every tag, default first.
     #[serde(default)]
     pub tags: Vec<Tag>,
-    /// Results-table figures keyed by the bare architecture name.
+    /// Benchmark figures of the architecture (no accuracy: that belongs to a tag), at the
+    /// default tag's input size or the nearest benchmarked one.
     #[serde(default)]
     pub results: Option<Results>,
+    /// Benchmark figures at every size, ascending.
+    #[serde(default)]
+    pub results_by_size: Vec<Results>,
     /// Why the generator could not build it on the meta device, if it could not.
     #[serde(default)]
     pub build_error: Option<String>,
@@ -178,10 +185,19 @@ impl Arch {
         self.tags.iter().find(|t| t.tag == want)
     }
 
-    /// Results for a tag, falling back to the architecture's.
+    /// Results for a tag, else the architecture's; never a mix of the two, which may be of
+    /// different sizes.
     pub fn results_for(&self, tag: Option<&Tag>) -> Results {
         tag.and_then(|t| t.results.clone())
+            .or_else(|| self.results.clone())
             .unwrap_or_default()
-            .or(self.results.as_ref())
+    }
+
+    /// Every size's figures for a tag, else the architecture's.
+    pub fn results_by_size_for<'a>(&'a self, tag: Option<&'a Tag>) -> &'a [Results] {
+        match tag {
+            Some(t) if !t.results_by_size.is_empty() => &t.results_by_size,
+            _ => &self.results_by_size,
+        }
     }
 }

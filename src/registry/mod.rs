@@ -14,6 +14,7 @@
 mod cfg;
 pub mod features;
 pub mod keys;
+pub mod resize;
 
 use std::cmp::Ordering;
 use std::sync::OnceLock;
@@ -22,10 +23,48 @@ use serde::Deserialize;
 
 pub use cfg::{Arch, FeatureInfo, Results, Tag};
 pub use features::{FeatureLayout, FeatureSelect};
+pub use resize::{Knobs, ResizeLayout, ResizePlan};
 
 use crate::error::{Error, Result};
 
 static DATA: &str = include_str!("registry.jsonl");
+/// A registry file that replaces the embedded data ([`use_file`]).
+static FILE: OnceLock<&'static str> = OnceLock::new();
+
+/// Uses the registry file `path`, made by `tools/gen_registry.py` from the user's own timm,
+/// instead of the embedded data (the CLI's `--registry FILE` or `TIMMCONV_REGISTRY`). Takes
+/// effect only before the first lookup; the file is read once and kept for the process.
+pub fn use_file(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |what: String| {
+        Error::Options(format!(
+            "{}: not a registry made by tools/gen_registry.py: {what}",
+            path.display()
+        ))
+    };
+    let mut lines = text.lines();
+    serde_json::from_str::<Header>(lines.next().unwrap_or_default())
+        .map_err(|e| bad(format!("line 1: {e}")))?;
+    let mut prev: Option<&str> = None;
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let Some(name) = name_of_str(line) else {
+            return Err(bad(format!(
+                "line {} does not start with {{\"name\":",
+                i + 2
+            )));
+        };
+        if prev.is_some_and(|p| p >= name) {
+            return Err(bad(format!("line {}: `{name}` is out of order", i + 2)));
+        }
+        prev = Some(name);
+    }
+    FILE.set(Box::leak(text.into_boxed_str()))
+        .map_err(|_| Error::Options("a registry file is already in use".into()))
+}
+
+fn name_of_str(line: &str) -> Option<&str> {
+    line.strip_prefix("{\"name\":\"")?.split('"').next()
+}
 
 /// The header line: which timm and torch made the data.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,10 +92,7 @@ pub(crate) struct Lines(Vec<(&'static str, &'static str)>);
 
 impl Lines {
     pub(crate) fn new(lines: impl Iterator<Item = &'static str>) -> Lines {
-        let mut v: Vec<_> = lines.filter_map(|l| name_of(l).map(|n| (n, l))).collect();
-        // the generator writes them sorted; a hand-edited file need not be
-        v.sort_by(|a, b| a.0.cmp(b.0));
-        Lines(v)
+        Lines(lines.filter_map(|l| name_of(l).map(|n| (n, l))).collect())
     }
 
     /// The line of `name`.
@@ -85,62 +121,25 @@ fn name_of(line: &'static str) -> Option<&'static str> {
     rest.split('"').next()
 }
 
-static INDEX: OnceLock<Index> = OnceLock::new();
-
-fn build_index(data: &'static str) -> Option<Index> {
-    let mut it = data.lines();
-    let header = serde_json::from_str(it.next()?).ok()?;
-    Some(Index {
-        header,
-        lines: Lines::new(it),
-    })
-}
-
 fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        build_index(DATA).unwrap_or(Index {
-            header: Header {
+        let mut it = FILE.get().copied().unwrap_or(DATA).lines();
+        let header = it
+            .next()
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or(Header {
                 timm: String::new(),
                 torch: String::new(),
                 architectures: 0,
                 pretrained: 0,
                 build_failures: Vec::new(),
-            },
-            lines: Lines::new(std::iter::empty()),
-        })
+            });
+        Index {
+            header,
+            lines: Lines::new(it),
+        }
     })
-}
-
-/// Uses the registry in `path` (written by `tools/gen_registry.py` from another timm version)
-/// instead of the embedded one, for the rest of the process. Every line is checked first; the
-/// file is kept in memory for the process's lifetime. Fails if the registry was already used.
-pub fn use_file(path: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let data: &'static str = Box::leak(text.into_boxed_str());
-    let idx = build_index(data).ok_or_else(|| {
-        Error::Structure(format!(
-            "{}: the first line is not a registry header (tools/gen_registry.py writes one)",
-            path.display()
-        ))
-    })?;
-    check(&idx).map_err(|e| e.with_path(path))?;
-    INDEX.set(idx).map_err(|_| {
-        Error::Options("the registry was already in use when another was chosen".into())
-    })
-}
-
-fn check(idx: &Index) -> Result<usize> {
-    if idx.header.architectures != idx.lines.len() {
-        return Err(Error::Structure(format!(
-            "registry header says {} architectures, {} lines found",
-            idx.header.architectures,
-            idx.lines.len()
-        )));
-    }
-    for (name, line) in idx.lines.iter() {
-        parse(line).map_err(|e| Error::Structure(format!("registry line `{name}`: {e}")))?;
-    }
-    Ok(idx.lines.len())
 }
 
 /// The header of the embedded data.
@@ -154,7 +153,8 @@ pub fn arch_names() -> impl Iterator<Item = &'static str> {
 }
 
 fn parse(line: &str) -> Result<Arch> {
-    serde_json::from_str(line).map_err(|e| Error::Structure(format!("registry is corrupt: {e}")))
+    serde_json::from_str(line)
+        .map_err(|e| Error::Structure(format!("embedded registry is corrupt: {e}")))
 }
 
 /// The architecture named `name` (no tag).
@@ -169,7 +169,18 @@ pub fn archs() -> impl Iterator<Item = Arch> {
 
 /// Parses every line of the embedded data; the first line that fails is an error naming it.
 pub fn validate() -> Result<usize> {
-    check(index())
+    let idx = index();
+    if idx.header.architectures != idx.lines.len() {
+        return Err(Error::Structure(format!(
+            "embedded registry header says {} architectures, {} lines found",
+            idx.header.architectures,
+            idx.lines.len()
+        )));
+    }
+    for (name, line) in idx.lines.iter() {
+        parse(line).map_err(|e| Error::Structure(format!("registry line `{name}`: {e}")))?;
+    }
+    Ok(idx.lines.len())
 }
 
 /// timm's `split_model_name_tag`: `arch.tag` splits at the first dot.

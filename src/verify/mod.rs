@@ -93,6 +93,12 @@ pub struct VerifyReport {
     pub forward_seconds: f64,
     /// Shape of the output.
     pub output_shape: Vec<i64>,
+    /// libtorch's logits, flattened (for the `--report` chart; not in the JSON).
+    #[serde(skip)]
+    pub logits: Vec<f64>,
+    /// The fixture's (PyTorch's) logits, flattened.
+    #[serde(skip)]
+    pub reference_logits: Vec<f64>,
 }
 
 fn terr(what: impl std::fmt::Display) -> Error {
@@ -279,6 +285,8 @@ pub fn verify(
         load_seconds,
         forward_seconds,
         output_shape: out.size(),
+        logits: Vec::<f64>::try_from(&a).map_err(terr)?,
+        reference_logits: Vec::<f64>::try_from(&b).map_err(terr)?,
     })
 }
 

@@ -2,15 +2,21 @@
 
 use crate::adapt::{Adaptation, Rule};
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
-use crate::cli::{input, printer, Outcome};
+use crate::cli::{printer, Outcome};
 use crate::convert::{self, ConvertOptions, ConvertReport};
-use crate::registry::Tag;
-use crate::source::HubConfig;
 use crate::DType;
 
-/// Turns the raw arguments into library options, in one place. `config` is the input's hub
-/// `config.json`: its architecture and pretrained cfg apply unless `--model` names another.
-pub fn options(a: &ConvertArgs, config: Option<&HubConfig>) -> anyhow::Result<ConvertOptions> {
+/// Turns the raw arguments into library options, in one place.
+pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
+    options_with(a, None)
+}
+
+/// [`options`], with the `config.json` of a hub repo or folder as the source of the model and
+/// its pretrained cfg where flags do not say otherwise.
+pub fn options_with(
+    a: &ConvertArgs,
+    config: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> anyhow::Result<ConvertOptions> {
     let rules = a
         .rename
         .iter()
@@ -29,6 +35,8 @@ pub fn options(a: &ConvertArgs, config: Option<&HubConfig>) -> anyhow::Result<Co
         rename_classifier: a.rename_classifier.clone(),
         rules,
         features: None,
+        resize: None,
+        global_pool: None,
         dtype: match a.dtype {
             DTypeArg::Keep => None,
             DTypeArg::F32 => Some(DType::F32),
@@ -36,35 +44,55 @@ pub fn options(a: &ConvertArgs, config: Option<&HubConfig>) -> anyhow::Result<Co
             DTypeArg::Bf16 => Some(DType::BF16),
         },
     };
-    let (mut model, mut tag) = (None, None);
-    let from_config = match (&a.model, config) {
-        (None, Some(c)) => Some(c),
-        _ => None,
+    let knobs = crate::registry::Knobs {
+        img_size: pair("--img-size", &a.img_size)?,
+        patch_size: pair("--patch-size", &a.patch_size)?,
+        window_size: pair("--window-size", &a.window_size)?,
     };
-    if let Some(c) = from_config {
-        // a repo's config.json, as timm reads it: a model newer than the registry converts too
-        apply_cfg(&mut adapt, a, &c.cfg);
-        if a.features_only {
-            let (arch, _) = crate::registry::lookup(&c.architecture)?;
-            let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
-            let layout = crate::registry::features::layout(&arch.name)?;
-            adapt.features = Some(layout.select(a.out_indices.as_deref(), stages)?);
-        }
-        model = Some(c.architecture.clone());
-        tag = Some(c.cfg.tag.clone());
-    } else if let Some(name) = &a.model {
+    let (mut model, mut tag) = (None, None);
+    let from_config = config.filter(|_| a.model.is_none());
+    let config_model = from_config.and_then(crate::source::config_model);
+    if let Some(name) = a.model.as_ref().or(config_model.as_ref()) {
         let (arch, cfg) = crate::registry::lookup(name)?;
         let Some(cfg) = cfg else {
             anyhow::bail!("`{name}` has no pretrained cfg; pass --first-conv and --classifier");
         };
-        apply_cfg(&mut adapt, a, &cfg);
+        merge_cfg(&mut adapt, &cfg, a);
         if a.features_only {
             let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
             let layout = crate::registry::features::layout(&arch.name)?;
             adapt.features = Some(layout.select(a.out_indices.as_deref(), stages)?);
         }
+        if let Some(pool) = &a.global_pool {
+            let layout = crate::registry::resize::layout(&arch.name)?;
+            let keys = layout.pool_changes(pool, &adapt.classifier)?;
+            adapt.global_pool = Some((pool.clone(), keys));
+        }
+        if !knobs.is_empty() {
+            let source_img = cfg
+                .cfg
+                .get("input_size")
+                .and_then(|v| v.as_array())
+                .and_then(|v| match v.as_slice() {
+                    [_, h, w] => Some([h.as_u64()? as usize, w.as_u64()? as usize]),
+                    _ => None,
+                });
+            adapt.resize = Some(crate::registry::ResizePlan::new(
+                &arch.name, &knobs, source_img,
+            )?);
+        }
         model = Some(arch.name);
         tag = Some(cfg.tag);
+    } else if !knobs.is_empty() || a.global_pool.is_some() {
+        anyhow::bail!(
+            "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry"
+        );
+    } else if let Some(cfg) = from_config.and_then(crate::source::config_tag) {
+        // an architecture the registry does not know: its config.json still says enough
+        merge_cfg(&mut adapt, &cfg, a);
+        if a.features_only {
+            anyhow::bail!("--features-only needs an architecture the registry knows");
+        }
     } else if a.features_only {
         anyhow::bail!(
             "--features-only needs --model NAME: the features layout comes from the registry"
@@ -86,18 +114,18 @@ pub fn options(a: &ConvertArgs, config: Option<&HubConfig>) -> anyhow::Result<Co
     })
 }
 
-/// Whether the cfg declares no first conv (`first_conv: []`, as csatv2's fixed DCT stem):
-/// timm then builds the same weights for any `in_chans`.
-fn fixed_stem(cfg: &Tag) -> bool {
-    matches!(cfg.cfg.get("first_conv"), Some(serde_json::Value::Array(v)) if v.is_empty())
+/// One number (square) or H,W.
+fn pair(flag: &str, v: &Option<Vec<usize>>) -> anyhow::Result<Option<[usize; 2]>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some(&[n]) => Ok(Some([n, n])),
+        Some(&[h, w]) => Ok(Some([h, w])),
+        Some(other) => anyhow::bail!("{flag} takes one or two numbers, not {}", other.len()),
+    }
 }
 
 /// Fills what the flags left open from a pretrained cfg (explicit flags override the cfg).
-fn apply_cfg(adapt: &mut Adaptation, a: &ConvertArgs, cfg: &Tag) {
-    if a.first_conv.is_empty() && fixed_stem(cfg) {
-        // nothing to adapt: the weights are the same whatever in_chans the model is built with
-        adapt.base_chans = a.in_chans.or(cfg.in_chans());
-    }
+fn merge_cfg(adapt: &mut Adaptation, cfg: &crate::registry::Tag, a: &ConvertArgs) {
     if adapt.first_conv.is_empty() {
         adapt.first_conv = cfg.first_conv();
     }
@@ -109,48 +137,34 @@ fn apply_cfg(adapt: &mut Adaptation, a: &ConvertArgs, cfg: &Tag) {
     if a.label_offset.is_none() {
         adapt.label_offset = cfg.label_offset();
     }
+    stem_free(adapt, cfg, a.quiet);
+}
+
+/// An architecture whose cfg declares no first conv (`first_conv: []`, such as csatv2's fixed DCT
+/// stem) is built the same by timm for any `in_chans`: its weights serve as they are.
+fn stem_free(adapt: &mut Adaptation, cfg: &crate::registry::Tag, quiet: bool) {
+    let declared_none = cfg
+        .cfg
+        .get("first_conv")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(Vec::is_empty);
+    let base = adapt.base_chans.unwrap_or(3);
+    if let Some(want) = adapt.in_chans.filter(|c| *c != base) {
+        if declared_none && adapt.first_conv.is_empty() {
+            if !quiet {
+                printer::note(format_args!(
+                    "the pretrained cfg declares no first conv (first_conv: []): timm builds this \
+                     architecture the same for any in_chans, so the weights serve {want} channels \
+                     unchanged"
+                ));
+            }
+            adapt.base_chans = Some(want);
+        }
+    }
 }
 
 /// Runs `convert`.
 pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
-    // a bad output path fails before anything is read or downloaded
-    crate::output::check(
-        &a.output,
-        match a.layout {
-            LayoutArg::File => crate::output::OutputKind::File,
-            LayoutArg::Hub => crate::output::OutputKind::Folder,
-        },
-    )?;
-    let source = input::resolve(&a.input, a.quiet)?;
-    let config = source.hub_config()?;
-    let opts = options(&a, config.as_ref())?;
-    if let (None, Some(c), false) = (&a.model, &config, a.quiet) {
-        printer::note(format_args!(
-            "model {}{}{} from {}",
-            c.architecture,
-            if c.cfg.tag.is_empty() { "" } else { "." },
-            c.cfg.tag,
-            source
-                .config
-                .as_deref()
-                .map_or_else(String::new, |p| p.display().to_string())
-        ));
-    }
-    if let (Some(n), false, Some(model)) = (a.in_chans, a.quiet, &opts.model) {
-        let cfg = match (&a.model, &config) {
-            (None, Some(c)) => Some(c.cfg.clone()),
-            _ => crate::registry::lookup(a.model.as_deref().unwrap_or(model))
-                .ok()
-                .and_then(|(_, t)| t),
-        };
-        if cfg.as_ref().is_some_and(fixed_stem) && a.first_conv.is_empty() {
-            printer::note(format_args!(
-                "`{model}` declares no first conv (first_conv: []): timm builds the same weights \
-                 for any in_chans, so in_chans={n} needs no adaptation"
-            ));
-        }
-    }
-    let input = &source.weights;
     let mut bar = None;
     let mut progress = |done: u64, total: u64| {
         if bar.is_none() {
@@ -160,10 +174,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
             b.set_position(done);
         }
     };
-    let report = match a.layout {
-        LayoutArg::File => convert::convert(input, &a.output, &opts, &mut progress)?,
-        LayoutArg::Hub => crate::hub::convert_hub(input, &a.output, &opts, &mut progress)?,
-    };
+    let report = execute(&a, &mut progress)?;
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
@@ -174,6 +185,17 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
         summary(&report, a.verbose);
     }
     Ok(Outcome::Success)
+}
+
+/// One conversion as `convert` does it, without printing: the code path `batch` shares.
+pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
+    crate::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
+    let source = crate::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    let opts = options_with(a, source.config.as_ref())?;
+    Ok(match a.layout {
+        LayoutArg::File => convert::convert(&source.weights, &a.output, &opts, progress)?,
+        LayoutArg::Hub => crate::hub::convert_hub(&source.weights, &a.output, &opts, progress)?,
+    })
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {
@@ -189,6 +211,12 @@ fn summary(r: &ConvertReport, verbose: bool) {
                     format!("sum within {groups} space-to-depth groups"),
                 crate::adapt::InChansMethod::Repeat => "repeat and scale".to_owned(),
             }
+        ));
+    }
+    for rs in &r.plan.resampled {
+        printer::note(format_args!(
+            "resampled `{}` {:?} -> {:?}",
+            rs.key, rs.from_shape, rs.to_shape
         ));
     }
     for d in &r.plan.dropped {

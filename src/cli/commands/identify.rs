@@ -1,12 +1,12 @@
 //! `timmconv identify`
 
 use crate::cli::args::IdentifyArgs;
-use crate::cli::{input, printer, Outcome};
+use crate::cli::{printer, Outcome};
 use crate::Checkpoint;
 
 /// Runs `identify`.
 pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
-    let source = input::resolve(&a.input, a.json)?;
+    let source = crate::source::resolve(&a.input, &mut printer::download(a.json))?;
     let ckpt = Checkpoint::open(&source.weights, &a.state.open_options())?;
     let found = crate::identify::identify(&ckpt, a.limit)?;
     if a.json {

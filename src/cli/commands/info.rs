@@ -4,12 +4,15 @@ use serde_json::json;
 
 use crate::cli::args::InfoArgs;
 use crate::cli::{printer, Outcome};
-use crate::registry;
+use crate::registry::{self, Results};
 
 /// Runs `info`.
 pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
     let (arch, tag) = registry::lookup(&a.name)?;
     let results = arch.results_for(tag.as_ref());
+    let knobs = registry::resize::layout(&arch.name)
+        .map(|l| l.knob_info())
+        .unwrap_or_default();
     if a.json {
         let mut v = json!({
             "architecture": arch.name,
@@ -24,7 +27,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
         });
         if !results.is_empty() {
             v["results"] = serde_json::to_value(&results)?;
+            v["results_by_size"] = serde_json::to_value(arch.results_by_size_for(tag.as_ref()))?;
         }
+        v["resolution"] = serde_json::to_value(&knobs)?;
         printer::json(&v)?;
         return Ok(Outcome::Success);
     }
@@ -85,17 +90,38 @@ pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
             ))?;
         }
     }
-    if !results.is_empty() {
-        let f = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x}"));
+    for k in &knobs {
+        let default = k.default.map_or("-".to_owned(), |[h, w]| {
+            if h == w {
+                h.to_string()
+            } else {
+                format!("{h},{w}")
+            }
+        });
+        let flag = format!("--{}", k.knob.replace('_', "-"));
+        match &k.refused {
+            None => printer::line(format_args!("  {flag:<13} default {default}"))?,
+            Some(why) => printer::line(format_args!(
+                "  {flag:<13} default {default}; refused: {why}"
+            ))?,
+        }
+    }
+    let by_size = arch.results_by_size_for(tag.as_ref());
+    if !by_size.is_empty() {
+        let want = tag.as_ref().and_then(|t| t.input_size());
         printer::line(format_args!(
-            "  results       top1 {} top5 {} @ {}px, {} GMACs, {} M activations, {} samples/s",
-            f(results.top1),
-            f(results.top5),
-            f(results.img_size.or(results.infer_img_size)),
-            f(results.gmacs),
-            f(results.macts),
-            f(results.samples_per_sec)
+            "  results       {}",
+            match (want, results.size()) {
+                (Some(w), Some(s)) if w as f64 != s => format!(
+                    "(none at the tag's {w}px; the nearest size, {}px, is marked *)",
+                    px(Some(s))
+                ),
+                _ => "(the tag's input size is marked *)".to_owned(),
+            }
         ))?;
+        for line in results_table(by_size, &results) {
+            printer::line(format_args!("    {line}"))?;
+        }
     }
     if arch.tags.len() > 1 {
         printer::line(format_args!(
@@ -108,4 +134,37 @@ pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {
         ))?;
     }
     Ok(Outcome::Success)
+}
+
+fn px(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| format!("{x}"))
+}
+
+/// One row per size, every figure from that size's rows of the tables; the headline row starred.
+fn results_table(by_size: &[Results], headline: &Results) -> Vec<String> {
+    let head = [
+        "px",
+        "top1",
+        "top5",
+        "crop",
+        "GMACs",
+        "M acts",
+        "samples/s",
+        "train/s",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![head.iter().map(|h| (*h).to_owned()).collect()];
+    for r in by_size {
+        let star = if r == headline { "*" } else { " " };
+        rows.push(vec![
+            format!("{star}{}", px(r.size())),
+            px(r.top1),
+            px(r.top5),
+            px(r.crop_pct),
+            px(r.gmacs),
+            px(r.macts),
+            px(r.samples_per_sec),
+            px(r.train_samples_per_sec),
+        ]);
+    }
+    crate::cli::table::render(&rows)
 }

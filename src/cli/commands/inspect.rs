@@ -42,13 +42,16 @@ struct Report<'a> {
 }
 
 /// Runs `inspect`.
-pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
+pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
+    a.file = crate::source::resolve(&a.file, &mut printer::download(false))?.weights;
     if a.scan {
         return scan(&a);
     }
+    if a.tree {
+        return super::tree::run(&a);
+    }
     let opts = a.state.open_options();
-    let source = crate::cli::input::resolve(&a.file, false)?;
-    let ckpt = Checkpoint::open(&source.weights, &opts)?;
+    let ckpt = Checkpoint::open(&a.file, &opts)?;
     let mut counts: BTreeMap<String, (GlobalClass, usize)> = BTreeMap::new();
     for g in ckpt.globals() {
         counts
@@ -57,7 +60,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
             .1 += 1;
     }
     let report = Report {
-        file: source.weights.display().to_string(),
+        file: a.file.display().to_string(),
         format: ckpt.format(),
         pickle_protocol: ckpt.protocol(),
         globals: counts
@@ -177,12 +180,11 @@ pub fn run(a: InspectArgs) -> anyhow::Result<Outcome> {
 }
 
 fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
-    let file = crate::cli::input::resolve(&a.file, false)?.weights;
-    let scan = checkpoint::scan_file(&file)?;
+    let scan = checkpoint::scan_file(&a.file)?;
     let safe = scan.is_safe();
     if a.json {
         printer::json(&serde_json::json!({
-            "file": file.display().to_string(),
+            "file": a.file.display().to_string(),
             "safe": safe,
             "globals": scan.findings,
             "problems": scan.problems,

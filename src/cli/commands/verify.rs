@@ -20,6 +20,23 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
         allow_unused: a.allow_unused,
     };
     let r = verify(&a.weights, &a.module, &a.fixture, &opts)?;
+    if let Some(path) = &a.report {
+        let svg = crate::chart::parity::svg(&crate::chart::parity::Report {
+            subject: format!(
+                "{} in {} on {}, fixture {}",
+                a.weights.display(),
+                a.module.display(),
+                r.device,
+                a.fixture.display()
+            ),
+            reference: &r.reference_logits,
+            output: &r.logits,
+            atol: r.atol,
+            rtol: r.rtol,
+            passed: r.passed,
+        })?;
+        crate::cli::write_file(path, svg.as_bytes())?;
+    }
     if a.json {
         printer::json(&r)?;
     } else {

@@ -1,0 +1,414 @@
+//! `timmconv batch`: the `convert` jobs of a manifest, one shard of them, several at once.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::args::{BatchArgs, ConvertArgs, LayoutArg};
+use crate::cli::commands::convert;
+use crate::cli::{printer, Outcome};
+
+/// One manifest line as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    input: String,
+    output: String,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+/// `convert`'s flags, parsed by the same clap definition `convert` uses.
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true)]
+struct Wrapper {
+    #[command(flatten)]
+    convert: ConvertArgs,
+}
+
+/// One job of the manifest, checked.
+struct Job {
+    line: usize,
+    args: ConvertArgs,
+}
+
+/// What happened to one job; one line of `--report`.
+#[derive(Debug, Serialize)]
+struct Record {
+    line: usize,
+    input: PathBuf,
+    output: PathBuf,
+    status: &'static str,
+    error: Option<String>,
+    seconds: f64,
+    bytes_read: u64,
+    bytes_written: u64,
+}
+
+/// Runs `batch`.
+pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
+    let jobs = read_manifest(&a.manifest)?;
+    let (index, count, why) = shard(&a)?;
+    if !a.quiet {
+        printer::note(format_args!("shard {index}/{count} ({why})"));
+    }
+    let mine: Vec<Job> = jobs
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| k % count == index)
+        .map(|(_, j)| j)
+        .collect();
+    let workers = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, mine.len().max(1));
+    let mut report = match &a.report {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let bar = jobs_bar(mine.len() as u64, a.quiet);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let bytes = AtomicU64::new(0);
+    let records = Mutex::new(Vec::with_capacity(mine.len()));
+    let report_file = Mutex::new(report.as_mut());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Some(job) = mine.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let r = run_job(job, a.no_hash, &bytes, bar.as_ref());
+                if r.status == "failed" && a.fail_fast {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                    b.set_message(printer::bytes(bytes.load(Ordering::Relaxed)));
+                }
+                if let Ok(mut f) = report_file.lock() {
+                    if let Some(f) = f.as_mut() {
+                        let _ = serde_json::to_writer(&mut **f, &r)
+                            .map_err(std::io::Error::from)
+                            .and_then(|()| f.write_all(b"\n"));
+                    }
+                }
+                if let Ok(mut v) = records.lock() {
+                    v.push(r);
+                }
+            });
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+    records.sort_by_key(|r| r.line);
+    let count_of = |s: &str| records.iter().filter(|r| r.status == s).count();
+    let (converted, skipped, failed) = (
+        count_of("converted"),
+        count_of("skipped"),
+        count_of("failed"),
+    );
+    if a.json {
+        printer::json(&records)?;
+    }
+    if !a.quiet {
+        for r in &records {
+            match &r.error {
+                Some(e) => printer::warn(format_args!("line {}: {e}", r.line)),
+                None if a.verbose => printer::note(format_args!(
+                    "line {}: {} {}",
+                    r.line,
+                    r.status,
+                    r.output.display()
+                )),
+                None => {}
+            }
+        }
+        let not_started = mine.len() - records.len();
+        printer::note(format_args!(
+            "{converted} converted, {skipped} skipped, {failed} failed{}",
+            if not_started > 0 {
+                format!(", {not_started} not started (--fail-fast)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(if failed > 0 || records.len() < mine.len() {
+        Outcome::Finding
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Reads and checks every line before anything runs.
+fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut jobs = Vec::new();
+    let mut outputs: HashMap<PathBuf, usize> = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: String| anyhow::anyhow!("{}: line {line}: {why}", path.display());
+        let l: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+        // a hub name is no path: it stays as convert takes it
+        let input = if l.input.starts_with("hf-hub:") {
+            PathBuf::from(&l.input)
+        } else {
+            base.join(&l.input)
+        };
+        let output = base.join(&l.output);
+        let mut argv: Vec<std::ffi::OsString> =
+            vec![input.into(), "--output".into(), output.into()];
+        argv.extend(l.args.iter().map(Into::into));
+        let w = Wrapper::try_parse_from(argv).map_err(|e| {
+            let msg = e.to_string();
+            bad(msg
+                .lines()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or(msg.trim())
+                .trim_start_matches("error: ")
+                .to_owned())
+        })?;
+        convert::options(&w.convert).map_err(|e| bad(format!("{e:#}")))?;
+        if let Some(first) = outputs.insert(w.convert.output.clone(), line) {
+            return Err(bad(format!(
+                "output {} is also line {first}'s",
+                w.convert.output.display()
+            )));
+        }
+        jobs.push(Job {
+            line,
+            args: w.convert,
+        });
+    }
+    Ok(jobs)
+}
+
+/// The shard to run: (index, count, where it came from).
+fn shard(a: &BatchArgs) -> anyhow::Result<(usize, usize, String)> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let num = |k: &str, v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| anyhow::anyhow!("{k}=`{v}` is not a non-negative integer"))
+    };
+    let (index, count, why) = if let Some(s) = &a.shard {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| anyhow::anyhow!("--shard `{s}` is not I/N"))?;
+        (num("--shard", i)?, num("--shard", n)?, "--shard".to_owned())
+    } else if let Some(id) = env("SLURM_ARRAY_TASK_ID") {
+        let id = num("SLURM_ARRAY_TASK_ID", &id)?;
+        let min = env("SLURM_ARRAY_TASK_MIN")
+            .map(|v| num("SLURM_ARRAY_TASK_MIN", &v))
+            .transpose()?
+            .unwrap_or(0);
+        let step = env("SLURM_ARRAY_TASK_STEP")
+            .map(|v| num("SLURM_ARRAY_TASK_STEP", &v))
+            .transpose()?
+            .unwrap_or(1)
+            .max(1);
+        let count = if let Some(c) = env("SLURM_ARRAY_TASK_COUNT") {
+            num("SLURM_ARRAY_TASK_COUNT", &c)?
+        } else if let Some(max) = env("SLURM_ARRAY_TASK_MAX") {
+            let max = num("SLURM_ARRAY_TASK_MAX", &max)?;
+            max.checked_sub(min).map_or(0, |d| d / step + 1)
+        } else {
+            anyhow::bail!("SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX is");
+        };
+        let index = id.checked_sub(min).ok_or_else(|| {
+            anyhow::anyhow!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")
+        })? / step;
+        (
+            index,
+            count,
+            format!("SLURM_ARRAY_TASK_ID={id}, min {min}, step {step}, {count} tasks"),
+        )
+    } else if let Some(idx) = env("JOB_COMPLETION_INDEX") {
+        let index = num("JOB_COMPLETION_INDEX", &idx)?;
+        let (count, src) = match (a.shard_count, env("TIMMCONV_SHARD_COUNT")) {
+            (Some(n), _) => (n, "--shard-count".to_owned()),
+            (None, Some(v)) => (num("TIMMCONV_SHARD_COUNT", &v)?, "TIMMCONV_SHARD_COUNT".to_owned()),
+            (None, None) => anyhow::bail!(
+                "JOB_COMPLETION_INDEX is set: give the shard count with --shard-count or TIMMCONV_SHARD_COUNT"
+            ),
+        };
+        (
+            index,
+            count,
+            format!("JOB_COMPLETION_INDEX={index}, count from {src}"),
+        )
+    } else {
+        (
+            0,
+            1,
+            "no --shard, Slurm or Kubernetes index: all jobs".to_owned(),
+        )
+    };
+    if count == 0 || index >= count {
+        anyhow::bail!("shard {index}/{count} ({why}) is out of range");
+    }
+    Ok((index, count, why))
+}
+
+/// Converts one job, or skips it when its output is current; never panics the batch.
+fn run_job(
+    job: &Job,
+    no_hash: bool,
+    bytes: &AtomicU64,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Record {
+    let started = Instant::now();
+    // `batch --no-hash` converts without hashing too, so outputs record size and mtime instead;
+    // an output timmconv wrote for other options or another input is stale, and replaced
+    let is_current = !job.args.force && current(&job.args, no_hash || job.args.no_hash);
+    let stale = !job.args.force && !is_current && written_by_us(&job.args);
+    let mut args;
+    let a = if (no_hash && !job.args.no_hash) || stale {
+        args = job.args.clone();
+        args.no_hash |= no_hash;
+        args.force |= stale;
+        &args
+    } else {
+        &job.args
+    };
+    let bytes_read = std::fs::metadata(&a.input).map_or(0, |m| m.len());
+    let mut rec = Record {
+        line: job.line,
+        input: a.input.clone(),
+        output: a.output.clone(),
+        status: "converted",
+        error: None,
+        seconds: 0.0,
+        bytes_read,
+        bytes_written: 0,
+    };
+    if is_current {
+        rec.status = "skipped";
+        rec.bytes_read = 0;
+    } else {
+        let mut last = 0;
+        // a zoo's outputs go to a tree of folders: make the output's, as `mkdir -p` would
+        let parent = a.output.parent().filter(|p| !p.as_os_str().is_empty());
+        let result = parent
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", parent.unwrap_or(Path::new("")).display()))
+            .and_then(|()| {
+                convert::execute(a, |done, _| {
+                    bytes.fetch_add(done.saturating_sub(last), Ordering::Relaxed);
+                    last = done;
+                    if let Some(b) = bar {
+                        b.set_message(printer::bytes(bytes.load(Ordering::Relaxed)));
+                    }
+                })
+            });
+        match result {
+            Ok(r) => rec.bytes_written = r.bytes,
+            Err(e) => {
+                rec.status = "failed";
+                rec.error = Some(e.to_string());
+            }
+        }
+    }
+    rec.seconds = started.elapsed().as_secs_f64();
+    rec
+}
+
+/// Whether the output exists and records this input and these options.
+fn current(a: &ConvertArgs, no_hash: bool) -> bool {
+    let Ok(meta) = output_metadata(&output_file(a)) else {
+        return false;
+    };
+    let Ok(opts) = convert::options(a) else {
+        return false;
+    };
+    if meta.get("options_sha256") != Some(&crate::convert::options_fingerprint(&opts)) {
+        return false;
+    }
+    if no_hash {
+        // the input's size and mtime, as the output recorded them when converted without a hash
+        let stamp = std::fs::metadata(&a.input)
+            .ok()
+            .and_then(|m| crate::convert::source_stamp(&m));
+        match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
+            (Some((size, mtime)), Some(s), Some(m)) => {
+                *s == size.to_string() && *m == mtime.to_string()
+            }
+            _ => false,
+        }
+    } else {
+        match (
+            meta.get("source_sha256"),
+            crate::convert::sha256_file(&a.input),
+        ) {
+            (Some(recorded), Ok(sha)) => *recorded == sha,
+            _ => false,
+        }
+    }
+}
+
+/// Whether the job's output exists and is a timmconv output (its metadata has `options_sha256`):
+/// one batch may replace when stale; anything else at that path is left alone (the job fails).
+fn written_by_us(a: &ConvertArgs) -> bool {
+    output_metadata(&output_file(a)).is_ok_and(|m| m.contains_key("options_sha256"))
+}
+
+/// The safetensors file a job writes (the weights of a hub folder).
+fn output_file(a: &ConvertArgs) -> PathBuf {
+    match a.layout {
+        LayoutArg::File => a.output.clone(),
+        LayoutArg::Hub => a.output.join("model.safetensors"),
+    }
+}
+
+/// The `__metadata__` of a safetensors file, reading only its header.
+fn output_metadata(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)?;
+    let n = u64::from_le_bytes(len);
+    anyhow::ensure!(n <= 100 << 20, "header too large");
+    let mut header = vec![0u8; usize::try_from(n)?];
+    f.read_exact(&mut header)?;
+    let v: serde_json::Value = serde_json::from_slice(&header)?;
+    Ok(v.get("__metadata__")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default())
+}
+
+/// A progress bar of jobs with the bytes converted, on a terminal only.
+fn jobs_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if quiet || total == 0 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} jobs, {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}

@@ -1,0 +1,190 @@
+//! One regression test per class of attack in issue 10, on files from the hostile corpus that
+//! tools/make_hostile.py generates (its MANIFEST.json records, for each, whether torch.load
+//! runs its payload — proved there with a marker file). The CLI-wide sweep over every file, with
+//! peak RSS and leftovers measured, is tests/python/test_hostile.py.
+
+mod common;
+
+use std::path::PathBuf;
+
+use timmconv::checkpoint::scan;
+use timmconv::error::Error;
+use timmconv::{Checkpoint, OpenOptions};
+
+fn hostile(name: &str) -> PathBuf {
+    common::fixture(&format!("hostile/{name}"))
+}
+
+fn open_err(name: &str) -> String {
+    Checkpoint::open(hostile(name), &OpenOptions::default())
+        .expect_err(name)
+        .to_string()
+}
+
+fn manifest() -> Vec<serde_json::Value> {
+    common::json(&common::fixture("hostile/MANIFEST.json"))["files"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Class 1: every file whose payload torch.load runs is unsafe for the scan (finding, problem
+/// or error), never "ok"; in particular a payload followed by a parse error in the same pickle.
+#[test]
+fn scan_never_passes_a_file_torch_would_run_code_from() {
+    let mut code = 0;
+    for e in manifest() {
+        let name = e["file"].as_str().unwrap();
+        let bytes = std::fs::read(hostile(name)).unwrap();
+        if e["runs_code"].as_bool().unwrap() {
+            code += 1;
+            if let Ok(s) = scan(&bytes) {
+                assert!(
+                    !s.is_safe(),
+                    "{name}: torch runs its payload, the scan says safe"
+                );
+            }
+        }
+    }
+    assert!(code >= 15, "only {code} live payloads");
+    let s =
+        scan(&std::fs::read(hostile("legacy_p2_payload_then_junk_opcode.pth")).unwrap()).unwrap();
+    assert!(s.findings.iter().any(|f| f.global == "posix.system"));
+    assert!(!s.problems.is_empty(), "the unreadable rest is a problem");
+}
+
+#[test]
+fn scan_reads_zip_records_as_torch_finds_them() {
+    let s = scan(&std::fs::read(hostile("zip_data_PKL_uppercase.pth")).unwrap()).unwrap();
+    assert!(
+        s.findings.iter().any(|f| f.global == "posix.system"),
+        "{s:?}"
+    );
+    for (file, says) in [
+        ("zip_unicode_extra_rename.pth", "extra field"),
+        ("zip_data_pkl_two_cases.pth", "up to case"),
+        ("zip_duplicate_names.pth", "distinct names"),
+        ("zip_local_header_disagrees.pth", "local header"),
+        ("zip_overlapping_members.pth", "overlap"),
+        ("zip_two_end_records.pth", "end-of-central-directory"),
+    ] {
+        let err = scan(&std::fs::read(hostile(file)).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{file}: {err}");
+        assert!(open_err(file).contains(says), "{file}");
+    }
+    let tar = scan(&std::fs::read(hostile("tar_payload_storages.pth")).unwrap()).unwrap();
+    assert!(!tar.is_safe());
+}
+
+/// Class 2.
+#[test]
+fn self_referential_rebuild_does_not_hang() {
+    assert!(open_err("self_referential_rebuild.pth").contains("not a tuple"));
+    assert!(open_err("deep_rebuild_chain.pth").contains("MAX_DEPTH"));
+}
+
+/// Class 3: a DAG costs its size; byte budgets refuse bombs of small objects.
+#[test]
+fn shared_references_and_object_bombs_are_bounded() {
+    for depth in [22, 40] {
+        let c = Checkpoint::open(
+            hostile(&format!("dag_depth{depth}.pth")),
+            &OpenOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.skipped().len(), 1);
+    }
+    for (file, limit) in [
+        ("deflated_memo_bomb.pth", "MAX_PICKLE_MEMORY"),
+        ("deflated_none_bomb.pth", "MAX_PICKLE_MEMORY"),
+        ("deflated_object_bomb.pth", "MAX_PICKLE_MEMORY"),
+        ("deflated_string_copies.pth", "MAX_STACK"),
+    ] {
+        let err = Checkpoint::open(hostile(file), &OpenOptions::default()).unwrap_err();
+        let Error::WithPath { source, .. } = &err else {
+            panic!("{file}: {err}")
+        };
+        assert!(
+            matches!(**source, Error::Limit { name, .. } if name == limit),
+            "{file}: {err}"
+        );
+    }
+}
+
+/// Class 4.
+#[test]
+fn stride_zero_views_are_limited_by_amplification() {
+    for file in [
+        "stride0_2p62.pth",
+        "stride0_2gib.pth",
+        "stride0_totals_wrap.pth",
+    ] {
+        assert!(open_err(file).contains("MAX_AMPLIFICATION"), "{file}");
+    }
+    let c = Checkpoint::open(hostile("stride0_within_limit.pth"), &OpenOptions::default()).unwrap();
+    assert_eq!(c.array::<f32>("w").unwrap().shape(), [8, 4]);
+    let raised = OpenOptions {
+        max_amplification: 1 << 40,
+        ..OpenOptions::default()
+    };
+    let c = Checkpoint::open(hostile("stride0_2gib.pth"), &raised).unwrap();
+    assert_eq!(c.total_bytes(), 1 << 31);
+}
+
+/// Class 6 (and 10): long and control-character names print, escaped, without a panic.
+#[test]
+fn long_and_hostile_names_print_escaped() {
+    let out = std::process::Command::new(common::bin())
+        .args(["inspect", hostile("name_70000_chars.pth").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "inspect",
+            "--scan",
+            hostile("global_name_with_cr.pth").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!text.contains('\r') && text.contains("\\u{d}"), "{text}");
+}
+
+/// Class 7.
+#[test]
+fn outputs_no_reader_can_open_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    let run = std::process::Command::new(common::bin())
+        .args([
+            "convert",
+            hostile("tensor_named_metadata.pth").to_str().unwrap(),
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("__metadata__"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// Class 9.
+#[test]
+fn storages_torch_would_read_differently_are_refused() {
+    assert!(open_err("storage_two_dtypes.pth").contains("storage `0` is declared"));
+    assert!(open_err("legacy_view_past_view.pth").contains("has 2 elements"));
+    assert!(open_err("legacy_record_size_differs.pth").contains("declares 4"));
+    assert!(open_err("legacy_view_past_root.pth").contains("exceeds its root"));
+}
+
+/// Class 10.
+#[test]
+fn text_integers_obey_the_long_limit() {
+    assert!(open_err("text_int_digits.pth").contains("MAX_LONG_BYTES"));
+    assert!(open_err("text_long_digits.pth").contains("MAX_LONG_BYTES"));
+}

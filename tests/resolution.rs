@@ -1,0 +1,198 @@
+//! Resolution adaptation: the resampling numerics against what torch 2.11.0 / timm 1.0.31 compute
+//! (fixtures/resize, made by tools/make_resize_fixtures.py), and the CLI's refusals. The
+//! end-to-end parity with timm's own loading is tests/python/test_resolution.py.
+
+mod common;
+
+use std::process::Command;
+
+use common::{bin, fixture, json};
+use timmconv::adapt::resample::{interp, Interp, Mode, Resample};
+use timmconv::{Checkpoint, OpenOptions};
+
+fn pair(v: &serde_json::Value) -> [usize; 2] {
+    [
+        v[0].as_u64().unwrap() as usize,
+        v[1].as_u64().unwrap() as usize,
+    ]
+}
+
+fn tensor(ckpt: &Checkpoint, name: &str) -> (Vec<f32>, Vec<usize>) {
+    let t = ckpt
+        .tensors()
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .clone();
+    let bytes = ckpt.tensor_bytes(&t).unwrap();
+    let v = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (v, t.shape.clone())
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
+    assert_eq!(a.len(), b.len());
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    let m = b.iter().map(|x| x.abs()).fold(1.0, f32::max);
+    (d, m)
+}
+
+fn interp_of(case: &serde_json::Value) -> Interp {
+    Interp {
+        mode: if case["mode"] == "bilinear" {
+            Mode::Bilinear
+        } else {
+            Mode::Bicubic
+        },
+        antialias: case["antialias"].as_bool().unwrap(),
+    }
+}
+
+#[test]
+fn resampling_matches_torch_and_timm() {
+    let cases = json(&fixture("resize/cases.json"));
+    let ckpt =
+        Checkpoint::open(fixture("resize/cases.safetensors"), &OpenOptions::default()).unwrap();
+    for case in cases["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (x, shape) = tensor(&ckpt, &format!("{name}.in"));
+        let (want, want_shape) = tensor(&ckpt, &format!("{name}.out"));
+        let (got, tol) = match case["op"].as_str().unwrap() {
+            "interp" => {
+                let got =
+                    interp::resize(&x, pair(&case["frm"]), pair(&case["to"]), interp_of(case))
+                        .unwrap();
+                (got, 1e-6)
+            }
+            "pinv" => {
+                let op = Resample::PatchEmbed {
+                    from_patch: pair(&case["frm"]),
+                    to_patch: pair(&case["to"]),
+                    interp: interp_of(case),
+                };
+                assert_eq!(op.out_shape(&shape).unwrap(), want_shape, "{name}");
+                (op.apply(&x, &shape).unwrap(), 1e-5)
+            }
+            _ => {
+                let flat = shape.len() == 2;
+                let w = pair(&case["window"]);
+                let to_table = [2 * w[0] - 1, 2 * w[1] - 1];
+                let (from_table, extra) = if flat {
+                    let extra = want_shape[0] - to_table[0] * to_table[1];
+                    let s = (((shape[0] - extra) as f64).sqrt()) as usize;
+                    ([s, s], extra)
+                } else {
+                    ([shape[1], shape[2]], 0)
+                };
+                let op = Resample::RelPosBiasTable {
+                    from_table,
+                    to_table,
+                    extra_tokens: extra,
+                    flat,
+                };
+                assert_eq!(op.out_shape(&shape).unwrap(), want_shape, "{name}");
+                (op.apply(&x, &shape).unwrap(), 1e-6)
+            }
+        };
+        let (d, m) = max_diff(&got, &want);
+        assert!(d <= tol * m, "{name}: max |diff| {d} > {tol} * {m}");
+    }
+}
+
+fn convert(model: &str, extra: &[&str]) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let o = Command::new(bin())
+        .args(["convert"])
+        .arg(fixture("resize/cases.safetensors"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--model", model])
+        .args(extra)
+        .output()
+        .unwrap();
+    (o, dir)
+}
+
+#[test]
+fn refusals_exit_2_name_the_architecture_and_write_nothing() {
+    for (model, extra, why) in [
+        (
+            "crossvit_tiny_240",
+            &["--img-size", "224"][..],
+            "timm cannot load",
+        ),
+        ("levit_128", &["--img-size", "256"], "timm cannot load"),
+        ("convnext_tiny", &["--img-size", "288"], "takes no img_size"),
+        ("resnet50", &["--patch-size", "8"], "takes no patch_size"),
+        (
+            "vit_small_patch16_224",
+            &["--img-size", "0"],
+            "must be positive",
+        ),
+        (
+            "vit_small_patch16_224",
+            &["--img-size", "1,2,3"],
+            "one or two numbers",
+        ),
+    ] {
+        let (o, dir) = convert(model, extra);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{model}: {err}");
+        assert!(err.contains(why), "{model}: {err}");
+        if !extra.contains(&"1,2,3") {
+            assert!(err.contains(model), "{model}: {err}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{model}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(bin())
+        .args(["convert"])
+        .arg(fixture("resize/cases.safetensors"))
+        .arg("-o")
+        .arg(dir.path().join("x.safetensors"))
+        .args(["--img-size", "384"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("need --model"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn info_shows_knobs_and_defaults_from_the_generated_data() {
+    // defaults as tools/gen_resize.py read them from timm 1.0.31's models
+    let o = Command::new(bin())
+        .args(["info", "swin_tiny_patch4_window7_224", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let knobs: Vec<(String, serde_json::Value)> = v["resolution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["knob"].as_str().unwrap().to_owned(), k["default"].clone()))
+        .collect();
+    assert_eq!(
+        knobs,
+        [
+            ("img_size".to_owned(), serde_json::json!([224, 224])),
+            ("patch_size".to_owned(), serde_json::json!([4, 4])),
+            ("window_size".to_owned(), serde_json::json!([7, 7])),
+        ]
+    );
+    let l = timmconv::registry::resize::layout("deit_base_distilled_patch16_224").unwrap();
+    assert_eq!((l.prefix_tokens, l.no_embed_class), (2, false));
+    let l = timmconv::registry::resize::layout("flexivit_small").unwrap();
+    assert_eq!((l.interpolation, l.antialias), (Mode::Bilinear, false));
+    let (n, with) = timmconv::registry::resize::validate().unwrap();
+    assert_eq!(n, timmconv::registry::arch_names().count());
+    assert!(with > 600, "{with}");
+}

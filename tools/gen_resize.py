@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Record, for every timm architecture, which resolution knobs (`img_size`, `patch_size`,
+`window_size`) its constructor takes, which weights each one reshapes and how timm 1.0.31's
+checkpoint filter adapts them, so `timmconv convert --img-size/--patch-size/--window-size` can.
+
+Pinned: torch 2.11.0, timm 1.0.31. Run from the repository root (two shards use both cores):
+
+    PY=~/.cache/timmconv/venv-torch2.11.0-timm1.0.31/bin/python
+    $PY tools/gen_resize.py --shard 0/2 & $PY tools/gen_resize.py --shard 1/2; wait
+    $PY tools/gen_resize.py --merge
+
+`--pools-only` adds the global_pool data to the entries of an existing resize.jsonl (same shards,
+then --merge), resuming where a previous run stopped.
+
+Everything is built on torch.device('meta'): at the default size and at a changed size per knob;
+the state-dict shapes are compared. Each changed key is classified (absolute position embedding,
+patch embedding, relative-position bias table); a relative-position table also records how its
+window follows the knobs (`stride`: the feature stride over the patch size; `clamp`: Swin-style
+window clamped to the stage resolution), checked here against both builds. An architecture whose
+changed keys fall outside what its family's checkpoint filter resamples gets a refusal: the reason
+is what timm itself does (a size mismatch on load) or that timmconv does not port that filter.
+
+It also records, per `global_pool` type, whether the constructor takes it and which keys change
+(`catavgmax` doubles `num_features`, so the classifier no longer fits), appear or disappear.
+"""
+
+import argparse
+import inspect
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+import timm
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "src" / "registry" / "resize.jsonl"
+PARTS = ROOT / ".resize-parts"
+
+# timm modules whose checkpoint_filter_fn timmconv ports, and what each resamples
+FAMILIES = {
+    "timm.models.vision_transformer": {"abs_pos", "patch"},
+    "timm.models.deit": {"abs_pos", "patch"},
+    "timm.models.eva": {"abs_pos", "patch"},
+    "timm.models.beit": {"abs_pos", "patch", "rel_table"},
+    "timm.models.swin_transformer": {"patch", "rel_table"},
+    "timm.models.maxxvit": {"rel_table"},
+}
+# the --global-pool values timmconv offers (timm's SelectAdaptivePool2d types)
+POOLS = ("avg", "max", "avgmax", "catavgmax", "")
+# buffers the filters drop and the models rebuild
+REBUILT = ("relative_position_index", "attn_mask")
+
+
+def pair(v):
+    if v is None:
+        return None
+    if isinstance(v, int):
+        return [v, v]
+    return [int(x) for x in v][-2:]
+
+
+def build(name, **kw):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return timm.create_model(name, pretrained=False, **kw)
+
+
+def shapes(model):
+    return {k: list(v.shape) for k, v in model.state_dict().items()}
+
+
+def classify(key):
+    if key == "pos_embed":
+        return "abs_pos"
+    if key == "patch_embed.proj.weight":
+        return "patch"
+    if key.endswith("relative_position_bias_table"):
+        return "rel_table"
+    return None
+
+
+def default_patch(model):
+    pe = getattr(model, "patch_embed", None)
+    p = getattr(pe, "patch_size", None)
+    return pair(p)
+
+
+def default_grid(model):
+    pe = getattr(model, "patch_embed", None)
+    return pair(getattr(pe, "grid_size", None))
+
+
+def window_of(model, key):
+    m = model.get_submodule(key[: -len(".relative_position_bias_table")])
+    return pair(getattr(m, "window_size", None))
+
+
+def resolution_of(model, key):
+    """The stage resolution a Swin-style block clamps its window to."""
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            m = model.get_submodule(".".join(parts[:i]))
+        except AttributeError:
+            continue
+        r = getattr(m, "input_resolution", None)
+        if r is not None:
+            return pair(r)
+    return None
+
+
+def knob_probe(knob, img, patch, window):
+    if knob == "img_size":
+        return {"img_size": [img[0] + 64, img[1] + 64] if img[0] < 384 else [img[0] - 64, img[1] - 64]}
+    if knob == "patch_size":
+        return {"patch_size": 8 if patch[0] != 8 else 16}
+    # a window change only shows where the stages are large enough: also raise the image size
+    return {"window_size": window[0] + 5, "img_size": img[0] + 160}
+
+
+def probe_pools(name, base_shapes):
+    """global_pool: which pool types the constructor takes, and which keys each one changes."""
+    pools = {}
+    for pool in POOLS:
+        try:
+            m = build(name, global_pool=pool)
+        except Exception as ex:  # noqa: BLE001 - refused by timm: recorded with its reason
+            pools[pool] = {"error": f"{type(ex).__name__}: {ex}"[:200]}
+            continue
+        new = shapes(m)
+        pools[pool] = {
+            "changed": sorted(k for k in new if k in base_shapes and new[k] != base_shapes[k]),
+            "added": sorted(k for k in new if k not in base_shapes),
+            "removed": sorted(k for k in base_shapes if k not in new),
+        }
+    return pools
+
+
+def entry(name):
+    e = {"name": name}
+    base = build(name)
+    cfg = base.pretrained_cfg or {}
+    img = pair(cfg.get("input_size", (3, 224, 224))[-2:])
+    e["img_size"] = img
+    patch = default_patch(base)
+    e["patch_size"] = patch
+    e["grid_size"] = default_grid(base)
+    e["prefix_tokens"] = 0 if getattr(base, "no_embed_class", False) else int(getattr(base, "num_prefix_tokens", 0))
+    e["no_embed_class"] = bool(getattr(base, "no_embed_class", False))
+    flexi = "flexi" in name
+    e["interpolation"] = "bilinear" if flexi else "bicubic"
+    e["antialias"] = not flexi
+    module = type(base).__module__
+    e["family"] = module.rsplit(".", 1)[-1]
+    handled = FAMILIES.get(module, set())
+    if "radio" in name:
+        handled = set()
+    if getattr(base, "pos_embed", None) is not None and getattr(base, "pos_embed").ndim != 3:
+        handled = handled - {"abs_pos"}
+    source = inspect.getsource(sys.modules[module])
+    # any of timm's resampling helpers (resize_rel_pos_bias_table_levit, ..._nhwc, ...)
+    filter_resamples = re.search(r"(resample_abs_pos_embed|resample_patch_embed|resize_rel_pos_bias_table)\w*\(", source) is not None
+    base_shapes = shapes(base)
+    windows = {k: window_of(base, k) for k in base_shapes if classify(k) == "rel_table"}
+    e["window_size"] = None
+    ws = [w for w in windows.values() if w]
+    if ws:
+        e["window_size"] = max(ws)
+    wsig = getattr(base, "window_size", None)
+    knobs, refuse, rel = [], {}, {}
+    for knob in ("img_size", "patch_size", "window_size"):
+        if knob == "patch_size" and patch is None:
+            continue
+        if knob == "window_size" and e["window_size"] is None:
+            continue
+        kw = knob_probe(knob, img, patch or [1, 1], e["window_size"] or [7, 7])
+        try:
+            m = build(name, **kw)
+        except TypeError as ex:
+            if "unexpected keyword" in str(ex) or "got an unexpected" in str(ex):
+                continue
+            refuse[knob] = f"timm 1.0.31 cannot build it with {knob}: {type(ex).__name__}: {ex}"[:300]
+            knobs.append(knob)
+            continue
+        except Exception as ex:  # noqa: BLE001 - any failure is a refusal with timm's reason
+            refuse[knob] = f"timm 1.0.31 cannot build it with {knob}: {type(ex).__name__}: {ex}"[:300]
+            knobs.append(knob)
+            continue
+        knobs.append(knob)
+        new = shapes(m)
+        changed = []
+        for k, s in new.items():
+            if k in base_shapes and base_shapes[k] != s:
+                changed.append(k)
+            if k not in base_shapes and not k.endswith(REBUILT):
+                refuse[knob] = f"the model at another {knob} holds `{k}`, which the checkpoint lacks"
+        for k in base_shapes:
+            if k not in new and not k.endswith(REBUILT):
+                refuse[knob] = f"the model at another {knob} lacks `{k}`, which the checkpoint holds"
+        bad = [k for k in changed if classify(k) not in handled]
+        if bad and knob not in refuse:
+            k = bad[0]
+            if filter_resamples:
+                why = "timmconv does not port this family's resampling of it"
+            else:
+                why = f"timm 1.0.31's {e['family']} checkpoint filter does not resample it, so timm cannot load the weights"
+            refuse[knob] = f"`{k}` changes shape {base_shapes[k]} -> {new[k]} and {why}"
+        for k in changed:
+            if classify(k) == "rel_table" and knob not in refuse:
+                w0, w1 = windows[k], window_of(m, k)
+                res0, res1 = resolution_of(base, k), resolution_of(m, k)
+                pp = patch or [1, 1]
+                r = rel.setdefault(k, {})
+                if res0 is not None:
+                    r["clamp"] = True
+                    r["stride"] = [img[0] // (res0[0] * pp[0]) if res0[0] else 0, img[1] // (res0[1] * pp[1]) if res0[1] else 0]
+                else:
+                    r["clamp"] = False
+                    r["stride"] = [img[0] // (w0[0] * pp[0]), img[1] // (w0[1] * pp[1])]
+                # check the rule predicts the changed build
+                ni = pair(kw.get("img_size", img))
+                npp = pair(kw.get("patch_size", pp))
+                nwin = pair(kw.get("window_size", e["window_size"]))
+                feat = [ni[i] // (npp[i] * r["stride"][i]) for i in range(2)]
+                pred = [min(nwin[i], feat[i]) for i in range(2)] if r["clamp"] else feat
+                if pred != w1:
+                    refuse[knob] = f"timmconv cannot predict the window of `{k}` ({w1}, not {pred})"
+                shape = base_shapes[k]
+                r["extra"] = shape[0] - (2 * w0[0] - 1) * (2 * w0[1] - 1) if len(shape) == 2 else 0
+    # every table, also those the probes did not change (Swin's clamped last stages)
+    if rel:
+        template = next(iter(rel.values()))
+        for k, w0 in windows.items():
+            if k in rel:
+                continue
+            res0 = resolution_of(base, k)
+            pp = patch or [1, 1]
+            shape = base_shapes[k]
+            rel[k] = {
+                "clamp": res0 is not None,
+                "stride": [img[0] // (res0[0] * pp[0]), img[1] // (res0[1] * pp[1])] if res0 else [img[0] // (w0[0] * pp[0]), img[1] // (w0[1] * pp[1])],
+                "extra": shape[0] - (2 * w0[0] - 1) * (2 * w0[1] - 1) if len(shape) == 2 else 0,
+            }
+            del template
+            template = None
+    e["pools"] = probe_pools(name, base_shapes)
+    e["knobs"] = knobs
+    if refuse:
+        e["refuse"] = refuse
+    if rel:
+        e["rel_tables"] = {k: rel[k] for k in sorted(rel)}
+    del wsig
+    return e
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shard", default="0/1")
+    ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--pools-only", action="store_true", help="add pool data to the existing resize.jsonl entries")
+    args = ap.parse_args()
+    if args.merge:
+        # entries of the existing file stay unless a part replaces them (a --pools-only pass that
+        # stopped early leaves the rest without pool data)
+        merged = {}
+        if OUT.exists():
+            merged = {json.loads(l)["name"]: json.loads(l) for l in OUT.read_text().splitlines()[1:]}
+        for p in sorted(PARTS.glob("*.jsonl")):
+            for l in p.read_text().splitlines():
+                if l.strip():
+                    e = json.loads(l)
+                    merged[e["name"]] = e
+        lines = sorted(merged.values(), key=lambda e: e["name"].encode())
+        header = {
+            "architectures": len(lines),
+            "generator": "tools/gen_resize.py",
+            "timm": timm.__version__,
+            "torch": torch.__version__.split("+")[0],
+        }
+        with OUT.open("w") as f:
+            f.write(json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
+            for e in lines:
+                f.write(json.dumps(e, separators=(",", ":")) + "\n")
+        print(f"wrote {OUT} ({len(lines)} architectures)")
+        return
+    i, n = (int(x) for x in args.shard.split("/"))
+    names = args.only or timm.list_models()
+    PARTS.mkdir(exist_ok=True)
+    if args.pools_only:
+        existing = {json.loads(l)["name"]: json.loads(l) for l in OUT.read_text().splitlines()[1:]}
+        out = PARTS / f"part{i}.jsonl"
+        done = {json.loads(l)["name"] for l in out.read_text().splitlines()} if out.exists() else set()
+        with out.open("a") as f:
+            for j, name in enumerate(names):
+                if j % n != i or name in done:
+                    continue
+                e = existing[name]
+                try:
+                    e["pools"] = probe_pools(name, shapes(build(name)))
+                except Exception as ex:  # noqa: BLE001
+                    e["pools"] = {}
+                f.write(json.dumps(e, separators=(",", ":")) + "\n")
+                f.flush()
+        return
+    out = PARTS / f"part{i}.jsonl"
+    with out.open("w") as f:
+        for j, name in enumerate(names):
+            if j % n != i:
+                continue
+            try:
+                e = entry(name)
+            except Exception as ex:  # noqa: BLE001
+                e = {"name": name, "knobs": [], "error": f"{type(ex).__name__}: {ex}"[:300]}
+            f.write(json.dumps(e, separators=(",", ":")) + "\n")
+            f.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Sweep `timmconv convert --img-size` over every architecture whose constructor takes `img_size`
+(from src/registry/resize.jsonl): each gets a randomly initialised checkpoint (seeded) at its
+default size and a target size drawn from a seeded generator; timm 1.0.31 loads it at that size
+(`create_model(NAME, pretrained=True, pretrained_cfg_overlay=dict(file=…), img_size=…)`) and
+timmconv converts it. An architecture passes when both succeed and every tensor matches (resampled
+float32 within 1e-6·max(1, max|ref|), 1e-5 for pseudo-inverse patch embeddings; everything else
+bit-identical), or when both refuse. Not run in CI (it builds hundreds of models).
+
+    PY=~/.cache/timmconv/venv-torch2.11.0-timm1.0.31/bin/python
+    $PY tools/sweep_resize.py --max-params 30 --out sweep.jsonl [--shard 0/2]
+    $PY tools/sweep_resize.py --summary sweep.jsonl
+
+`--max-params` (millions, from the embedded registry) bounds the time; the summary says which
+subset ran.
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import safetensors.torch
+import timm
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = os.environ.get("TIMMCONV_BIN", str(ROOT / "target" / "debug" / "timmconv"))
+
+
+def layouts():
+    lines = (ROOT / "src" / "registry" / "resize.jsonl").read_text().splitlines()[1:]
+    return [json.loads(l) for l in lines]
+
+
+def params():
+    out = {}
+    for l in (ROOT / "src" / "registry" / "registry.jsonl").read_text().splitlines()[1:]:
+        e = json.loads(l)
+        out[e["name"]] = e.get("param_count")
+    return out
+
+
+def draw(e):
+    rng = random.Random(f"sweep:{e['name']}")
+    img = e.get("img_size") or [224, 224]
+    step = 2 * (e.get("patch_size") or [16, 16])[0] if e.get("patch_size") else 32
+    k = rng.choice([-2, -1, 1, 2, 3])
+    return max(step * 2, img[0] + k * step)
+
+
+def source(name, path):
+    # timm's own init (seeded): tied modules (CoaT's shared conv position encodings) keep equal
+    # values under each of their keys, as in a real checkpoint
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = timm.create_model(name)
+    safetensors.torch.save_file({k: v.contiguous().clone() for k, v in m.state_dict().items()}, str(path))
+
+
+def one(e):
+    name = e["name"]
+    size = draw(e)
+    res = {"name": name, "img_size": size}
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "src.safetensors"
+        out = Path(d) / "out.safetensors"
+        try:
+            source(name, src)
+        except Exception as ex:  # noqa: BLE001
+            res.update(result="skip", why=f"source: {type(ex).__name__}: {ex}"[:200])
+            return res
+        r = subprocess.run([BIN, "convert", str(src), "-o", str(out), "--model", name, "--img-size", str(size), "--json", "-q"], capture_output=True, text=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=size).state_dict()
+            timm_err = None
+        except Exception as ex:  # noqa: BLE001
+            ref, timm_err = None, f"{type(ex).__name__}: {ex}"[:200]
+        if r.returncode != 0 and timm_err is not None:
+            res.update(result="pass", how="both refuse", timmconv=r.stderr.strip()[:200], timm=timm_err)
+            return res
+        if r.returncode != 0:
+            res.update(result="fail", how="timmconv refuses what timm loads", timmconv=r.stderr.strip()[:300])
+            return res
+        if timm_err is not None:
+            res.update(result="fail", how="timm refuses what timmconv converts", timm=timm_err)
+            return res
+        resampled = {x["key"]: x for x in json.loads(r.stdout)["resampled"]}
+        got = safetensors.torch.load_file(str(out))
+        if set(got) != set(ref):
+            res.update(result="fail", how="keys differ", diff=sorted(set(got) ^ set(ref))[:5])
+            return res
+        for k, v in got.items():
+            want = ref[k]
+            if k in resampled:
+                pinv = resampled[k]["operation"] == "patch_embed"
+                tol = (1e-5 if pinv else 1e-6) * max(1.0, want.abs().max().item())
+                diff = (v.float() - want.float()).abs().max().item() if v.numel() else 0.0
+                if v.shape != want.shape or diff > tol:
+                    res.update(result="fail", how=f"{k}: max |diff| {diff} > {tol}")
+                    return res
+            elif not torch.equal(v, want.to(v.dtype)):
+                res.update(result="fail", how=f"{k} differs")
+                return res
+        res.update(result="pass", how="parity", resampled=len(resampled))
+        return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max-params", type=float, default=None, help="millions of parameters")
+    ap.add_argument("--out", default="sweep.jsonl")
+    ap.add_argument("--shard", default="0/1")
+    ap.add_argument("--summary")
+    args = ap.parse_args()
+    if args.summary:
+        rows = [json.loads(l) for l in Path(args.summary).read_text().splitlines() if l.strip()]
+        ran = [r for r in rows if r["result"] != "skip"]
+        ok = [r for r in ran if r["result"] == "pass"]
+        print(f"{len(ok)} of {len(ran)} pass ({sum(r.get('how') == 'both refuse' for r in ok)} as the same refusal); {len(rows) - len(ran)} skipped")
+        for r in ran:
+            if r["result"] != "pass":
+                print("FAIL", r["name"], r.get("img_size"), r.get("how"), r.get("timmconv", ""), r.get("timm", ""))
+        return
+    i, n = (int(x) for x in args.shard.split("/"))
+    counts = params()
+    todo = [e for e in layouts() if "img_size" in e.get("knobs", [])]
+    if args.max_params is not None:
+        todo = [e for e in todo if (counts.get(e["name"]) or 0) <= args.max_params * 1e6]
+    todo = [e for j, e in enumerate(todo) if j % n == i]
+    print(f"{len(todo)} architectures", file=sys.stderr)
+    with open(args.out, "a") as f:
+        for e in todo:
+            t = time.time()
+            try:
+                res = one(e)
+            except Exception as ex:  # noqa: BLE001
+                res = {"name": e["name"], "result": "fail", "how": f"sweep: {type(ex).__name__}: {ex}"[:300]}
+            res["seconds"] = round(time.time() - t, 1)
+            f.write(json.dumps(res) + "\n")
+            f.flush()
+
+
+if __name__ == "__main__":
+    main()
