@@ -31,6 +31,9 @@ pub struct ConvertOptions {
     pub sync: bool,
     /// Skip hashing the input (no `source_sha256` in the output).
     pub no_hash: bool,
+    /// Convert even when the checkpoint's keys and shapes do not fit `model` (checked like
+    /// `load_state_dict(strict=True)` against the recorded keys; differences become warnings).
+    pub allow_mismatch: bool,
 }
 
 /// What a conversion did.
@@ -251,7 +254,29 @@ pub fn convert(
         ));
     }
     let ckpt = Checkpoint::open(input, &opts.open)?;
-    let plan = Plan::new(&ckpt, &opts.adapt).map_err(|e| e.with_path(input))?;
+    let fit = match &opts.model {
+        Some(model) => {
+            let name = match &opts.tag {
+                Some(t) if !t.is_empty() => format!("{model}.{t}"),
+                _ => model.clone(),
+            };
+            crate::identify::check_model(&ckpt, &name, &opts.adapt)?
+                .filter(|c| !c.is_exact())
+                .map(|c| (name, c))
+        }
+        None => None,
+    };
+    if let (Some((name, c)), false) = (&fit, opts.allow_mismatch) {
+        return Err(crate::identify::mismatch_error(name, c).with_path(input));
+    }
+    let mut plan = Plan::new(&ckpt, &opts.adapt).map_err(|e| e.with_path(input))?;
+    if let Some((name, c)) = &fit {
+        for d in c.describe() {
+            plan.report
+                .warnings
+                .push(format!("--allow-mismatch: not a `{name}` state dict: {d}"));
+        }
+    }
     let entries: Vec<Entry> = plan
         .tensors
         .iter()

@@ -74,6 +74,7 @@ pub mod dtype;
 pub mod error;
 mod fileio;
 pub mod hub;
+pub mod identify;
 pub mod pickle;
 pub mod registry;
 pub mod source;

@@ -29,6 +29,9 @@ pub enum Command {
     Models(ModelsArgs),
     /// Show an architecture's pretrained cfg, num_features, feature_info and results.
     Info(InfoArgs),
+    /// Name the timm architectures whose state-dict keys and shapes fit a checkpoint: exact
+    /// matches first, then the closest, with what differs (in_chans, num_classes, img_size).
+    Identify(IdentifyArgs),
     /// Load converted weights into a TorchScript export of the model, run it through libtorch and
     /// compare with PyTorch's logits (needs the `torch` cargo feature). Default tolerances:
     /// CPU atol 1e-5, rtol 1e-5 (same kernels as PyTorch); CUDA atol 1e-3, rtol 1e-3 (TF32 off).
@@ -198,6 +201,22 @@ pub struct ModelsArgs {
     pub y: YAxis,
 }
 
+/// `timmconv identify`
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    /// The checkpoint: a file, `hf-hub:ORG/REPO[@REVISION]` or a hub-layout folder.
+    pub input: PathBuf,
+    /// Print a JSON array, best first, of {"architecture", "exact", "differences"}.
+    #[arg(long)]
+    pub json: bool,
+    /// How many candidates to list (0: every one that shares at least half its keys).
+    #[arg(long, default_value_t = 5)]
+    pub limit: usize,
+    /// Which state dict to read.
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
 /// `timmconv info`
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -321,6 +340,10 @@ pub struct ConvertArgs {
     /// Drop first-conv weights that cannot be adapted (timm re-initialises them) instead of failing.
     #[arg(long)]
     pub drop_unadaptable: bool,
+    /// Convert even when the checkpoint's keys or shapes do not fit --model (by default that is
+    /// an error, as load_state_dict(strict=True) would raise; here the differences are warnings).
+    #[arg(long)]
+    pub allow_mismatch: bool,
     /// Rename the first conv module to NAME.
     #[arg(long, value_name = "NAME")]
     pub rename_stem: Option<String>,

@@ -33,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         args::Command::Batch(a) => commands::batch::run(a),
         args::Command::Models(a) => commands::models::run(a),
         args::Command::Info(a) => commands::info::run(a),
+        args::Command::Identify(a) => commands::identify::run(a),
         args::Command::Verify(a) => commands::verify::run(a),
     }
 }

@@ -13,6 +13,7 @@
 
 mod cfg;
 pub mod features;
+pub mod keys;
 pub mod resize;
 
 use std::cmp::Ordering;

@@ -36,6 +36,9 @@ KWARGS = {
 def test_features_only_output_loads_strictly_with_timms_values(tmp_path, src, arch, out_indices, in_chans):
     out = tmp_path / "features.safetensors"
     args = [BIN, "convert", str(CKPT / src), "-o", str(out), "--model", arch, "--features-only", "--in-chans", str(in_chans), "-q"]
+    if arch in KWARGS:
+        # a shrunken model (tools/make_fixtures.py's kwargs): not the architecture's shapes
+        args.append("--allow-mismatch")
     if out_indices is not None:
         args += ["--out-indices", ",".join(map(str, out_indices))]
     subprocess.run(args, check=True)

@@ -110,6 +110,7 @@ pub fn options_with(
         expect_sha256: a.expect_sha256.clone(),
         sync: a.fsync,
         no_hash: a.no_hash,
+        allow_mismatch: a.allow_mismatch,
     })
 }
 

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod convert;
+pub mod identify;
 pub mod info;
 pub mod inspect;
 pub mod models;
