@@ -220,3 +220,61 @@ fn non_ascii_root_without_utf8_flag_opens_like_torch() {
     let w = c.array::<f32>("w").unwrap();
     assert_eq!(w.iter().copied().collect::<Vec<_>>(), [0.5; 4]);
 }
+
+/// Third pass (red). torch.load tries Python's tarfile before anything else, and tarfile
+/// accepts a header by its checksum alone: a V7 tar (no "ustar" magic) whose first member's name
+/// is five tiny pickles, or a ustar one whose name starts with 0x80 0x02, is torch's tar format
+/// (whose `storages` member it unpickles with plain pickle.load), not a run of pickles.
+#[test]
+fn scan_flags_tar_archives_torch_opens_with_tarfile() {
+    for file in [
+        "tar_v7_header_is_five_pickles.pth",
+        "tar_ustar_header_starts_as_pickle.pth",
+    ] {
+        if let Ok(s) = scan(&std::fs::read(hostile(file)).unwrap()) {
+            assert!(!s.is_safe(), "{file}: torch runs its payload, the scan says safe");
+        }
+        let err = open_err(file);
+        assert!(err.contains("tar"), "{file}: {err}");
+    }
+}
+
+/// Third pass (red). CPython's C unpickler reads a text INT with `strtol(s, base 0)`: `010` is
+/// octal 8 and `0x8` is 8; a text LONG with `int(s, 0)`, which refuses `010`.
+#[test]
+fn text_integers_are_read_as_cpython_reads_them() {
+    for file in ["text_int_octal_offset.pth", "text_int_hex_offset.pth"] {
+        let c = Checkpoint::open(hostile(file), &OpenOptions::default()).expect(file);
+        let w = c.array::<f32>("w").unwrap();
+        assert_eq!(
+            w.iter().copied().collect::<Vec<_>>(),
+            [8.0, 9.0, 10.0, 11.0],
+            "{file}"
+        );
+    }
+    let err = open_err("text_long_leading_zero.pth");
+    assert!(err.contains("integer"), "{err}");
+}
+
+/// Third pass (red). What torch's rebuild functions and the BUILD / SETITEM opcodes do to a
+/// tensor after it is built changes the weights torch.load returns: `_rebuild_tensor_v3`'s dtype
+/// argument, metadata `{'neg': True}`, a state that sets `data`, `Tensor.__setstate__` (set_),
+/// `t[k] = v`. timmconv must not write the untouched tensor: it refuses, naming what.
+#[test]
+fn tensor_changes_torch_applies_are_refused() {
+    for (file, says) in [
+        ("rebuild_v3_dtype_differs.pth", "float16"),
+        ("rebuild_v2_neg_metadata.pth", "metadata"),
+        ("parameter_state_sets_data.pth", "`data`"),
+        ("from_type_state_sets_data.pth", "`data`"),
+        ("build_on_tensor_set.pth", "BUILD"),
+        ("setitem_on_tensor.pth", "SETITEM"),
+    ] {
+        let err = open_err(file);
+        assert!(err.contains(says), "{file}: {err}");
+    }
+    let c = Checkpoint::open(hostile("rebuild_v3_same_dtype.pth"), &OpenOptions::default())
+        .expect("v3 with the storage's dtype");
+    let w = c.array::<f32>("w").unwrap();
+    assert_eq!(w.iter().copied().collect::<Vec<_>>(), [2.0, 3.0, 4.0]);
+}
