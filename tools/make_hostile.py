@@ -579,6 +579,18 @@ def red_findings():
         "a ustar tar whose first member's name starts with 0x80 0x02, so the file is sniffed as "
         "a legacy pickle stream; torch's tarfile loader unpickles the `storages` member (payload)",
         dict(convert=2, message="tar"))
+    # the same tar, its first member's name starting with an empty zip's end-record signature
+    # (torch reads a zip only when the file starts with PK\x03\x04), and a harmless torch.save
+    # archive 70 000 bytes on, which is all a zip reader sees
+    tar = tar_with_pickles_first(b"PK\x05\x06", True) + b"\0" * 70_000
+    harmless = torch_pickle(OrderedDict(w=Tensor(zip_pid(torch.FloatStorage, "0", 4), 0, [4], [1])))
+    body, cd = stored_members([(b"archive/data.pkl", harmless), (b"archive/byteorder", b"little"),
+                               (b"archive/version", b"3\n"), (b"archive/data/0", float_bytes(4))],
+                              len(tar))
+    add("tar_then_zip_end_signature_first.pth", tar + body + cd + end_record(4, len(cd), len(tar) + len(body)),
+        1, "a tar whose first name starts with PK\\x05\\x06 and a harmless zip after it: zip readers "
+        "see the zip, torch (no PK\\x03\\x04 at offset 0) the tar and its payload",
+        dict(convert=2, message="tar"))
     # R2: a text INT is read by CPython's C unpickler with strtol(s, base 0): "010" is 8
     values = struct.pack("<16f", *range(16))
     fs16 = zip_pid(torch.FloatStorage, "0", 16)
