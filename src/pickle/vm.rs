@@ -437,28 +437,55 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn parse_text_int(&mut self, text: &str, at: usize) -> Result<Value> {
-        let t = text.trim().trim_end_matches('L');
-        if t.len() > MAX_LONG_BYTES {
+    /// A text INT or LONG read as CPython's C unpickler reads it. INT: `strtol(s, &end, 0)`,
+    /// so `010` is octal 8 and `0x8` is 8, a line of exactly two characters holding 0 or 1 is a
+    /// bool, and anything strtol does not consume to the end goes to `int(s, 0)`. LONG: one
+    /// trailing `L` dropped, then `int(s, 0)`, which refuses `010`. Of `int(s, 0)` only plain
+    /// decimals are read here (no underscores, no base prefixes); anything else is refused, so
+    /// no integer is ever read differently from torch.
+    fn parse_text_int(&mut self, text: &str, at: usize, long: bool) -> Result<Value> {
+        if text.len() > MAX_LONG_BYTES {
             return Err(Error::limit(
                 "MAX_LONG_BYTES",
                 format!("digits of the integer at pickle offset {at}"),
-                t.len() as u64,
+                text.len() as u64,
                 MAX_LONG_BYTES as u64,
             ));
         }
-        match t {
-            "00" => return Ok(Value::Bool(false)),
-            "01" => return Ok(Value::Bool(true)),
-            _ => {}
+        if long {
+            let t = text.strip_suffix('L').unwrap_or(text);
+            return self.python_int(t, at);
+        }
+        match strtol(text) {
+            Some(x) if text.len() == 2 && (x == 0 || x == 1) => Ok(Value::Bool(x == 1)),
+            Some(x) => Ok(Value::Int(x)),
+            None => self.python_int(text, at),
+        }
+    }
+
+    /// `int(s, 0)` for plain decimals: surrounding whitespace, a sign, digits without a leading
+    /// zero (unless all are zeros).
+    fn python_int(&mut self, text: &str, at: usize) -> Result<Value> {
+        let t = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let plain = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (!digits.starts_with('0') || digits.bytes().all(|b| b == b'0'));
+        if !plain {
+            return Err(self.err(
+                at,
+                format!(
+                    "bad integer literal {text:?} (CPython reads text integers with base 0: a \
+                     leading zero, a base prefix or an underscore is read differently or refused)"
+                ),
+            ));
         }
         match t.parse::<i64>() {
             Ok(i) => Ok(Value::Int(i)),
-            Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
+            Err(_) => {
                 self.charge(t.len() + 16, at)?;
                 Ok(Value::BigInt(Rc::from(t.as_bytes())))
             }
-            Err(_) => Err(self.err(at, format!("bad integer literal {t:?}"))),
         }
     }
 
@@ -559,7 +586,7 @@ impl<'a> Vm<'a> {
                 }
                 op::INT | op::LONG => {
                     let text = self.line_str(at)?;
-                    let v = self.parse_text_int(&text, at)?;
+                    let v = self.parse_text_int(&text, at, code == op::LONG)?;
                     self.push(v, at)?;
                 }
                 op::FLOAT => {
@@ -855,6 +882,35 @@ impl<'a> Vm<'a> {
     }
 }
 
+/// C's `strtol(s, &end, 0)` on a line (without its newline), when it reads the whole line
+/// without overflow: leading whitespace, a sign, then `0x` hex, `0` octal or decimal digits.
+fn strtol(s: &str) -> Option<i64> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .filter(|h| h.bytes().next().is_some_and(|b| b.is_ascii_hexdigit()));
+    let (digits, radix) = match hex {
+        Some(h) => (h, 16),
+        None if t.len() > 1 && t.starts_with('0') => (&t[1..], 8),
+        None => (t, 10),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
 fn pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
     if items.len() % 2 != 0 {
         return None;
@@ -952,6 +1008,35 @@ mod tests {
         let u = run(bytes).unwrap();
         let Value::BigInt(b) = u.value else { panic!() };
         assert_eq!(&b[..], &bytes[4..14]);
+    }
+
+    #[test]
+    fn text_integers_read_as_cpython_reads_them() {
+        let show = |u: Unpickled| format!("{:?}", u.value);
+        let int = |line: &str| run(format!("I{line}\n.").as_bytes()).map(show);
+        let long = |line: &str| run(format!("L{line}\n.").as_bytes()).map(show);
+        for (text, want) in [
+            ("010", 8),
+            ("0x10", 16),
+            ("-0X1f", -31),
+            ("+7", 7),
+            (" 12", 12),
+            ("12 ", 12),
+            ("9", 9),
+            ("0", 0),
+        ] {
+            assert_eq!(int(text).unwrap(), format!("{:?}", Value::Int(want)), "I{text}");
+        }
+        assert_eq!(int("01").unwrap(), format!("{:?}", Value::Bool(true)));
+        assert_eq!(int("00").unwrap(), format!("{:?}", Value::Bool(false)));
+        for bad in ["08", "0x", "1_0", "0b1", "0o7", "5L", "010 "] {
+            assert!(int(bad).is_err(), "I{bad}");
+        }
+        assert_eq!(long("10L").unwrap(), format!("{:?}", Value::Int(10)));
+        assert_eq!(long("000L").unwrap(), format!("{:?}", Value::Int(0)));
+        for bad in ["010L", "0x10L", "5LL", "1_0L"] {
+            assert!(long(bad).is_err(), "L{bad}");
+        }
     }
 
     #[test]
