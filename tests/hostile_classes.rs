@@ -234,7 +234,10 @@ fn scan_flags_tar_archives_torch_opens_with_tarfile() {
         "tar_then_zip_end_signature_first.pth",
     ] {
         if let Ok(s) = scan(&std::fs::read(hostile(file)).unwrap()) {
-            assert!(!s.is_safe(), "{file}: torch runs its payload, the scan says safe");
+            assert!(
+                !s.is_safe(),
+                "{file}: torch runs its payload, the scan says safe"
+            );
         }
         let err = open_err(file);
         assert!(err.contains("tar"), "{file}: {err}");
@@ -275,8 +278,11 @@ fn tensor_changes_torch_applies_are_refused() {
         let err = open_err(file);
         assert!(err.contains(says), "{file}: {err}");
     }
-    let c = Checkpoint::open(hostile("rebuild_v3_same_dtype.pth"), &OpenOptions::default())
-        .expect("v3 with the storage's dtype");
+    let c = Checkpoint::open(
+        hostile("rebuild_v3_same_dtype.pth"),
+        &OpenOptions::default(),
+    )
+    .expect("v3 with the storage's dtype");
     let w = c.array::<f32>("w").unwrap();
     assert_eq!(w.iter().copied().collect::<Vec<_>>(), [2.0, 3.0, 4.0]);
 }

@@ -603,13 +603,21 @@ pub(crate) fn is_tar(bytes: &[u8]) -> bool {
             let n = field[1..]
                 .iter()
                 .fold(0i128, |n, &b| (n << 8) | i128::from(b));
-            Some(if field[0] == 0o377 { n - (1i128 << 56) } else { n })
+            Some(if field[0] == 0o377 {
+                n - (1i128 << 56)
+            } else {
+                n
+            })
         }
         _ => {
             let text = field.split(|&b| b == 0).next().unwrap_or_default();
-            let is_space = |b: &u8| b.is_ascii_whitespace() || (0x1c..=0x1f).contains(b) || *b == 0x0b;
+            let is_space =
+                |b: &u8| b.is_ascii_whitespace() || (0x1c..=0x1f).contains(b) || *b == 0x0b;
             let start = text.iter().position(|b| !is_space(b)).unwrap_or(text.len());
-            let end = text.iter().rposition(|b| !is_space(b)).map_or(start, |e| e + 1);
+            let end = text
+                .iter()
+                .rposition(|b| !is_space(b))
+                .map_or(start, |e| e + 1);
             let mut t = &text[start..end.max(start)];
             let negative = t.first() == Some(&b'-');
             if matches!(t.first(), Some(b'-' | b'+')) {

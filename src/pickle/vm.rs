@@ -1025,7 +1025,11 @@ mod tests {
             ("9", 9),
             ("0", 0),
         ] {
-            assert_eq!(int(text).unwrap(), format!("{:?}", Value::Int(want)), "I{text}");
+            assert_eq!(
+                int(text).unwrap(),
+                format!("{:?}", Value::Int(want)),
+                "I{text}"
+            );
         }
         assert_eq!(int("01").unwrap(), format!("{:?}", Value::Bool(true)));
         assert_eq!(int("00").unwrap(), format!("{:?}", Value::Bool(false)));
