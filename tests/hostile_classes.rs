@@ -286,3 +286,15 @@ fn tensor_changes_torch_applies_are_refused() {
     let w = c.array::<f32>("w").unwrap();
     assert_eq!(w.iter().copied().collect::<Vec<_>>(), [2.0, 3.0, 4.0]);
 }
+
+/// Third pass (red). CPython's unpickler reads a large FRAME from the file whole, so after a
+/// STOP inside it torch.load reads a legacy file's next pickle from the frame's end: a scan that
+/// goes on after the STOP reads decoys. A STOP before the end of its frame (pickle's writer never
+/// makes one) is unreadable for the scan and refused for loading.
+#[test]
+fn stop_inside_a_frame_is_not_where_the_next_pickle_starts() {
+    let file = "legacy_frame_hides_next_pickles.pth";
+    let s = scan(&std::fs::read(hostile(file)).unwrap()).unwrap();
+    assert!(!s.is_safe(), "{s:?}");
+    assert!(open_err(file).contains("frame"), "{}", open_err(file));
+}

@@ -591,6 +591,20 @@ def red_findings():
         1, "a tar whose first name starts with PK\\x05\\x06 and a harmless zip after it: zip readers "
         "see the zip, torch (no PK\\x03\\x04 at offset 0) the tar and its payload",
         dict(convert=2, message="tar"))
+    # R1d: CPython's unpickler reads a large FRAME from the file whole (read(n), not peek), so
+    # after a STOP inside the frame, the file is at the frame's end: torch.load's next pickle of
+    # a legacy file starts there, not after the STOP. The frame holds the magic number and four
+    # decoy pickles `N.`; after it come the version and a sys_info payload
+    magic = pickle.dumps(MAGIC, protocol=2)[2:]
+    frame = magic + b"N." * 4
+    frame += b"\0" * (200_000 - len(frame))
+    data = (b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame + pickle.dumps(1001, protocol=2)
+            + pickle.dumps(Payload(), protocol=2) + pickle.dumps({}, protocol=2)
+            + pickle.dumps([], protocol=2))
+    add("legacy_frame_hides_next_pickles.pth", data, 1,
+        "the magic-number pickle's FRAME runs 200 000 bytes past its STOP (five pickles for a "
+        "reader that goes on after STOP); torch reads its next pickles after the frame: sys_info "
+        "is a payload", dict(convert=2, message="frame"))
     # R2: a text INT is read by CPython's C unpickler with strtol(s, base 0): "010" is 8
     values = struct.pack("<16f", *range(16))
     fs16 = zip_pid(torch.FloatStorage, "0", 16)

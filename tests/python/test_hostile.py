@@ -348,3 +348,11 @@ def test_tar_archives_torch_opens_are_never_ok_for_the_scan():
         r = run("inspect", "--scan", HOSTILE / name)
         assert r.rc != 0, f"{name}: {r.out}"
         assert "tar" in (r.out + r.err), r.out + r.err
+
+
+def test_stop_inside_a_frame_is_never_ok_for_the_scan():
+    """CPython reads a large FRAME whole: torch.load's next legacy pickle starts after the frame,
+    not after a STOP inside it (legacy_frame_hides_next_pickles.pth: decoys after the STOP, a
+    payload after the frame)."""
+    r = run("inspect", "--scan", HOSTILE / "legacy_frame_hides_next_pickles.pth")
+    assert r.rc != 0 and "frame" in r.out, r.out
