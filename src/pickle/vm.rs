@@ -114,6 +114,8 @@ struct Vm<'a> {
     protocol: u8,
     /// Bytes held, charged against [`MAX_PICKLE_MEMORY`].
     memory: Budget,
+    /// The end of the furthest frame a FRAME opcode declared.
+    frame_end: usize,
 }
 
 /// What one memo entry costs in the hash map (key, value, control byte, and the slack of a
@@ -133,6 +135,7 @@ impl<'a> Vm<'a> {
             arena: Arena::default(),
             globals: Vec::new(),
             protocol: 0,
+            frame_end: 0,
             memory: Budget::new("MAX_PICKLE_MEMORY", MAX_PICKLE_MEMORY),
         }
     }
@@ -517,8 +520,22 @@ impl<'a> Vm<'a> {
                     if n > self.data.len() - self.pos {
                         return Err(self.err(at, format!("frame of {n} bytes runs past the end")));
                     }
+                    self.frame_end = self.frame_end.max(self.pos + n);
                 }
                 op::STOP => {
+                    // CPython's unpickler reads a large frame from the file whole: a STOP before
+                    // the frame's end leaves the file after the frame, where torch.load reads
+                    // the next pickle of a legacy file (pickle's writer ends each frame at STOP)
+                    if self.frame_end > self.pos {
+                        return Err(self.err(
+                            at,
+                            format!(
+                                "STOP inside a frame that runs on to offset {}: Python reads the \
+                                 whole frame, so what follows the STOP is not what it reads next",
+                                self.frame_end
+                            ),
+                        ));
+                    }
                     let v = self.pop(at)?;
                     return Ok(v);
                 }
