@@ -298,3 +298,15 @@ fn stop_inside_a_frame_is_not_where_the_next_pickle_starts() {
     assert!(!s.is_safe(), "{s:?}");
     assert!(open_err(file).contains("frame"), "{}", open_err(file));
 }
+
+/// Third pass (red). Python's raw-unicode-escape (the UNICODE opcode) reads `\u` only after an
+/// odd run of backslashes: the name `w\\u0041` stays as written, it is not `w\A`.
+#[test]
+fn unicode_names_decode_as_python_decodes_them() {
+    let c = Checkpoint::open(
+        hostile("unicode_name_even_backslashes.pth"),
+        &OpenOptions::default(),
+    )
+    .unwrap();
+    assert!(c.array::<f32>(r"w\\u0041").is_ok());
+}

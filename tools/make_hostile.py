@@ -605,6 +605,14 @@ def red_findings():
         "the magic-number pickle's FRAME runs 200 000 bytes past its STOP (five pickles for a "
         "reader that goes on after STOP); torch reads its next pickles after the frame: sys_info "
         "is a payload", dict(convert=2, message="frame"))
+    # R8: raw-unicode-escape (the UNICODE opcode) reads \u only after an odd run of backslashes
+    named = torch_pickle(OrderedDict(wwwwwwww=Tensor(zip_pid(torch.FloatStorage, "0", 4), 0, [4], [1])))
+    key = b"X\x08\x00\x00\x00wwwwwwww"
+    assert named.count(key) == 1
+    add("unicode_name_even_backslashes.pth",
+        zip_ckpt(named.replace(key, b"Vw\\\\u0041\n"), {"0": float_bytes(4)}), 9,
+        "a tensor named with the UNICODE opcode `w\\\\u0041`: Python keeps both backslashes and "
+        "the escape as written", dict(convert=0, message=""))
     # R2: a text INT is read by CPython's C unpickler with strtol(s, base 0): "010" is 8
     values = struct.pack("<16f", *range(16))
     fs16 = zip_pid(torch.FloatStorage, "0", 16)
