@@ -940,27 +940,37 @@ fn pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
     Some(out)
 }
 
-/// Decodes Python's `raw-unicode-escape`: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX` escapes.
+/// Decodes Python's `raw-unicode-escape`: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX` escapes,
+/// which count only after an odd number of backslashes (`\\u0041` stays as written), need
+/// exactly their hex digits, and may not name a surrogate (which Python allows and Rust strings
+/// cannot hold: refused).
 fn decode_raw_unicode_escape(bytes: &[u8]) -> Option<String> {
     let mut out = String::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        if b == b'\\' {
-            let width = match bytes.get(i + 1) {
-                Some(b'u') => 4,
-                Some(b'U') => 8,
-                _ => 0,
-            };
-            if width > 0 {
-                let hex = bytes.get(i + 2..i + 2 + width)?;
-                let code = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-                out.push(char::from_u32(code)?);
-                i += 2 + width;
-                continue;
-            }
+        if b != b'\\' {
+            out.push(char::from(b));
+            i += 1;
+            continue;
         }
-        out.push(char::from(b));
-        i += 1;
+        let run = bytes[i..].iter().take_while(|&&c| c == b'\\').count();
+        i += run;
+        let width = match bytes.get(i) {
+            Some(b'u') if run % 2 == 1 => 4,
+            Some(b'U') if run % 2 == 1 => 8,
+            _ => 0,
+        };
+        let literal = if width > 0 { run - 1 } else { run };
+        out.extend(std::iter::repeat_n('\\', literal));
+        if width > 0 {
+            let hex = bytes.get(i + 1..i + 1 + width)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            let code = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(char::from_u32(code)?);
+            i += 1 + width;
+        }
     }
     Some(out)
 }
@@ -1058,6 +1068,23 @@ mod tests {
         for bad in ["010L", "0x10L", "5LL", "1_0L"] {
             assert!(long(bad).is_err(), "L{bad}");
         }
+    }
+
+    #[test]
+    fn raw_unicode_escapes_count_after_an_odd_run_of_backslashes() {
+        let text = |line: &[u8]| {
+            let mut b = b"V".to_vec();
+            b.extend_from_slice(line);
+            b.extend_from_slice(b"\n.");
+            run(&b).map(|u| format!("{:?}", u.value))
+        };
+        let s = |v: &str| format!("{:?}", Value::Str(Rc::from(v)));
+        assert_eq!(text(br"w\u0041").unwrap(), s("wA"));
+        assert_eq!(text(br"w\\u0041").unwrap(), s(r"w\\u0041"));
+        assert_eq!(text(br"w\\\u0041").unwrap(), s(r"w\\A"));
+        assert_eq!(text(br"a\b\").unwrap(), s(r"a\b\"));
+        assert!(text(br"w\u+041").is_err());
+        assert!(text(br"w\u004").is_err());
     }
 
     #[test]
