@@ -310,3 +310,18 @@ fn unicode_names_decode_as_python_decodes_them() {
     .unwrap();
     assert!(c.array::<f32>(r"w\\u0041").is_ok());
 }
+
+/// Third pass (red), a false refusal. miniz reads an entry's zip64 extra field only for the
+/// 32-bit values that are saturated (0xffffffff), in order; the zip crate reads all three
+/// whenever the field is 24 bytes long. torch loads this archive with the 32-bit sizes (16 bytes,
+/// 4 x 0.5); so must timmconv.
+#[test]
+fn zip64_field_is_read_only_for_saturated_values_as_miniz_does() {
+    let c = Checkpoint::open(
+        hostile("zip64_field_unsaturated_sizes.pth"),
+        &OpenOptions::default(),
+    )
+    .expect("torch loads it");
+    let w = c.array::<f32>("w").unwrap();
+    assert_eq!(w.iter().copied().collect::<Vec<_>>(), [0.5; 4]);
+}

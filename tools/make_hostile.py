@@ -613,6 +613,22 @@ def red_findings():
         zip_ckpt(named.replace(key, b"Vw\\\\u0041\n"), {"0": float_bytes(4)}), 9,
         "a tensor named with the UNICODE opcode `w\\\\u0041`: Python keeps both backslashes and "
         "the escape as written", dict(convert=0, message=""))
+    # R9 (false refusal): a central entry whose 32-bit sizes are not saturated but which carries
+    # a 24-byte zip64 field with other sizes; miniz reads the zip64 field only for saturated
+    # values (the zip crate reads all three whenever the field is 24 bytes long)
+    fsw = zip_pid(torch.FloatStorage, "0", 4)
+    body, cd = stored_members([(b"archive/data.pkl", torch_pickle(OrderedDict(w=Tensor(fsw, 0, [4], [1])))),
+                               (b"archive/byteorder", b"little"), (b"archive/version", b"3\n"),
+                               (b"archive/data/0", float_bytes(4))])
+    last = cd.rindex(b"PK\x01\x02")
+    entry = bytearray(cd[last:])
+    offset = struct.unpack("<I", entry[42:46])[0]
+    extra = struct.pack("<HHQQQ", 1, 24, 8, 8, offset)
+    entry[30:32] = struct.pack("<H", len(extra))
+    cd = cd[:last] + bytes(entry) + extra
+    add("zip64_field_unsaturated_sizes.pth", body + cd + end_record(4, len(cd), len(body)), 0,
+        "data/0's central entry: 16-byte sizes, and a 24-byte zip64 field saying 8 (miniz, hence "
+        "torch, ignores the field: the 32-bit sizes are not saturated)", dict(convert=0, message=""))
     # R2: a text INT is read by CPython's C unpickler with strtol(s, base 0): "010" is 8
     values = struct.pack("<16f", *range(16))
     fs16 = zip_pid(torch.FloatStorage, "0", 16)
