@@ -412,6 +412,7 @@ impl<'a> Builder<'a> {
             Some(Object::Dict(items)) => {
                 let keys: Vec<String> = items
                     .iter()
+                    .take(4)
                     .map(|(k, _)| match k {
                         Value::Str(s) => format!("{s:?}"),
                         other => format!("{other:?}"),
