@@ -224,7 +224,8 @@ fn non_ascii_root_without_utf8_flag_opens_like_torch() {
 /// Third pass (red). torch.load tries Python's tarfile before anything else, and tarfile
 /// accepts a header by its checksum alone: a V7 tar (no "ustar" magic) whose first member's name
 /// is five tiny pickles, a ustar one whose name starts with 0x80 0x02, or one whose name starts
-/// with an empty zip's `PK\x05\x06` and is followed by a harmless zip, is torch's tar format
+/// with an empty zip's `PK\x05\x06` and is followed by a harmless zip, or a valid safetensors
+/// file whose first 512 bytes add up as a tar header, is torch's tar format
 /// (whose `storages` member it unpickles with plain pickle.load), not a run of pickles.
 #[test]
 fn scan_flags_tar_archives_torch_opens_with_tarfile() {
@@ -232,6 +233,7 @@ fn scan_flags_tar_archives_torch_opens_with_tarfile() {
         "tar_v7_header_is_five_pickles.pth",
         "tar_ustar_header_starts_as_pickle.pth",
         "tar_then_zip_end_signature_first.pth",
+        "safetensors_tar_polyglot.pth",
     ] {
         if let Ok(s) = scan(&std::fs::read(hostile(file)).unwrap()) {
             assert!(

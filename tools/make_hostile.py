@@ -567,6 +567,27 @@ def tar_with_pickles_first(first_name: bytes, magic: bool) -> bytes:
     return out + b"\0" * 1024
 
 
+def safetensors_tar_polyglot():
+    """A valid safetensors file (one U8 tensor) whose first 512 bytes are also a V7 tar header:
+    the tar fields lie in a JSON string of `__metadata__` (octal digits and spaces), the first
+    member's data is the rest of the JSON header, and the tensor's bytes are the tar's next
+    members, `storages` holding a payload. timmconv reads a safetensors file (no pickle);
+    torch.load tries tarfile first."""
+    rest = tar_with_pickles_first(b"x", True)[512:]
+    n_header = 1016  # the JSON header fills bytes 8..1024; the tensor data starts at 1024
+    block = bytearray(b" " * 512)
+    for at, v in {100: b"0000644 ", 108: b"0000000 ", 116: b"0000000 ", 124: b"00000001000 ",
+                  136: b"00000000000 ", 156: b"0"}.items():
+        block[at:at + len(v)] = v
+    head = struct.pack("<Q", n_header) + b'{"__metadata__":{"a":"'
+    block[:len(head)] = head
+    block[148:156] = b"%06o  " % (256 + sum(block[:148]) + sum(block[156:]))
+    tail = json.dumps({"t": {"dtype": "U8", "shape": [len(rest)], "data_offsets": [0, len(rest)]}})
+    header = bytes(block[8:]) + b'"},' + tail[1:].encode()
+    header += b" " * (n_header - len(header))
+    return struct.pack("<Q", n_header) + header + rest
+
+
 def red_findings():
     # R1: torch.load tries tarfile first, and Python's tarfile accepts a header by its checksum
     # alone (a V7 header has no magic); the scan only looked for "ustar" at byte 257, and only
@@ -590,6 +611,10 @@ def red_findings():
     add("tar_then_zip_end_signature_first.pth", tar + body + cd + end_record(4, len(cd), len(tar) + len(body)),
         1, "a tar whose first name starts with PK\\x05\\x06 and a harmless zip after it: zip readers "
         "see the zip, torch (no PK\\x03\\x04 at offset 0) the tar and its payload",
+        dict(convert=2, message="tar"))
+    add("safetensors_tar_polyglot.pth", safetensors_tar_polyglot(), 1,
+        "a valid safetensors file whose first block is also a tar header (fields inside a "
+        "__metadata__ string) and whose tensor bytes are the tar's `storages` payload",
         dict(convert=2, message="tar"))
     # R1d: CPython's unpickler reads a large FRAME from the file whole (read(n), not peek), so
     # after a STOP inside the frame, the file is at the frame's end: torch.load's next pickle of

@@ -344,7 +344,7 @@ def test_tar_archives_torch_opens_are_never_ok_for_the_scan():
     pickles, or starts with 0x80 0x02, is still the tar format, whose `storages` member torch
     unpickles with plain pickle.load."""
     for name in ("tar_v7_header_is_five_pickles.pth", "tar_ustar_header_starts_as_pickle.pth",
-                 "tar_then_zip_end_signature_first.pth"):
+                 "tar_then_zip_end_signature_first.pth", "safetensors_tar_polyglot.pth"):
         r = run("inspect", "--scan", HOSTILE / name)
         assert r.rc != 0, f"{name}: {r.out}"
         assert "tar" in (r.out + r.err), r.out + r.err
