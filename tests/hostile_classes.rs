@@ -220,3 +220,110 @@ fn non_ascii_root_without_utf8_flag_opens_like_torch() {
     let w = c.array::<f32>("w").unwrap();
     assert_eq!(w.iter().copied().collect::<Vec<_>>(), [0.5; 4]);
 }
+
+/// Third pass (red). torch.load tries Python's tarfile before anything else, and tarfile
+/// accepts a header by its checksum alone: a V7 tar (no "ustar" magic) whose first member's name
+/// is five tiny pickles, a ustar one whose name starts with 0x80 0x02, or one whose name starts
+/// with an empty zip's `PK\x05\x06` and is followed by a harmless zip, or a valid safetensors
+/// file whose first 512 bytes add up as a tar header, is torch's tar format
+/// (whose `storages` member it unpickles with plain pickle.load), not a run of pickles.
+#[test]
+fn scan_flags_tar_archives_torch_opens_with_tarfile() {
+    for file in [
+        "tar_v7_header_is_five_pickles.pth",
+        "tar_ustar_header_starts_as_pickle.pth",
+        "tar_then_zip_end_signature_first.pth",
+        "safetensors_tar_polyglot.pth",
+    ] {
+        if let Ok(s) = scan(&std::fs::read(hostile(file)).unwrap()) {
+            assert!(
+                !s.is_safe(),
+                "{file}: torch runs its payload, the scan says safe"
+            );
+        }
+        let err = open_err(file);
+        assert!(err.contains("tar"), "{file}: {err}");
+    }
+}
+
+/// Third pass (red). CPython's C unpickler reads a text INT with `strtol(s, base 0)`: `010` is
+/// octal 8 and `0x8` is 8; a text LONG with `int(s, 0)`, which refuses `010`.
+#[test]
+fn text_integers_are_read_as_cpython_reads_them() {
+    for file in ["text_int_octal_offset.pth", "text_int_hex_offset.pth"] {
+        let c = Checkpoint::open(hostile(file), &OpenOptions::default()).expect(file);
+        let w = c.array::<f32>("w").unwrap();
+        assert_eq!(
+            w.iter().copied().collect::<Vec<_>>(),
+            [8.0, 9.0, 10.0, 11.0],
+            "{file}"
+        );
+    }
+    let err = open_err("text_long_leading_zero.pth");
+    assert!(err.contains("integer"), "{err}");
+}
+
+/// Third pass (red). What torch's rebuild functions and the BUILD / SETITEM opcodes do to a
+/// tensor after it is built changes the weights torch.load returns: `_rebuild_tensor_v3`'s dtype
+/// argument, metadata `{'neg': True}`, a state that sets `data`, `Tensor.__setstate__` (set_),
+/// `t[k] = v`. timmconv must not write the untouched tensor: it refuses, naming what.
+#[test]
+fn tensor_changes_torch_applies_are_refused() {
+    for (file, says) in [
+        ("rebuild_v3_dtype_differs.pth", "float16"),
+        ("rebuild_v2_neg_metadata.pth", "metadata"),
+        ("parameter_state_sets_data.pth", "`data`"),
+        ("from_type_state_sets_data.pth", "`data`"),
+        ("build_on_tensor_set.pth", "BUILD"),
+        ("setitem_on_tensor.pth", "SETITEM"),
+    ] {
+        let err = open_err(file);
+        assert!(err.contains(says), "{file}: {err}");
+    }
+    let c = Checkpoint::open(
+        hostile("rebuild_v3_same_dtype.pth"),
+        &OpenOptions::default(),
+    )
+    .expect("v3 with the storage's dtype");
+    let w = c.array::<f32>("w").unwrap();
+    assert_eq!(w.iter().copied().collect::<Vec<_>>(), [2.0, 3.0, 4.0]);
+}
+
+/// Third pass (red). CPython's unpickler reads a large FRAME from the file whole, so after a
+/// STOP inside it torch.load reads a legacy file's next pickle from the frame's end: a scan that
+/// goes on after the STOP reads decoys. A STOP before the end of its frame (pickle's writer never
+/// makes one) is unreadable for the scan and refused for loading.
+#[test]
+fn stop_inside_a_frame_is_not_where_the_next_pickle_starts() {
+    let file = "legacy_frame_hides_next_pickles.pth";
+    let s = scan(&std::fs::read(hostile(file)).unwrap()).unwrap();
+    assert!(!s.is_safe(), "{s:?}");
+    assert!(open_err(file).contains("frame"), "{}", open_err(file));
+}
+
+/// Third pass (red). Python's raw-unicode-escape (the UNICODE opcode) reads `\u` only after an
+/// odd run of backslashes: the name `w\\u0041` stays as written, it is not `w\A`.
+#[test]
+fn unicode_names_decode_as_python_decodes_them() {
+    let c = Checkpoint::open(
+        hostile("unicode_name_even_backslashes.pth"),
+        &OpenOptions::default(),
+    )
+    .unwrap();
+    assert!(c.array::<f32>(r"w\\u0041").is_ok());
+}
+
+/// Third pass (red), a false refusal. miniz reads an entry's zip64 extra field only for the
+/// 32-bit values that are saturated (0xffffffff), in order; the zip crate reads all three
+/// whenever the field is 24 bytes long. torch loads this archive with the 32-bit sizes (16 bytes,
+/// 4 x 0.5); so must timmconv.
+#[test]
+fn zip64_field_is_read_only_for_saturated_values_as_miniz_does() {
+    let c = Checkpoint::open(
+        hostile("zip64_field_unsaturated_sizes.pth"),
+        &OpenOptions::default(),
+    )
+    .expect("torch loads it");
+    let w = c.array::<f32>("w").unwrap();
+    assert_eq!(w.iter().copied().collect::<Vec<_>>(), [0.5; 4]);
+}

@@ -519,6 +519,204 @@ def deflate_ratio_lie():
 
 
 # ---------------------------------------------------------------------------------------------
+# third pass (branch red): tar sniffing, text integers, and what torch's rebuild functions and
+# the BUILD/SETITEM opcodes do to a tensor after it is rebuilt
+
+
+class Reduce:
+    """Pickles as `func(*args)`, with optional BUILD `state` and SETITEMS `items`."""
+
+    def __init__(self, func, args, state=None, items=None):
+        self.func, self.args, self.state, self.items = func, args, state, items
+
+    def __reduce__(self):
+        return (self.func, self.args, self.state, None,
+                iter(self.items) if self.items is not None else None)
+
+
+def tar_block(name: bytes, size: int, magic: bool) -> bytes:
+    """One tar header block: a V7 header (no magic) or a ustar one, with a valid checksum."""
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"00000000000\0"
+    h[156:157] = b"0"
+    if magic:
+        h[257:265] = b"ustar\x0000"
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def tar_with_pickles_first(first_name: bytes, magic: bool) -> bytes:
+    """A tar archive that torch.load opens with `tarfile` (its pre-0.4 `legacy_load`, which
+    unpickles the `storages` member with plain pickle.load), whose first header starts with
+    five tiny pickles: a scan that reads the file as a legacy pickle stream sees only those."""
+    members = [
+        (first_name, b""),
+        (b"storages", pickle.dumps(1, protocol=2) + pickle.dumps(Payload(), protocol=2)),
+        (b"tensors", pickle.dumps(0, protocol=2)),
+        (b"pickle", pickle.dumps({}, protocol=2)),
+    ]
+    out = b""
+    for name, data in members:
+        out += tar_block(name, len(data), magic) + data + b"\0" * (-len(data) % 512)
+    return out + b"\0" * 1024
+
+
+def safetensors_tar_polyglot():
+    """A valid safetensors file (one U8 tensor) whose first 512 bytes are also a V7 tar header:
+    the tar fields lie in a JSON string of `__metadata__` (octal digits and spaces), the first
+    member's data is the rest of the JSON header, and the tensor's bytes are the tar's next
+    members, `storages` holding a payload. timmconv reads a safetensors file (no pickle);
+    torch.load tries tarfile first."""
+    rest = tar_with_pickles_first(b"x", True)[512:]
+    n_header = 1016  # the JSON header fills bytes 8..1024; the tensor data starts at 1024
+    block = bytearray(b" " * 512)
+    for at, v in {100: b"0000644 ", 108: b"0000000 ", 116: b"0000000 ", 124: b"00000001000 ",
+                  136: b"00000000000 ", 156: b"0"}.items():
+        block[at:at + len(v)] = v
+    head = struct.pack("<Q", n_header) + b'{"__metadata__":{"a":"'
+    block[:len(head)] = head
+    block[148:156] = b"%06o  " % (256 + sum(block[:148]) + sum(block[156:]))
+    tail = json.dumps({"t": {"dtype": "U8", "shape": [len(rest)], "data_offsets": [0, len(rest)]}})
+    header = bytes(block[8:]) + b'"},' + tail[1:].encode()
+    header += b" " * (n_header - len(header))
+    return struct.pack("<Q", n_header) + header + rest
+
+
+def red_findings():
+    # R1: torch.load tries tarfile first, and Python's tarfile accepts a header by its checksum
+    # alone (a V7 header has no magic); the scan only looked for "ustar" at byte 257, and only
+    # when the file did not start like a pickle
+    add("tar_v7_header_is_five_pickles.pth", tar_with_pickles_first(b"N.N.N.N.N.", False), 1,
+        "a V7 tar (no ustar magic) whose first member's name is five pickles `N.`; torch's "
+        "tarfile loader unpickles the `storages` member (payload)", dict(convert=2, message="tar"))
+    add("tar_ustar_header_starts_as_pickle.pth",
+        tar_with_pickles_first(b"\x80\x02N." * 5, True), 1,
+        "a ustar tar whose first member's name starts with 0x80 0x02, so the file is sniffed as "
+        "a legacy pickle stream; torch's tarfile loader unpickles the `storages` member (payload)",
+        dict(convert=2, message="tar"))
+    # the same tar, its first member's name starting with an empty zip's end-record signature
+    # (torch reads a zip only when the file starts with PK\x03\x04), and a harmless torch.save
+    # archive 70 000 bytes on, which is all a zip reader sees
+    tar = tar_with_pickles_first(b"PK\x05\x06", True) + b"\0" * 70_000
+    harmless = torch_pickle(OrderedDict(w=Tensor(zip_pid(torch.FloatStorage, "0", 4), 0, [4], [1])))
+    body, cd = stored_members([(b"archive/data.pkl", harmless), (b"archive/byteorder", b"little"),
+                               (b"archive/version", b"3\n"), (b"archive/data/0", float_bytes(4))],
+                              len(tar))
+    add("tar_then_zip_end_signature_first.pth", tar + body + cd + end_record(4, len(cd), len(tar) + len(body)),
+        1, "a tar whose first name starts with PK\\x05\\x06 and a harmless zip after it: zip readers "
+        "see the zip, torch (no PK\\x03\\x04 at offset 0) the tar and its payload",
+        dict(convert=2, message="tar"))
+    add("safetensors_tar_polyglot.pth", safetensors_tar_polyglot(), 1,
+        "a valid safetensors file whose first block is also a tar header (fields inside a "
+        "__metadata__ string) and whose tensor bytes are the tar's `storages` payload",
+        dict(convert=2, message="tar"))
+    # R1d: CPython's unpickler reads a large FRAME from the file whole (read(n), not peek), so
+    # after a STOP inside the frame, the file is at the frame's end: torch.load's next pickle of
+    # a legacy file starts there, not after the STOP. The frame holds the magic number and four
+    # decoy pickles `N.`; after it come the version and a sys_info payload
+    magic = pickle.dumps(MAGIC, protocol=2)[2:]
+    frame = magic + b"N." * 4
+    frame += b"\0" * (200_000 - len(frame))
+    data = (b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame + pickle.dumps(1001, protocol=2)
+            + pickle.dumps(Payload(), protocol=2) + pickle.dumps({}, protocol=2)
+            + pickle.dumps([], protocol=2))
+    add("legacy_frame_hides_next_pickles.pth", data, 1,
+        "the magic-number pickle's FRAME runs 200 000 bytes past its STOP (five pickles for a "
+        "reader that goes on after STOP); torch reads its next pickles after the frame: sys_info "
+        "is a payload", dict(convert=2, message="frame"))
+    # R8: raw-unicode-escape (the UNICODE opcode) reads \u only after an odd run of backslashes
+    named = torch_pickle(OrderedDict(wwwwwwww=Tensor(zip_pid(torch.FloatStorage, "0", 4), 0, [4], [1])))
+    key = b"X\x08\x00\x00\x00wwwwwwww"
+    assert named.count(key) == 1
+    add("unicode_name_even_backslashes.pth",
+        zip_ckpt(named.replace(key, b"Vw\\\\u0041\n"), {"0": float_bytes(4)}), 9,
+        "a tensor named with the UNICODE opcode `w\\\\u0041`: Python keeps both backslashes and "
+        "the escape as written", dict(convert=0, message=""))
+    # R9 (false refusal): a central entry whose 32-bit sizes are not saturated but which carries
+    # a 24-byte zip64 field with other sizes; miniz reads the zip64 field only for saturated
+    # values (the zip crate reads all three whenever the field is 24 bytes long)
+    fsw = zip_pid(torch.FloatStorage, "0", 4)
+    body, cd = stored_members([(b"archive/data.pkl", torch_pickle(OrderedDict(w=Tensor(fsw, 0, [4], [1])))),
+                               (b"archive/byteorder", b"little"), (b"archive/version", b"3\n"),
+                               (b"archive/data/0", float_bytes(4))])
+    last = cd.rindex(b"PK\x01\x02")
+    entry = bytearray(cd[last:])
+    offset = struct.unpack("<I", entry[42:46])[0]
+    extra = struct.pack("<HHQQQ", 1, 24, 8, 8, offset)
+    entry[30:32] = struct.pack("<H", len(extra))
+    cd = cd[:last] + bytes(entry) + extra
+    add("zip64_field_unsaturated_sizes.pth", body + cd + end_record(4, len(cd), len(body)), 0,
+        "data/0's central entry: 16-byte sizes, and a 24-byte zip64 field saying 8 (miniz, hence "
+        "torch, ignores the field: the 32-bit sizes are not saturated)", dict(convert=0, message=""))
+    # R2: a text INT is read by CPython's C unpickler with strtol(s, base 0): "010" is 8
+    values = struct.pack("<16f", *range(16))
+    fs16 = zip_pid(torch.FloatStorage, "0", 16)
+    pkl = torch_pickle(OrderedDict(w=Tensor(fs16, 777, [4], [1])))
+    assert pkl.count(b"M\x09\x03") == 1
+    add("text_int_octal_offset.pth", zip_ckpt(pkl.replace(b"M\x09\x03", b"I010\n"), {"0": values}),
+        9, "storage offset written as the text INT `010`, which CPython reads as octal 8",
+        dict(convert=0, message=""))
+    add("text_int_hex_offset.pth", zip_ckpt(pkl.replace(b"M\x09\x03", b"I0x8\n"), {"0": values}),
+        9, "storage offset written as the text INT `0x8` (CPython: 8)", dict(convert=0, message=""))
+    pkl_long = pkl.replace(b"M\x09\x03", b"L010L\n")
+    add("text_long_leading_zero.pth", zip_ckpt(pkl_long, {"0": values}), 9,
+        "storage offset written as the text LONG `010L`, which CPython refuses",
+        dict(convert=2, message="integer"))
+    fs4 = zip_pid(torch.FloatStorage, "0", 4)
+    f4 = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)
+    # R3: _rebuild_tensor_v3 takes the tensor's dtype from its 7th argument, not the storage
+    v3 = Reduce(torch._utils._rebuild_tensor_v3,
+                (fs4, 0, (4,), (1,), False, OrderedDict(), torch.float16))
+    add("rebuild_v3_dtype_differs.pth", zip_ckpt(torch_pickle(OrderedDict(w=v3)), {"0": f4}), 9,
+        "_rebuild_tensor_v3 over a FloatStorage with dtype torch.float16: torch reads halves",
+        dict(convert=2, message="float16"))
+    v3_same = Reduce(torch._utils._rebuild_tensor_v3,
+                     (fs4, 1, (3,), (1,), False, OrderedDict(), torch.float32))
+    add("rebuild_v3_same_dtype.pth", zip_ckpt(torch_pickle(OrderedDict(w=v3_same)), {"0": f4}), 9,
+        "_rebuild_tensor_v3 with the storage's own dtype: converted like torch",
+        dict(convert=0, message=""))
+    # R4: tensor metadata {"neg": True} sets the negative bit: torch's values are negated
+    neg = Reduce(torch._utils._rebuild_tensor_v2, (fs4, 0, (4,), (1,), False, OrderedDict(),
+                                                   {"neg": True}))
+    add("rebuild_v2_neg_metadata.pth", zip_ckpt(torch_pickle(OrderedDict(w=neg)), {"0": f4}), 9,
+        "_rebuild_tensor_v2 with metadata {'neg': True}: torch returns the negated values",
+        dict(convert=2, message="metadata"))
+    # R5: a state that sets `data` replaces the tensor torch returns
+    fa = zip_pid(torch.FloatStorage, "0", 4)
+    fb = zip_pid(torch.FloatStorage, "1", 4)
+    fb_bytes = struct.pack("<4f", -7.0, -8.0, -9.0, -10.0)
+    ta, tb = Tensor(fa, 0, [4], [1]), Tensor(fb, 0, [4], [1])
+    ps = Reduce(torch._utils._rebuild_parameter_with_state, (ta, False, OrderedDict(), {"data": tb}))
+    add("parameter_state_sets_data.pth",
+        zip_ckpt(torch_pickle(OrderedDict(w=ps)), {"0": f4, "1": fb_bytes}), 9,
+        "_rebuild_parameter_with_state whose state sets `data` to another tensor",
+        dict(convert=2, message="data"))
+    ft = Reduce(torch._tensor._rebuild_from_type_v2,
+                (torch._utils._rebuild_tensor_v2, torch.nn.Parameter, ta.args, {"data": tb}))
+    add("from_type_state_sets_data.pth",
+        zip_ckpt(torch_pickle(OrderedDict(w=ft)), {"0": f4, "1": fb_bytes}), 9,
+        "_rebuild_from_type_v2 whose state sets `data` to another tensor",
+        dict(convert=2, message="data"))
+    # R6: BUILD on a tensor calls Tensor.__setstate__: a 4-tuple state is `set_(storage,
+    # offset, size, stride)` (weights_only=True does the same)
+    built = Reduce(torch._utils._rebuild_tensor_v2, ta.args, state=(fb, 0, (2,), (1,)))
+    add("build_on_tensor_set.pth",
+        zip_ckpt(torch_pickle(OrderedDict(w=built)), {"0": f4, "1": fb_bytes}), 9,
+        "BUILD on a rebuilt tensor with state (storage, offset, size, stride): torch re-points it",
+        dict(convert=2, message="BUILD"))
+    # R7: SETITEM on a tensor is `t[k] = v`
+    setitem = Reduce(torch._utils._rebuild_tensor_v2, ta.args, items=[(0, 99.0)])
+    add("setitem_on_tensor.pth", zip_ckpt(torch_pickle(OrderedDict(w=setitem)), {"0": f4}), 9,
+        "SETITEMS on a rebuilt tensor: torch assigns w[0] = 99", dict(convert=2, message="SETITEM"))
+
+
+# ---------------------------------------------------------------------------------------------
 # large attacks, built at test time
 
 
@@ -627,21 +825,32 @@ def probe(paths):
         return [(Path(d) / str(i) / MARKER).exists() for i in range(len(paths))]
 
 
-def main():
+GROUPS = dict(red=red_findings)
+
+
+def main(only=None):
+    """Writes the whole corpus, or with `only` (`--only red`) just that group's files, whose
+    manifest entries then replace or join the existing ones (the other files are left as they
+    are: zip timestamps would change their bytes)."""
     assert torch.__version__.split("+")[0] == TORCH_VERSION, torch.__version__
-    class1_scan_fooled()
-    end_record_tricks()
-    class2_hang()
-    class3_bombs()
-    class4_amplification()
-    class6_long_names()
-    class7_unreadable_output()
-    class9_torch_differs()
-    class10_lesser()
-    extras()
+    if only:
+        GROUPS[only]()
+    else:
+        class1_scan_fooled()
+        end_record_tricks()
+        class2_hang()
+        class3_bombs()
+        class4_amplification()
+        class6_long_names()
+        class7_unreadable_output()
+        class9_torch_differs()
+        class10_lesser()
+        extras()
+        red_findings()
     OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("*.pth"):
-        old.unlink()
+    if not only:
+        for old in OUT.glob("*.pth"):
+            old.unlink()
     manifest = []
     for f in FILES:
         data = f.pop("data")
@@ -651,9 +860,13 @@ def main():
     for f, ran in zip(manifest, probe([(OUT / f["file"]).resolve() for f in manifest])):
         f["runs_code"] = ran
         print(f"{f['file']:45} class {f['cls']:2} runs_code={ran}")
+    if only:
+        new = {f["file"]: f for f in manifest}
+        old = json.loads((OUT / "MANIFEST.json").read_text())["files"]
+        manifest = [new.pop(f["file"], f) for f in old] + list(new.values())
     (OUT / "MANIFEST.json").write_text(json.dumps(dict(torch=TORCH_VERSION, files=manifest), indent=1) + "\n")
     print(f"{len(manifest)} files, {sum(f['runs_code'] for f in manifest)} run code under torch.load")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[2] if sys.argv[1:2] == ["--only"] else None)

@@ -555,13 +555,18 @@ impl Checkpoint {
 fn sniff(bytes: &[u8]) -> Result<Format> {
     match bytes {
         [] => Err(Error::UnknownFormat("the file is empty".into())),
-        [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] => Ok(Format::TorchZip),
-        [0x80, 2..=5, ..] => Ok(Format::TorchLegacy),
-        _ if bytes.get(257..262) == Some(b"ustar") => Err(Error::UnsupportedFormat(
+        // torch.load takes a file for a zip only by these first four bytes
+        [b'P', b'K', 3, 4, ..] => Ok(Format::TorchZip),
+        // torch.load tries Python's tarfile before reading pickles, and tarfile takes any block
+        // whose checksum adds up as a header, magic or not, whatever its first bytes
+        _ if is_tar(bytes) => Err(Error::UnsupportedFormat(
             "this is the tar-based torch.save format of PyTorch < 0.4; load and re-save it with \
              a newer torch, or convert it with safetensors"
                 .into(),
         )),
+        // an empty archive (an end record alone), which torch.load does not read as a zip
+        [b'P', b'K', 5, 6, ..] => Ok(Format::TorchZip),
+        [0x80, 2..=5, ..] => Ok(Format::TorchLegacy),
         [a, b, c, d, e, f, g, h, b'{', ..] => {
             let n = u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]);
             if n < bytes.len() as u64 {
@@ -578,6 +583,68 @@ fn sniff(bytes: &[u8]) -> Result<Format> {
              safetensors (8-byte header size, then '{{') at offset 0, found byte 0x{first:02x}"
         ))),
     }
+}
+
+/// Whether Python's `tarfile` (which `torch.load` tries first on any file that is not a zip)
+/// would take the first 512 bytes as a tar header: not all zero, and the checksum field (octal
+/// text, or base-256) equal to the sum of the block's bytes with that field read as spaces,
+/// unsigned or signed. No magic is needed (V7 headers have none). Read leniently (underscores,
+/// a `0o` prefix, surrounding whitespace), so anything tarfile accepts is caught.
+pub(crate) fn is_tar(bytes: &[u8]) -> bool {
+    let Some(block) = bytes.get(..512) else {
+        return false;
+    };
+    if block.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let declared: Option<i128> = match field[0] {
+        0o200 | 0o377 => {
+            let n = field[1..]
+                .iter()
+                .fold(0i128, |n, &b| (n << 8) | i128::from(b));
+            Some(if field[0] == 0o377 {
+                n - (1i128 << 56)
+            } else {
+                n
+            })
+        }
+        _ => {
+            let text = field.split(|&b| b == 0).next().unwrap_or_default();
+            let is_space =
+                |b: &u8| b.is_ascii_whitespace() || (0x1c..=0x1f).contains(b) || *b == 0x0b;
+            let start = text.iter().position(|b| !is_space(b)).unwrap_or(text.len());
+            let end = text
+                .iter()
+                .rposition(|b| !is_space(b))
+                .map_or(start, |e| e + 1);
+            let mut t = &text[start..end.max(start)];
+            let negative = t.first() == Some(&b'-');
+            if matches!(t.first(), Some(b'-' | b'+')) {
+                t = &t[1..];
+            }
+            if t.len() > 1 && t[0] == b'0' && matches!(t[1], b'o' | b'O') {
+                t = &t[2..];
+            }
+            let mut n: i128 = 0;
+            let mut ok = true;
+            for &b in t {
+                match b {
+                    b'0'..=b'7' => n = n.saturating_mul(8).saturating_add(i128::from(b - b'0')),
+                    b'_' => {}
+                    _ => ok = false,
+                }
+            }
+            ok.then_some(if negative { -n } else { n })
+        }
+    };
+    let Some(declared) = declared else {
+        return false;
+    };
+    let rest = block[..148].iter().chain(&block[156..]);
+    let unsigned: i128 = 256 + rest.clone().map(|&b| i128::from(b)).sum::<i128>();
+    let signed: i128 = 256 + rest.map(|&b| i128::from(b as i8)).sum::<i128>();
+    declared == unsigned || declared == signed
 }
 
 /// timm's choice: `state_dict_ema` > `model_ema` (when `use_ema`) > `state_dict` > `model`.

@@ -145,7 +145,7 @@ pub fn scan(bytes: &[u8]) -> Result<Scan> {
 }
 
 fn is_tar(bytes: &[u8]) -> bool {
-    bytes.get(257..262) == Some(b"ustar")
+    super::is_tar(bytes)
 }
 
 fn scan_zip(bytes: &[u8], out: &mut Scan) -> Result<()> {

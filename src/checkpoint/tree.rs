@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::dtype::DType;
 use crate::error::{Budget, Error, Result};
-use crate::pickle::{Arena, Global, ObjId, Object, Value, MAX_DEPTH};
+use crate::pickle::{Arena, CallExtra, Global, ObjId, Object, Value, MAX_DEPTH};
 
 /// A storage a tensor refers to through a persistent id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,8 +205,7 @@ impl<'a> Builder<'a> {
             Object::PersId(_) => Node::Opaque("persistent id".into()),
             Object::Call { func, args, extra } => {
                 let args = self.arena.call_args(args);
-                let dict_items = extra.as_ref().map_or(&[][..], |e| &e.dict_items);
-                self.call(func, args, dict_items, depth, levels)?
+                self.call(func, args, extra.as_deref(), depth, levels)?
             }
         })
     }
@@ -231,20 +230,31 @@ impl<'a> Builder<'a> {
         &self,
         func: &Value,
         args: &[Value],
-        dict_items: &[(Value, Value)],
+        extra: Option<&CallExtra>,
         depth: usize,
         levels: usize,
     ) -> Result<Node> {
-        let (mut func, mut args, mut dict_items, mut depth) = (func, args, dict_items, depth);
+        let (mut func, mut args, mut extra, mut depth) = (func, args, extra, depth);
         loop {
             Self::depth(depth, "nesting of calls in the checkpoint")?;
             depth += 1;
             let Value::Global(g) = func else {
                 return Err(Self::err("call of a non-global"));
             };
+            if matches!(
+                **g,
+                Global::RebuildTensorV2
+                    | Global::RebuildTensorV3
+                    | Global::RebuildTensor
+                    | Global::RebuildParameter
+                    | Global::RebuildParameterWithState
+                    | Global::RebuildFromTypeV2
+            ) {
+                Self::untouched(extra)?;
+            }
             match &**g {
-                Global::RebuildTensorV2 | Global::RebuildTensor => {
-                    let t = self.tensor(args)?;
+                Global::RebuildTensorV2 | Global::RebuildTensorV3 | Global::RebuildTensor => {
+                    let t = self.tensor(args, g)?;
                     self.charge(
                         std::mem::size_of::<RawTensor>()
                             + t.storage.key.len()
@@ -256,15 +266,18 @@ impl<'a> Builder<'a> {
                     let [data, ..] = args else {
                         return Err(Self::err("_rebuild_parameter without arguments"));
                     };
+                    if matches!(**g, Global::RebuildParameterWithState) {
+                        self.harmless_state(args.get(3), "_rebuild_parameter_with_state")?;
+                    }
                     match self.arena.object(data) {
                         Some(Object::Call {
                             func: f,
                             args: a,
-                            extra,
+                            extra: inner_extra,
                         }) => {
                             func = f;
                             args = self.arena.call_args(a);
-                            dict_items = extra.as_ref().map_or(&[][..], |e| &e.dict_items);
+                            extra = inner_extra.as_deref();
                         }
                         _ => {
                             let kind = self.node(data, depth, 0)?.kind();
@@ -275,15 +288,16 @@ impl<'a> Builder<'a> {
                     }
                 }
                 Global::RebuildFromTypeV2 => {
-                    let [inner_func, _ty, inner_args, ..] = args else {
+                    let [inner_func, _ty, inner_args, rest @ ..] = args else {
                         return Err(Self::err("_rebuild_from_type_v2 with too few arguments"));
                     };
+                    self.harmless_state(rest.first(), "_rebuild_from_type_v2")?;
                     let Some(Object::Tuple(inner_args)) = self.arena.object(inner_args) else {
                         return Err(Self::err("_rebuild_from_type_v2 arguments are not a tuple"));
                     };
                     func = inner_func;
                     args = inner_args;
-                    dict_items = &[];
+                    extra = None;
                 }
                 Global::OrderedDict if levels == 0 => return Ok(Node::Unexpanded("dict")),
                 Global::OrderedDict => {
@@ -302,6 +316,7 @@ impl<'a> Builder<'a> {
                             }
                         }
                     }
+                    let dict_items = extra.map_or(&[][..], |e| &e.dict_items);
                     items.extend(self.pairs(dict_items, depth, levels)?.iter().cloned());
                     return Ok(Node::Dict(items.into()));
                 }
@@ -311,6 +326,103 @@ impl<'a> Builder<'a> {
                     return Ok(Node::Opaque(what.as_str().into()))
                 }
             }
+        }
+    }
+
+    /// A rebuilt tensor (or parameter) must not be changed afterwards by the pickle: BUILD
+    /// calls `Tensor.__setstate__` (a 4-tuple state is `set_(storage, offset, size, stride)`,
+    /// a 5-tuple replaces `data`), SETITEM is `t[k] = v`; torch applies both, even with
+    /// `weights_only=True` for BUILD.
+    fn untouched(extra: Option<&CallExtra>) -> Result<()> {
+        let Some(e) = extra else { return Ok(()) };
+        let what = if e.state.is_some() {
+            "BUILD (Tensor.__setstate__, which can re-point it at other data)"
+        } else if !e.dict_items.is_empty() {
+            "SETITEM (`t[k] = v`, which changes its values)"
+        } else if !e.list_items.is_empty() {
+            "APPEND"
+        } else if e.kwargs.is_some() {
+            "keyword arguments (NEWOBJ_EX)"
+        } else {
+            return Ok(());
+        };
+        Err(Self::err(format!(
+            "the pickle changes a rebuilt tensor with {what}; torch would load other values \
+             than the storage's"
+        )))
+    }
+
+    /// The state `_rebuild_parameter_with_state` / `_rebuild_from_type_v2` set on the tensor
+    /// with `setattr`: `None`, or a dict (or a `(dict, slots)` pair) whose keys are not tensor
+    /// attributes that carry values (`data`, `real`, `imag`).
+    fn harmless_state(&self, state: Option<&Value>, rebuild: &str) -> Result<()> {
+        let Some(state) = state.filter(|s| !matches!(s, Value::None)) else {
+            return Ok(());
+        };
+        let parts: Vec<&Value> = match self.arena.object(state) {
+            Some(Object::Tuple(items)) if items.len() == 2 => items.iter().collect(),
+            _ => vec![state],
+        };
+        for part in parts {
+            match (part, self.arena.object(part)) {
+                (Value::None, _) => {}
+                (_, Some(Object::Dict(items))) => {
+                    for (k, _) in items {
+                        match k {
+                            Value::Str(s) if !["data", "real", "imag"].contains(&&**s) => {}
+                            Value::Str(s) => {
+                                return Err(Self::err(format!(
+                                    "{rebuild} sets the tensor's `{s}` from its state; torch \
+                                     would load those values instead"
+                                )))
+                            }
+                            _ => {
+                                return Err(Self::err(format!(
+                                    "{rebuild} state has a non-string key"
+                                )))
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Self::err(format!(
+                        "{rebuild} state is {}, not a dict",
+                        self.describe(part)
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Python's truth value of a rebuild's metadata argument, where timmconv can tell.
+    fn is_falsy(&self, v: &Value) -> bool {
+        match v {
+            Value::None | Value::Bool(false) | Value::Int(0) => true,
+            _ => match self.arena.object(v) {
+                Some(Object::Dict(items)) => items.is_empty(),
+                Some(Object::Tuple(items) | Object::List(items)) => items.is_empty(),
+                _ => false,
+            },
+        }
+    }
+
+    fn describe(&self, v: &Value) -> String {
+        match self.arena.object(v) {
+            Some(Object::Dict(items)) => {
+                let keys: Vec<String> = items
+                    .iter()
+                    .take(4)
+                    .map(|(k, _)| match k {
+                        Value::Str(s) => format!("{s:?}"),
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                format!("a dict with keys {}", keys.join(", "))
+            }
+            Some(Object::Call { .. }) => "a call".into(),
+            Some(_) => "a container".into(),
+            None => format!("{v:?}"),
         }
     }
 
@@ -340,13 +452,27 @@ impl<'a> Builder<'a> {
         items.iter().map(|x| self.int(x, what)).collect()
     }
 
-    fn tensor(&self, args: &[Value]) -> Result<RawTensor> {
+    fn tensor(&self, args: &[Value], rebuild: &Global) -> Result<RawTensor> {
         let [storage, offset, size, stride, ..] = args else {
             return Err(Self::err(format!(
                 "tensor rebuild with {} arguments, expected at least 4",
                 args.len()
             )));
         };
+        // _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, metadata)
+        // _rebuild_tensor_v3(..., hooks, dtype, metadata): the tensor's dtype is the argument's
+        let (dtype, metadata) = match rebuild {
+            Global::RebuildTensorV3 => (args.get(6), args.get(7)),
+            Global::RebuildTensorV2 => (None, args.get(6)),
+            _ => (None, None),
+        };
+        if let Some(m) = metadata.filter(|m| !self.is_falsy(m)) {
+            return Err(Self::err(format!(
+                "tensor metadata {} (torch applies it: {{'neg': True}} negates the values, \
+                 {{'conj': True}} conjugates them); timmconv does not",
+                self.describe(m)
+            )));
+        }
         let storage = match self.arena.object(storage) {
             Some(Object::PersId(pid)) => self.storage(pid)?,
             Some(Object::Call {
@@ -359,6 +485,30 @@ impl<'a> Builder<'a> {
             }
             _ => return Err(Self::err("tensor storage is not a persistent id")),
         };
+        if matches!(rebuild, Global::RebuildTensorV3) {
+            let named = match dtype {
+                Some(Value::Global(g)) => match &**g {
+                    Global::Data(name) => torch_dtype(name).map(|d| (d, name.clone())),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match named {
+                Some((d, _)) if d == storage.dtype => {}
+                Some((_, name)) => {
+                    return Err(Self::err(format!(
+                        "_rebuild_tensor_v3 reads its {} storage as {name}; torch takes the \
+                         dtype from that argument, so the values would differ",
+                        storage.dtype.storage_name()
+                    )))
+                }
+                None => {
+                    return Err(Self::err(
+                        "_rebuild_tensor_v3 without a dtype timmconv reads",
+                    ))
+                }
+            }
+        }
         Ok(RawTensor {
             offset: self.int(offset, "storage offset")?,
             shape: self.ints(size, "tensor size")?,
@@ -437,4 +587,21 @@ impl<'a> Builder<'a> {
         }
         Ok(storage)
     }
+}
+
+/// The element type of a torch dtype global (`torch.float16`, `torch.half`, ...).
+fn torch_dtype(qualified: &str) -> Option<DType> {
+    Some(match qualified.strip_prefix("torch.")? {
+        "float32" | "float" => DType::F32,
+        "float64" | "double" => DType::F64,
+        "float16" | "half" => DType::F16,
+        "bfloat16" => DType::BF16,
+        "int64" | "long" => DType::I64,
+        "int32" | "int" => DType::I32,
+        "int16" | "short" => DType::I16,
+        "int8" => DType::I8,
+        "uint8" => DType::U8,
+        "bool" => DType::Bool,
+        _ => return None,
+    })
 }

@@ -168,11 +168,16 @@ impl Archive {
                     String::from_utf8_lossy(f.name_raw())
                 )));
             }
-            if entry.local_offset != u32::MAX && u64::from(entry.local_offset) != f.header_start() {
+            let Some((compressed, size, local_offset)) = entry.miniz_values() else {
                 return Err(Error::Zip(format!(
-                    "entry `{name}` records its local header at offset {}, but the zip reader \
-                     placed it at {header}; data before the archive is not read",
-                    entry.local_offset
+                    "entry `{name}` has saturated 32-bit sizes or offset but no zip64 field \
+                     that holds them"
+                )));
+            };
+            if local_offset != f.header_start() {
+                return Err(Error::Zip(format!(
+                    "entry `{name}` records its local header at offset {local_offset}, but the \
+                     zip reader placed it at {header}; data before the archive is not read"
                 )));
             }
             let method = match f.compression() {
@@ -181,7 +186,8 @@ impl Archive {
                 #[allow(deprecated)]
                 other => Method::Other(other.to_u16()),
             };
-            let (compressed, size) = (f.compressed_size(), f.size());
+            // the sizes miniz (torch) reads, not the zip crate's: they differ when a 24-byte
+            // zip64 field accompanies 32-bit values that are not saturated
             check_local_header(bytes, header, raw, &name)?;
             let data_start = usize::try_from(f.data_start()).map_err(zerr)?;
             let end = usize::try_from(compressed)
@@ -320,6 +326,11 @@ struct CentralEntry<'a> {
     local_offset: u32,
     /// The id of a Unicode path extra field (0x7075) or Unicode comment field (0x6375).
     path_field: Option<u16>,
+    /// The 32-bit compressed and uncompressed sizes.
+    compressed32: u32,
+    size32: u32,
+    /// The data of the first zip64 extended information field (0x0001), if any.
+    zip64: Option<&'a [u8]>,
 }
 
 impl<'a> CentralEntry<'a> {
@@ -335,6 +346,7 @@ impl<'a> CentralEntry<'a> {
         let extra = bytes.get(at + 46 + n..at + 46 + n + m)?;
         bytes.get(at + 46 + n + m..at + 46 + n + m + k)?;
         let mut path_field = None;
+        let mut zip64 = None;
         let mut rest = extra;
         while rest.len() >= 4 {
             let id = u16::from_le_bytes([rest[0], rest[1]]);
@@ -342,14 +354,51 @@ impl<'a> CentralEntry<'a> {
             if id == 0x7075 || id == 0x6375 {
                 path_field = Some(id);
             }
+            if id == 0x0001 && zip64.is_none() {
+                zip64 = Some(rest.get(4..4 + size).unwrap_or_default());
+            }
             rest = rest.get(4 + size..).unwrap_or_default();
         }
+        let u32_at = |o: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(
+                bytes.get(at + o..at + o + 4)?.try_into().ok()?,
+            ))
+        };
         Some(CentralEntry {
             name,
             len: 46 + n + m + k,
             local_offset,
             path_field,
+            compressed32: u32_at(20)?,
+            size32: u32_at(24)?,
+            zip64,
         })
+    }
+
+    /// `(compressed, size, local header offset)` as miniz reads them: the 32-bit values,
+    /// except that when any is saturated (0xffffffff) each saturated one, in the order size,
+    /// compressed, offset, is the next 8 bytes of the zip64 field. The zip crate instead reads
+    /// all three from a 24-byte zip64 field whatever the 32-bit values say. `None` when the
+    /// field is missing or too short for what miniz reads from it.
+    fn miniz_values(&self) -> Option<(u64, u64, u64)> {
+        const MAX: u32 = u32::MAX;
+        let (c, s, o) = (self.compressed32, self.size32, self.local_offset);
+        if c != MAX && s != MAX && o != MAX {
+            return Some((u64::from(c), u64::from(s), u64::from(o)));
+        }
+        let mut field = self.zip64?;
+        let mut next = |v: u32| -> Option<u64> {
+            if v != MAX {
+                return Some(u64::from(v));
+            }
+            let x = u64::from_le_bytes(field.get(..8)?.try_into().ok()?);
+            field = &field[8..];
+            Some(x)
+        };
+        let size = next(s)?;
+        let compressed = next(c)?;
+        let offset = next(o)?;
+        Some((compressed, size, offset))
     }
 }
 

@@ -10,8 +10,10 @@ use crate::dtype::DType;
 /// A global the unpickler accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Global {
-    /// `torch._utils._rebuild_tensor_v2` (and v3).
+    /// `torch._utils._rebuild_tensor_v2`.
     RebuildTensorV2,
+    /// `torch._utils._rebuild_tensor_v3`: as v2, with the tensor's dtype as 7th argument.
+    RebuildTensorV3,
     /// `torch._utils._rebuild_tensor` (torch < 0.4).
     RebuildTensor,
     /// `torch._utils._rebuild_parameter`.
@@ -214,7 +216,8 @@ pub fn resolve(module: &str, name: &str) -> Option<Global> {
     let qualified = || format!("{module}.{name}");
     match module {
         "torch._utils" => match name {
-            "_rebuild_tensor_v2" | "_rebuild_tensor_v3" => Some(Global::RebuildTensorV2),
+            "_rebuild_tensor_v2" => Some(Global::RebuildTensorV2),
+            "_rebuild_tensor_v3" => Some(Global::RebuildTensorV3),
             "_rebuild_tensor" => Some(Global::RebuildTensor),
             "_rebuild_parameter" => Some(Global::RebuildParameter),
             "_rebuild_parameter_with_state" => Some(Global::RebuildParameterWithState),

@@ -114,6 +114,8 @@ struct Vm<'a> {
     protocol: u8,
     /// Bytes held, charged against [`MAX_PICKLE_MEMORY`].
     memory: Budget,
+    /// The end of the furthest frame a FRAME opcode declared.
+    frame_end: usize,
 }
 
 /// What one memo entry costs in the hash map (key, value, control byte, and the slack of a
@@ -133,6 +135,7 @@ impl<'a> Vm<'a> {
             arena: Arena::default(),
             globals: Vec::new(),
             protocol: 0,
+            frame_end: 0,
             memory: Budget::new("MAX_PICKLE_MEMORY", MAX_PICKLE_MEMORY),
         }
     }
@@ -437,28 +440,55 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn parse_text_int(&mut self, text: &str, at: usize) -> Result<Value> {
-        let t = text.trim().trim_end_matches('L');
-        if t.len() > MAX_LONG_BYTES {
+    /// A text INT or LONG read as CPython's C unpickler reads it. INT: `strtol(s, &end, 0)`,
+    /// so `010` is octal 8 and `0x8` is 8, a line of exactly two characters holding 0 or 1 is a
+    /// bool, and anything strtol does not consume to the end goes to `int(s, 0)`. LONG: one
+    /// trailing `L` dropped, then `int(s, 0)`, which refuses `010`. Of `int(s, 0)` only plain
+    /// decimals are read here (no underscores, no base prefixes); anything else is refused, so
+    /// no integer is ever read differently from torch.
+    fn parse_text_int(&mut self, text: &str, at: usize, long: bool) -> Result<Value> {
+        if text.len() > MAX_LONG_BYTES {
             return Err(Error::limit(
                 "MAX_LONG_BYTES",
                 format!("digits of the integer at pickle offset {at}"),
-                t.len() as u64,
+                text.len() as u64,
                 MAX_LONG_BYTES as u64,
             ));
         }
-        match t {
-            "00" => return Ok(Value::Bool(false)),
-            "01" => return Ok(Value::Bool(true)),
-            _ => {}
+        if long {
+            let t = text.strip_suffix('L').unwrap_or(text);
+            return self.python_int(t, at);
+        }
+        match strtol(text) {
+            Some(x) if text.len() == 2 && (x == 0 || x == 1) => Ok(Value::Bool(x == 1)),
+            Some(x) => Ok(Value::Int(x)),
+            None => self.python_int(text, at),
+        }
+    }
+
+    /// `int(s, 0)` for plain decimals: surrounding whitespace, a sign, digits without a leading
+    /// zero (unless all are zeros).
+    fn python_int(&mut self, text: &str, at: usize) -> Result<Value> {
+        let t = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let plain = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (!digits.starts_with('0') || digits.bytes().all(|b| b == b'0'));
+        if !plain {
+            return Err(self.err(
+                at,
+                format!(
+                    "bad integer literal {text:?} (CPython reads text integers with base 0: a \
+                     leading zero, a base prefix or an underscore is read differently or refused)"
+                ),
+            ));
         }
         match t.parse::<i64>() {
             Ok(i) => Ok(Value::Int(i)),
-            Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
+            Err(_) => {
                 self.charge(t.len() + 16, at)?;
                 Ok(Value::BigInt(Rc::from(t.as_bytes())))
             }
-            Err(_) => Err(self.err(at, format!("bad integer literal {t:?}"))),
         }
     }
 
@@ -490,8 +520,22 @@ impl<'a> Vm<'a> {
                     if n > self.data.len() - self.pos {
                         return Err(self.err(at, format!("frame of {n} bytes runs past the end")));
                     }
+                    self.frame_end = self.frame_end.max(self.pos + n);
                 }
                 op::STOP => {
+                    // CPython's unpickler reads a large frame from the file whole: a STOP before
+                    // the frame's end leaves the file after the frame, where torch.load reads
+                    // the next pickle of a legacy file (pickle's writer ends each frame at STOP)
+                    if self.frame_end > self.pos {
+                        return Err(self.err(
+                            at,
+                            format!(
+                                "STOP inside a frame that runs on to offset {}: Python reads the \
+                                 whole frame, so what follows the STOP is not what it reads next",
+                                self.frame_end
+                            ),
+                        ));
+                    }
                     let v = self.pop(at)?;
                     return Ok(v);
                 }
@@ -559,7 +603,7 @@ impl<'a> Vm<'a> {
                 }
                 op::INT | op::LONG => {
                     let text = self.line_str(at)?;
-                    let v = self.parse_text_int(&text, at)?;
+                    let v = self.parse_text_int(&text, at, code == op::LONG)?;
                     self.push(v, at)?;
                 }
                 op::FLOAT => {
@@ -855,6 +899,35 @@ impl<'a> Vm<'a> {
     }
 }
 
+/// C's `strtol(s, &end, 0)` on a line (without its newline), when it reads the whole line
+/// without overflow: leading whitespace, a sign, then `0x` hex, `0` octal or decimal digits.
+fn strtol(s: &str) -> Option<i64> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .filter(|h| h.bytes().next().is_some_and(|b| b.is_ascii_hexdigit()));
+    let (digits, radix) = match hex {
+        Some(h) => (h, 16),
+        None if t.len() > 1 && t.starts_with('0') => (&t[1..], 8),
+        None => (t, 10),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
 fn pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
     if items.len() % 2 != 0 {
         return None;
@@ -867,27 +940,37 @@ fn pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
     Some(out)
 }
 
-/// Decodes Python's `raw-unicode-escape`: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX` escapes.
+/// Decodes Python's `raw-unicode-escape`: latin-1 bytes with `\uXXXX` and `\UXXXXXXXX` escapes,
+/// which count only after an odd number of backslashes (`\\u0041` stays as written), need
+/// exactly their hex digits, and may not name a surrogate (which Python allows and Rust strings
+/// cannot hold: refused).
 fn decode_raw_unicode_escape(bytes: &[u8]) -> Option<String> {
     let mut out = String::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        if b == b'\\' {
-            let width = match bytes.get(i + 1) {
-                Some(b'u') => 4,
-                Some(b'U') => 8,
-                _ => 0,
-            };
-            if width > 0 {
-                let hex = bytes.get(i + 2..i + 2 + width)?;
-                let code = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-                out.push(char::from_u32(code)?);
-                i += 2 + width;
-                continue;
-            }
+        if b != b'\\' {
+            out.push(char::from(b));
+            i += 1;
+            continue;
         }
-        out.push(char::from(b));
-        i += 1;
+        let run = bytes[i..].iter().take_while(|&&c| c == b'\\').count();
+        i += run;
+        let width = match bytes.get(i) {
+            Some(b'u') if run % 2 == 1 => 4,
+            Some(b'U') if run % 2 == 1 => 8,
+            _ => 0,
+        };
+        let literal = if width > 0 { run - 1 } else { run };
+        out.extend(std::iter::repeat_n('\\', literal));
+        if width > 0 {
+            let hex = bytes.get(i + 1..i + 1 + width)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            let code = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(char::from_u32(code)?);
+            i += 1 + width;
+        }
     }
     Some(out)
 }
@@ -952,6 +1035,56 @@ mod tests {
         let u = run(bytes).unwrap();
         let Value::BigInt(b) = u.value else { panic!() };
         assert_eq!(&b[..], &bytes[4..14]);
+    }
+
+    #[test]
+    fn text_integers_read_as_cpython_reads_them() {
+        let show = |u: Unpickled| format!("{:?}", u.value);
+        let int = |line: &str| run(format!("I{line}\n.").as_bytes()).map(show);
+        let long = |line: &str| run(format!("L{line}\n.").as_bytes()).map(show);
+        for (text, want) in [
+            ("010", 8),
+            ("0x10", 16),
+            ("-0X1f", -31),
+            ("+7", 7),
+            (" 12", 12),
+            ("12 ", 12),
+            ("9", 9),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                int(text).unwrap(),
+                format!("{:?}", Value::Int(want)),
+                "I{text}"
+            );
+        }
+        assert_eq!(int("01").unwrap(), format!("{:?}", Value::Bool(true)));
+        assert_eq!(int("00").unwrap(), format!("{:?}", Value::Bool(false)));
+        for bad in ["08", "0x", "1_0", "0b1", "0o7", "5L", "010 "] {
+            assert!(int(bad).is_err(), "I{bad}");
+        }
+        assert_eq!(long("10L").unwrap(), format!("{:?}", Value::Int(10)));
+        assert_eq!(long("000L").unwrap(), format!("{:?}", Value::Int(0)));
+        for bad in ["010L", "0x10L", "5LL", "1_0L"] {
+            assert!(long(bad).is_err(), "L{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_unicode_escapes_count_after_an_odd_run_of_backslashes() {
+        let text = |line: &[u8]| {
+            let mut b = b"V".to_vec();
+            b.extend_from_slice(line);
+            b.extend_from_slice(b"\n.");
+            run(&b).map(|u| format!("{:?}", u.value))
+        };
+        let s = |v: &str| format!("{:?}", Value::Str(Rc::from(v)));
+        assert_eq!(text(br"w\u0041").unwrap(), s("wA"));
+        assert_eq!(text(br"w\\u0041").unwrap(), s(r"w\\u0041"));
+        assert_eq!(text(br"w\\\u0041").unwrap(), s(r"w\\A"));
+        assert_eq!(text(br"a\b\").unwrap(), s(r"a\b\"));
+        assert!(text(br"w\u+041").is_err());
+        assert!(text(br"w\u004").is_err());
     }
 
     #[test]

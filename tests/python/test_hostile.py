@@ -285,3 +285,74 @@ def test_scan_lines_cannot_be_forged():
 def test_long_names_print(tmp_path):
     r = run("inspect", HOSTILE / "name_70000_chars.pth")
     assert r.rc == 0 and "x" * 70000 in r.out
+
+
+# Third pass (branch red). The differential property for values, on every corpus file whose
+# payload does not run: whenever timmconv converts a file that torch.load(weights_only=False)
+# also loads, the tensors must be torch's, bit for bit. (test_converted_values_are_torchs only
+# covers the files the manifest says must convert; this one also catches a file that is
+# expected to be refused but converts to other weights.) torch loads all of them in one
+# throw-away process, in an empty folder.
+DIFFERENTIAL = [e for e in MANIFEST if not e["runs_code"]]
+TORCH_ALL = r"""
+import os, sys, torch
+out = sys.argv[1]
+for i, path in enumerate(sys.argv[2:]):
+    try:
+        sd = torch.load(path, weights_only=False, map_location="cpu")
+        sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+        torch.save(sd, os.path.join(out, f"{i}.pt"))
+    except BaseException:
+        pass
+"""
+
+
+@pytest.fixture(scope="module")
+def torch_values(tmp_path_factory):
+    out = tmp_path_factory.mktemp("torch_values")
+    work = tmp_path_factory.mktemp("torch_work")
+    paths = [str((HOSTILE / e["file"]).resolve()) for e in DIFFERENTIAL]
+    subprocess.run([sys.executable, "-c", TORCH_ALL, out, *paths], cwd=work, capture_output=True,
+                   timeout=600)
+    assert list(work.iterdir()) == []
+    return {e["file"]: out / f"{i}.pt" for i, e in enumerate(DIFFERENTIAL)}
+
+
+@pytest.mark.parametrize("entry", DIFFERENTIAL, ids=[e["file"] for e in DIFFERENTIAL])
+def test_whatever_timmconv_converts_is_torchs(entry, torch_values, tmp_path):
+    from safetensors import safe_open
+    out = tmp_path / "x.safetensors"
+    r = run("convert", HOSTILE / entry["file"], "-o", out)
+    saved = torch_values[entry["file"]]
+    if r.rc != 0 or not saved.exists():
+        return  # refused, or torch cannot load it either
+    want = torch.load(saved, weights_only=True)
+    with safe_open(out, "pt") as f:
+        assert sorted(f.keys()) == sorted(want), entry["file"]
+        for k in f.keys():
+            got, exp = f.get_tensor(k), want[k]
+            assert got.dtype == exp.dtype and got.shape == exp.shape, \
+                f"{entry['file']} {k[:80]}: timmconv {got.dtype} {tuple(got.shape)}, torch {exp.dtype} {tuple(exp.shape)}"
+            exp = exp.resolve_neg().resolve_conj().contiguous()
+            assert torch.equal(got.contiguous().view(torch.uint8), exp.view(torch.uint8)), \
+                f"{entry['file']} {k[:80]}: timmconv {got.flatten()[:8].tolist()}, torch {exp.flatten()[:8].tolist()}"
+
+
+def test_tar_archives_torch_opens_are_never_ok_for_the_scan():
+    """torch.load tries Python's tarfile before anything else, and tarfile accepts a header by
+    its checksum alone (a V7 header has no magic): a tar whose first header reads as a run of
+    pickles, or starts with 0x80 0x02, is still the tar format, whose `storages` member torch
+    unpickles with plain pickle.load."""
+    for name in ("tar_v7_header_is_five_pickles.pth", "tar_ustar_header_starts_as_pickle.pth",
+                 "tar_then_zip_end_signature_first.pth", "safetensors_tar_polyglot.pth"):
+        r = run("inspect", "--scan", HOSTILE / name)
+        assert r.rc != 0, f"{name}: {r.out}"
+        assert "tar" in (r.out + r.err), r.out + r.err
+
+
+def test_stop_inside_a_frame_is_never_ok_for_the_scan():
+    """CPython reads a large FRAME whole: torch.load's next legacy pickle starts after the frame,
+    not after a STOP inside it (legacy_frame_hides_next_pickles.pth: decoys after the STOP, a
+    payload after the frame)."""
+    r = run("inspect", "--scan", HOSTILE / "legacy_frame_hides_next_pickles.pth")
+    assert r.rc != 0 and "frame" in r.out, r.out
