@@ -41,7 +41,7 @@ pub struct ConvertReport {
 }
 
 /// The SHA-256 prefix that torch hub and timm put in file names (`resnet50-0676ba61.pth`).
-pub fn hash_in_file_name(path: &Path) -> Option<String> {
+pub(crate) fn hash_in_file_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     let re = regex::Regex::new(r"-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|pth\.tar)$").ok()?;
     re.captures(name).map(|c| c[1].to_owned())

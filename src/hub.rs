@@ -40,7 +40,7 @@ fn resize_channels(v: Option<&Value>, in_chans: usize) -> Option<Value> {
 
 /// The `config.json` timm's `save_config_for_hf` writes for `arch` with pretrained `tag`,
 /// `in_chans` input channels and `num_classes` classes.
-pub fn config(arch: &Arch, tag: &Tag, in_chans: usize, num_classes: usize) -> Value {
+pub(crate) fn config(arch: &Arch, tag: &Tag, in_chans: usize, num_classes: usize) -> Value {
     let mut cfg: Map<String, Value> = tag
         .cfg
         .iter()

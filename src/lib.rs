@@ -72,7 +72,7 @@ pub mod convert;
 pub mod dtype;
 pub mod error;
 mod fileio;
-pub mod hub;
+mod hub;
 pub mod identify;
 pub mod pickle;
 pub mod registry;
@@ -84,9 +84,6 @@ pub mod chart;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod verify;
-
-#[cfg(feature = "cli")]
-pub mod cli;
 
 pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};

@@ -351,7 +351,7 @@ fn current(a: &ConvertArgs, no_hash: bool) -> bool {
         // the input's size and mtime, as the output recorded them when converted without a hash
         let stamp = std::fs::metadata(&a.input)
             .ok()
-            .and_then(|m| crate::convert::source_stamp(&m));
+            .and_then(|m| timmconv::convert::source_stamp(&m));
         match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
             (Some((size, mtime)), Some(s), Some(m)) => {
                 *s == size.to_string() && *m == mtime.to_string()
@@ -361,7 +361,7 @@ fn current(a: &ConvertArgs, no_hash: bool) -> bool {
     } else {
         match (
             meta.get("source_sha256"),
-            crate::convert::sha256_file(&a.input),
+            timmconv::convert::sha256_file(&a.input),
         ) {
             (Some(recorded), Ok(sha)) => *recorded == sha,
             _ => false,

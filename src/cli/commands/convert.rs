@@ -1,12 +1,12 @@
 //! `timmconv convert`: flags become one library [`Conversion`], in one place; the report is
 //! printed; library errors are worded with the flags that set what they name.
 
-use crate::adapt::Rule;
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
 use crate::cli::{printer, Outcome};
-use crate::convert::ConvertReport;
-use crate::error::{Error, Setting};
-use crate::{Conversion, DType, Layout, WriteOptions};
+use timmconv::adapt::Rule;
+use timmconv::convert::ConvertReport;
+use timmconv::error::{Error, Setting};
+use timmconv::{Conversion, DType, Layout, WriteOptions};
 
 /// Turns the raw arguments into the library's conversion of `input`, in one place.
 pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversion> {
@@ -144,6 +144,7 @@ fn flag_message(e: &Error) -> Option<String> {
                 modules.len(),
                 modules.join(", ")
             ),
+            _ => return None,
         },
         _ => return None,
     })
@@ -175,8 +176,8 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 
 /// One conversion as `convert` does it, without printing: the code path `batch` shares.
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
-    crate::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
-    let source = crate::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
     let write = WriteOptions {
         overwrite: a.force,
         fsync: a.fsync,
@@ -202,10 +203,10 @@ fn summary(r: &ConvertReport, verbose: bool) {
             ad.from_shape,
             ad.to_shape,
             match ad.method {
-                crate::adapt::InChansMethod::Sum => "sum over input channels".to_owned(),
-                crate::adapt::InChansMethod::SumSpaceToDepth { groups } =>
+                timmconv::adapt::InChansMethod::Sum => "sum over input channels".to_owned(),
+                timmconv::adapt::InChansMethod::SumSpaceToDepth { groups } =>
                     format!("sum within {groups} space-to-depth groups"),
-                crate::adapt::InChansMethod::Repeat => "repeat and scale".to_owned(),
+                timmconv::adapt::InChansMethod::Repeat => "repeat and scale".to_owned(),
             }
         ));
     }
