@@ -41,8 +41,12 @@
 //!
 //! # Feature flags
 //!
-//! - `cli` (default): the `timmconv` binary's dependencies (clap, anyhow, indicatif). The
-//!   library itself needs none of them: `default-features = false` builds it alone.
+//! - `cli` (default): the `timmconv` binary (`src/main.rs`) and its dependencies (clap, anyhow,
+//!   indicatif). The library itself needs none of them: `default-features = false` builds it
+//!   alone.
+//! - `plot` (with `cli`): the `chart` module, SVG charts of results and parity.
+//! - `download` (with `cli`): `hf-hub:` inputs missing from the Hugging Face cache are downloaded
+//!   into it by [`source::resolve`].
 //! - `torch`: the `verify` module, which runs converted weights through libtorch (the `tch` crate) in a
 //!   TorchScript export of the model and compares logits with PyTorch's. Needs libtorch 2.11.
 //!
@@ -50,7 +54,9 @@
 //!
 //! Every fallible function returns [`Result`] with the one [`Error`] type, whose variants name
 //! the check that failed (a named [`Error::Limit`], a [`Error::ForbiddenGlobal`] with its byte
-//! offset, a [`Error::Tensor`] with its key) and, through [`Error::WithPath`], the file.
+//! offset, a [`Error::Tensor`] with its key) and, through [`Error::WithPath`], the file. A
+//! conversion's settings that contradict each other are an [`Error::Setting`] naming the
+//! builder's settings (`in_chans`, `model`); the CLI words the same errors with its flags.
 //!
 //! # Guarantees
 //!
@@ -80,6 +86,7 @@ pub mod source;
 pub mod write;
 
 #[cfg(feature = "plot")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
 pub mod chart;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
