@@ -182,6 +182,20 @@ pub enum Error {
         /// The closest known names.
         suggestions: Vec<String>,
     },
+    /// A checkpoint whose keys or shapes do not fit the model it is converted for, as
+    /// `load_state_dict(strict=True)` would find.
+    #[error(
+        "the checkpoint is not a `{model}` state dict (as load_state_dict(strict=True) checks \
+         it): {}; `timmconv identify` names the architectures it fits, allow_mismatch converts \
+         anyway",
+        differences.join("; ")
+    )]
+    ModelMismatch {
+        /// The model as named (`arch` or `arch.tag`).
+        model: String,
+        /// What differs: missing, unexpected and reshaped keys.
+        differences: Vec<String>,
+    },
     /// A chart could not be drawn (no data to plot, or the plotting library failed).
     #[error("chart: {0}")]
     Chart(String),
@@ -210,6 +224,9 @@ pub enum Setting {
     /// `features_only` for an architecture only a `config.json` describes.
     #[error("features_only needs an architecture the registry knows")]
     FeaturesNeedKnownArch,
+    /// `features_only` with an empty list of `out_indices`.
+    #[error("out_indices needs at least one index")]
+    EmptyOutIndices,
     /// `features_only` with the hub layout.
     #[error(
         "features_only writes a features model's weights; timm's hub folders hold \

@@ -185,3 +185,29 @@ fn settings_errors_name_library_settings_and_the_cli_names_flags() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_wrong_model_is_a_typed_mismatch_unless_allowed() {
+    let input = fixture("ckpt/test_resnet.f32.zip.pth");
+    let err = Conversion::from_file(&input)
+        .model("resnet18.a1_in1k")
+        .unwrap()
+        .plan()
+        .unwrap_err();
+    let timmconv::Error::ModelMismatch { model, differences } = err.root() else {
+        panic!("{err}");
+    };
+    assert_eq!(model, "resnet18.a1_in1k");
+    assert!(!differences.is_empty());
+    assert!(
+        err.to_string().contains("allow_mismatch converts anyway"),
+        "{err}"
+    );
+    let plan = Conversion::from_file(&input)
+        .model("resnet18.a1_in1k")
+        .unwrap()
+        .allow_mismatch(true)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.report().warnings.len(), differences.len());
+}

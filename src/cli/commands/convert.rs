@@ -121,15 +121,30 @@ fn flag_message(e: &Error) -> Option<String> {
             "output {} exists and is not a folder; --layout hub only replaces a folder it wrote",
             path.display()
         ),
-        Error::Unadaptable { .. } => e
-            .to_string()
-            .replace("set drop_unadaptable", "pass --drop-unadaptable"),
+        Error::Unadaptable {
+            key,
+            shape,
+            in_chans,
+            base,
+            why,
+        } => format!(
+            "cannot adapt `{key}` with shape {shape:?} to in_chans={in_chans} (base {base}): \
+             {why}; pass --drop-unadaptable to drop it and let the model initialise it, as timm \
+             does"
+        ),
+        Error::ModelMismatch { model, differences } => format!(
+            "the checkpoint is not a `{model}` state dict (as load_state_dict(strict=True) checks \
+             it): {}; `timmconv identify` names the architectures it fits, --allow-mismatch \
+             converts anyway",
+            differences.join("; ")
+        ),
         Error::Setting(s) => match s {
             Setting::NoPretrainedCfg { model } => {
                 format!("`{model}` has no pretrained cfg; pass --first-conv and --classifier")
             }
             Setting::ResolutionNeedsModel => "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry".into(),
             Setting::FeaturesNeedModel => "--features-only needs --model NAME: the features layout comes from the registry".into(),
+            Setting::EmptyOutIndices => "--out-indices needs at least one index".into(),
             Setting::FeaturesNeedKnownArch => "--features-only needs an architecture the registry knows".into(),
             Setting::HubFeatures => "--features-only writes a features model's weights; timm's hub folders hold classification models, use --layout file".into(),
             Setting::HubNeedsModel => "--layout hub writes timm's config.json, which needs --model NAME[.TAG]".into(),
