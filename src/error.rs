@@ -254,6 +254,9 @@ pub enum Setting {
          the hash in its file name)"
     )]
     NoHashWithChecksum,
+    /// An `in_chans` or `base_chans` of 0.
+    #[error("in_chans and the base channel count must be positive")]
+    ZeroChannels,
     /// An `in_chans` change without a first conv to adapt.
     #[error("in_chans needs to know the first conv: set a model or first_conv")]
     InChansNeedsFirstConv,
