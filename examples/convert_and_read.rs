@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use timmconv::{convert, registry, Checkpoint, ConvertOptions, OpenOptions};
+use timmconv::{Checkpoint, Conversion, OpenOptions, WriteOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -19,22 +19,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "test_resnet.r160_in1k".into());
 
-    // what timm's pretrained cfg says about the stem and the classifier
-    let (arch, cfg) = registry::lookup(&model)?;
-    let cfg = cfg.ok_or("no pretrained cfg for that name")?;
-    let mut opts = ConvertOptions::default();
-    opts.adapt.first_conv = cfg.first_conv();
-    opts.adapt.classifier = cfg.classifier();
-    opts.adapt.cfg_num_classes = cfg.num_classes();
-    opts.adapt.base_chans = cfg.in_chans();
-    opts.adapt.in_chans = Some(4);
-    opts.adapt.num_classes = Some(0);
-    opts.model = Some(arch.name.clone());
-    opts.tag = Some(cfg.tag.clone());
-    opts.overwrite = true;
+    // timm's pretrained cfg (from the embedded registry) names the stem and the classifier
+    let plan = Conversion::from_file(&input)
+        .model(&model)?
+        .in_chans(4)
+        .num_classes(0)
+        .plan()?;
+    let stems: Vec<String> = plan
+        .report()
+        .adapted
+        .iter()
+        .map(|a| a.key.clone())
+        .collect();
 
-    let out = std::env::temp_dir().join(format!("{}_4ch.safetensors", arch.name));
-    let report = convert(&input, &out, &opts, |_, _| {})?;
+    let out = std::env::temp_dir().join(format!(
+        "{}_4ch.safetensors",
+        plan.model().unwrap_or("model")
+    ));
+    let write = WriteOptions {
+        overwrite: true,
+        ..WriteOptions::default()
+    };
+    let report = plan.write(&out, &write, |_, _| {})?;
     for a in &report.plan.adapted {
         println!("adapted {} {:?} -> {:?}", a.key, a.from_shape, a.to_shape);
     }
@@ -44,10 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // the converted file, read as ndarray views borrowed from its mapping
     let converted = Checkpoint::open(&out, &OpenOptions::default())?;
-    for stem in &opts.adapt.first_conv {
-        let w = converted.array::<f32>(&format!("{stem}.weight"))?;
+    for stem in &stems {
+        let w = converted.array::<f32>(stem)?;
         println!(
-            "{stem}.weight: shape {:?}, borrowed from the file: {}, mean {:.6}",
+            "{stem}: shape {:?}, borrowed from the file: {}, mean {:.6}",
             w.shape(),
             w.is_view(),
             w.mean().unwrap_or(f32::NAN)

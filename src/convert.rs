@@ -1,4 +1,5 @@
-//! The whole conversion: open, check, plan, stream the adapted tensors into safetensors.
+//! Writing a planned conversion into a safetensors file: the input hashed on a second thread,
+//! the metadata recorded in the header, the report of what was done.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,35 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::adapt::{Adaptation, Plan, Report};
-use crate::checkpoint::{Checkpoint, Format, OpenOptions, Skipped};
+use crate::adapt::{Plan, Report};
+use crate::checkpoint::{Checkpoint, Format, Skipped};
+use crate::conversion::{Settings, WriteOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::write::{self, Entry};
-
-/// Everything a conversion needs besides the input and output paths.
-#[derive(Debug, Clone, Default)]
-pub struct ConvertOptions {
-    /// Which state dict to read.
-    pub open: OpenOptions,
-    /// What to change.
-    pub adapt: Adaptation,
-    /// Architecture name recorded in the metadata (from `--model`).
-    pub model: Option<String>,
-    /// Pretrained tag recorded in the metadata.
-    pub tag: Option<String>,
-    /// Replace an existing output.
-    pub overwrite: bool,
-    /// The input's expected SHA-256 (hex, full or a prefix of at least 8 digits).
-    pub expect_sha256: Option<String>,
-    /// fsync the output before renaming it into place.
-    pub sync: bool,
-    /// Skip hashing the input (no `source_sha256` in the output).
-    pub no_hash: bool,
-    /// Convert even when the checkpoint's keys and shapes do not fit `model` (checked like
-    /// `load_state_dict(strict=True)` against the recorded keys; differences become warnings).
-    pub allow_mismatch: bool,
-}
 
 /// What a conversion did.
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +41,7 @@ pub struct ConvertReport {
 }
 
 /// The SHA-256 prefix that torch hub and timm put in file names (`resnet50-0676ba61.pth`).
-pub fn hash_in_file_name(path: &Path) -> Option<String> {
+pub(crate) fn hash_in_file_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     let re = regex::Regex::new(r"-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|pth\.tar)$").ok()?;
     re.captures(name).map(|c| c[1].to_owned())
@@ -87,27 +65,25 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Checks the output path before any work: not the input, not an existing file unless
 /// overwriting.
-pub fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+pub(crate) fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
     if same_file(input, output) {
-        return Err(Error::Options(format!(
-            "output {} is the input file; timmconv never modifies its input",
-            output.display()
-        )));
+        return Err(Error::OutputIsInput {
+            path: output.to_path_buf(),
+        });
     }
     if output.exists() && !overwrite {
-        return Err(Error::Options(format!(
-            "output {} exists; pass --force to replace it",
-            output.display()
-        )));
+        return Err(Error::OutputExists {
+            path: output.to_path_buf(),
+        });
     }
     Ok(())
 }
 
 /// The metadata written into the output's `__metadata__`.
-pub fn metadata(
+fn metadata(
     ckpt: &Checkpoint,
     sha: Option<&str>,
-    opts: &ConvertOptions,
+    opts: &Settings,
     plan: &Plan,
 ) -> BTreeMap<String, String> {
     let a = &opts.adapt;
@@ -118,7 +94,7 @@ pub fn metadata(
         "source_format": ckpt.format(),
         "state_key": ckpt.state_key(),
         "in_chans": a.in_chans,
-        "base_chans": a.base_chans.unwrap_or(3),
+        "base_chans": plan.report.base_chans,
         "num_classes": a.num_classes,
         "first_conv": a.first_conv,
         "classifier": a.classifier,
@@ -166,7 +142,7 @@ pub fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
 /// SHA-256 of everything in `opts` that shapes the output's tensors (not `overwrite`, `sync`,
 /// `expect_sha256` or `no_hash`), with the timmconv version: `batch` skips an existing output
 /// only when this matches, so a changed flag or a new timmconv converts again.
-pub fn options_fingerprint(opts: &ConvertOptions) -> String {
+pub(crate) fn options_fingerprint(opts: &Settings) -> String {
     let text = format!(
         "{}\n{:?}\n{:?}\n{:?}\n{:?}",
         env!("CARGO_PKG_VERSION"),
@@ -205,7 +181,7 @@ fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
-fn check_sha(input: &Path, sha: &str, opts: &ConvertOptions) -> Result<Option<String>> {
+fn check_sha(input: &Path, sha: &str, opts: &Settings) -> Result<Option<String>> {
     let expected = opts
         .expect_sha256
         .clone()
@@ -229,54 +205,21 @@ fn check_sha(input: &Path, sha: &str, opts: &ConvertOptions) -> Result<Option<St
 /// A SHA-256 placeholder of the right length, replaced once the hash is known.
 const SHA_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Converts `input` into a safetensors file at `output`. `progress` receives
-/// `(bytes_done, bytes_total)` after each tensor.
+/// Writes `plan` of `ckpt` (opened from `input`) into a safetensors file at `output`.
+/// `progress` receives `(bytes_done, bytes_total)` after each piece.
 ///
 /// The input is hashed on a second thread while the tensors are written; the header's
 /// `source_sha256` is filled in at the end, and a checksum mismatch removes the output.
-pub fn convert(
+pub(crate) fn write_file(
     input: &Path,
+    ckpt: &Checkpoint,
+    opts: &Settings,
+    plan: Plan,
     output: &Path,
-    opts: &ConvertOptions,
+    write_opts: &WriteOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ConvertReport> {
-    check_output(input, output, opts.overwrite)?;
-    if let Some(e) = &opts.expect_sha256 {
-        if e.len() < 8 || e.len() > 64 || !e.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Options(format!(
-                "--expect-sha256 `{e}` is not 8 to 64 hex digits"
-            )));
-        }
-    }
-    if opts.no_hash && (opts.expect_sha256.is_some() || hash_in_file_name(input).is_some()) {
-        return Err(Error::Options(
-            "--no-hash cannot check the input's SHA-256 (--expect-sha256, or the hash in its file name)".into(),
-        ));
-    }
-    let ckpt = Checkpoint::open(input, &opts.open)?;
-    let fit = match &opts.model {
-        Some(model) => {
-            let name = match &opts.tag {
-                Some(t) if !t.is_empty() => format!("{model}.{t}"),
-                _ => model.clone(),
-            };
-            crate::identify::check_model(&ckpt, &name, &opts.adapt)?
-                .filter(|c| !c.is_exact())
-                .map(|c| (name, c))
-        }
-        None => None,
-    };
-    if let (Some((name, c)), false) = (&fit, opts.allow_mismatch) {
-        return Err(crate::identify::mismatch_error(name, c).with_path(input));
-    }
-    let mut plan = Plan::new(&ckpt, &opts.adapt).map_err(|e| e.with_path(input))?;
-    if let Some((name, c)) = &fit {
-        for d in c.describe() {
-            plan.report
-                .warnings
-                .push(format!("--allow-mismatch: not a `{name}` state dict: {d}"));
-        }
-    }
+    check_output(input, output, write_opts.overwrite)?;
     let entries: Vec<Entry> = plan
         .tensors
         .iter()
@@ -290,7 +233,7 @@ pub fn convert(
     write::validate(&entries)?;
     let total: u64 = plan.tensors.iter().map(|p| p.nbytes() as u64).sum();
     let draft = metadata(
-        &ckpt,
+        ckpt,
         (!opts.no_hash).then_some(SHA_PLACEHOLDER),
         opts,
         &plan,
@@ -312,10 +255,10 @@ pub fn convert(
             output,
             &entries,
             &draft,
-            opts.overwrite,
-            opts.sync,
+            write_opts.overwrite,
+            write_opts.fsync,
             |i, sink| {
-                plan.write_tensor(&ckpt, &plan.tensors[i], &mut scratch, sink)
+                plan.write_tensor(ckpt, &plan.tensors[i], &mut scratch, sink)
                     .map_err(|e| e.with_path(input))
             },
             |n| {
@@ -327,10 +270,10 @@ pub fn convert(
                     .join()
                     .map_err(|_| Error::Structure("the hashing thread panicked".into()))??;
                 if opts.no_hash {
-                    return Ok(metadata(&ckpt, None, opts, &plan));
+                    return Ok(metadata(ckpt, None, opts, &plan));
                 }
                 checked = check_sha(input, &sha, opts)?;
-                Ok(metadata(&ckpt, Some(&sha), opts, &plan))
+                Ok(metadata(ckpt, Some(&sha), opts, &plan))
             },
         )
     })?;

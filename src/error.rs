@@ -96,10 +96,58 @@ pub enum Error {
     /// Options given to an operation contradict each other or the checkpoint.
     #[error("{0}")]
     Options(String),
+    /// A conversion's settings contradict each other or need what was not given.
+    #[error(transparent)]
+    Setting(#[from] Setting),
+    /// The output already exists and replacing it was not asked for.
+    #[error("output {} exists; set overwrite to replace it", path.display())]
+    OutputExists {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// A hub folder's output path holds a file, which the hub layout does not replace.
+    #[error(
+        "output {} exists and is not a folder; the hub layout only replaces a folder it wrote",
+        path.display()
+    )]
+    OutputNotAFolder {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// A hub folder to replace holds something a hub export does not write.
+    #[error(
+        "output folder {} holds {entry}, which a hub export does not write; refusing to \
+         replace the folder (move it away, or choose another output)",
+        path.display()
+    )]
+    OutputHoldsOthers {
+        /// The output folder.
+        path: PathBuf,
+        /// The entry found there (escaped for printing).
+        entry: String,
+    },
+    /// The input lies inside the hub folder to replace.
+    #[error(
+        "the input {} lies in the output folder {}; timmconv never replaces its input",
+        input.display(),
+        path.display()
+    )]
+    InputInOutput {
+        /// The input file.
+        input: PathBuf,
+        /// The output folder.
+        path: PathBuf,
+    },
+    /// The output is the input file.
+    #[error("output {} is the input file; timmconv never modifies its input", path.display())]
+    OutputIsInput {
+        /// The output path.
+        path: PathBuf,
+    },
     /// A weight cannot be adapted to the requested input channels.
     #[error(
         "cannot adapt `{key}` with shape {shape:?} to in_chans={in_chans} (base {base}): {why}; \
-         pass --drop-unadaptable to drop it and let the model initialise it, as timm does"
+         set drop_unadaptable to drop it and let the model initialise it, as timm does"
     )]
     Unadaptable {
         /// The weight's key.
@@ -134,9 +182,99 @@ pub enum Error {
         /// The closest known names.
         suggestions: Vec<String>,
     },
+    /// A checkpoint whose keys or shapes do not fit the model it is converted for, as
+    /// `load_state_dict(strict=True)` would find.
+    #[error(
+        "the checkpoint is not a `{model}` state dict (as load_state_dict(strict=True) checks \
+         it): {}; `timmconv identify` names the architectures it fits, allow_mismatch converts \
+         anyway",
+        differences.join("; ")
+    )]
+    ModelMismatch {
+        /// The model as named (`arch` or `arch.tag`).
+        model: String,
+        /// What differs: missing, unexpected and reshaped keys.
+        differences: Vec<String>,
+    },
     /// A chart could not be drawn (no data to plot, or the plotting library failed).
     #[error("chart: {0}")]
     Chart(String),
+}
+
+/// A conversion setting that contradicts another or needs what was not given; the message names
+/// the library's settings (`in_chans`, `model`), which the CLI maps to its flags.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Setting {
+    /// A model whose registry entry has no pretrained cfg to take the stem and head from.
+    #[error("`{model}` has no pretrained cfg; set first_conv and classifier")]
+    NoPretrainedCfg {
+        /// The model as named.
+        model: String,
+    },
+    /// `img_size`, `patch_size`, `window_size` or `global_pool` without a model.
+    #[error(
+        "img_size, patch_size, window_size and global_pool need a model: what each changes \
+         comes from the registry"
+    )]
+    ResolutionNeedsModel,
+    /// `features_only` without a model.
+    #[error("features_only needs a model: the features layout comes from the registry")]
+    FeaturesNeedModel,
+    /// `features_only` for an architecture only a `config.json` describes.
+    #[error("features_only needs an architecture the registry knows")]
+    FeaturesNeedKnownArch,
+    /// `features_only` with an empty list of `out_indices`.
+    #[error("out_indices needs at least one index")]
+    EmptyOutIndices,
+    /// `features_only` with the hub layout.
+    #[error(
+        "features_only writes a features model's weights; timm's hub folders hold \
+         classification models, use the file layout"
+    )]
+    HubFeatures,
+    /// The hub layout without a model.
+    #[error("the hub layout writes timm's config.json, which needs a model NAME[.TAG]")]
+    HubNeedsModel,
+    /// The hub layout with renames.
+    #[error(
+        "the hub layout writes a folder timm loads by its own key names; renames would break \
+         that: use the file layout to rename"
+    )]
+    HubRenames,
+    /// An `expect_sha256` that is not 8 to 64 hex digits.
+    #[error("expect_sha256 `{hex}` is not 8 to 64 hex digits")]
+    BadSha256 {
+        /// What was given.
+        hex: String,
+    },
+    /// No hashing, but a hash to check (given, or in the input's file name).
+    #[error(
+        "an input that is not hashed cannot be checked against a SHA-256 (expect_sha256, or \
+         the hash in its file name)"
+    )]
+    NoHashWithChecksum,
+    /// An `in_chans` or `base_chans` of 0.
+    #[error("in_chans and the base channel count must be positive")]
+    ZeroChannels,
+    /// An `in_chans` change without a first conv to adapt.
+    #[error("in_chans needs to know the first conv: set a model or first_conv")]
+    InChansNeedsFirstConv,
+    /// A `num_classes` without a known classifier.
+    #[error("num_classes needs to know the classifier: set a model or classifier")]
+    NumClassesNeedsClassifier,
+    /// `rename_stem` or `rename_classifier` with other than one module to rename.
+    #[error(
+        "{setting} needs exactly one module to rename, the cfg has {} ({})",
+        modules.len(),
+        modules.join(", ")
+    )]
+    RenameNeedsOneModule {
+        /// `rename_stem` or `rename_classifier`.
+        setting: &'static str,
+        /// The modules there are.
+        modules: Vec<String>,
+    },
 }
 
 fn suggest(s: &[String]) -> String {
@@ -151,7 +289,14 @@ impl Error {
     /// Attaches the path an error came from, unless it already names one.
     pub fn with_path(self, path: impl Into<PathBuf>) -> Error {
         match self {
-            Error::Io { .. } | Error::WithPath { .. } | Error::Checksum { .. } => self,
+            Error::Io { .. }
+            | Error::WithPath { .. }
+            | Error::Checksum { .. }
+            | Error::OutputExists { .. }
+            | Error::OutputIsInput { .. }
+            | Error::OutputNotAFolder { .. }
+            | Error::OutputHoldsOthers { .. }
+            | Error::InputInOutput { .. } => self,
             other => Error::WithPath {
                 path: path.into(),
                 source: Box::new(other),

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::convert::{self, ConvertOptions, ConvertReport};
-use crate::error::{Error, Result};
+use crate::adapt::Plan;
+use crate::checkpoint::Checkpoint;
+use crate::conversion::{Settings, WriteOptions};
+use crate::convert::{self, ConvertReport};
+use crate::error::{Error, Result, Setting};
 use crate::registry::{self, Arch, Tag};
 
 /// Pretrained-cfg fields that say where weights came from; a hub export drops them.
@@ -37,7 +40,7 @@ fn resize_channels(v: Option<&Value>, in_chans: usize) -> Option<Value> {
 
 /// The `config.json` timm's `save_config_for_hf` writes for `arch` with pretrained `tag`,
 /// `in_chans` input channels and `num_classes` classes.
-pub fn config(arch: &Arch, tag: &Tag, in_chans: usize, num_classes: usize) -> Value {
+pub(crate) fn config(arch: &Arch, tag: &Tag, in_chans: usize, num_classes: usize) -> Value {
     let mut cfg: Map<String, Value> = tag
         .cfg
         .iter()
@@ -112,38 +115,22 @@ pub fn config(arch: &Arch, tag: &Tag, in_chans: usize, num_classes: usize) -> Va
     Value::Object(root)
 }
 
-/// Converts `input` into the hub folder `output` (`model.safetensors`, `config.json`). The
-/// folder is assembled under a temporary name beside `output` and renamed into place.
-pub fn convert_hub(
+/// Writes `plan` of `ckpt` (opened from `input`) into the hub folder `output`
+/// (`model.safetensors`, `config.json`). The folder is assembled under a temporary name beside
+/// `output` and renamed into place.
+pub(crate) fn write_hub(
     input: &Path,
+    ckpt: &Checkpoint,
+    opts: &Settings,
+    plan: Plan,
     output: &Path,
-    opts: &ConvertOptions,
+    write_opts: &WriteOptions,
     progress: impl FnMut(u64, u64),
 ) -> Result<ConvertReport> {
-    let Some(model) = &opts.model else {
-        return Err(Error::Options(
-            "--layout hub writes timm's config.json, which needs --model NAME[.TAG]".into(),
-        ));
+    let Some((arch, tag)) = &opts.registry else {
+        return Err(Error::Setting(Setting::HubNeedsModel));
     };
-    let a = &opts.adapt;
-    if !a.rules.is_empty() || a.rename_stem.is_some() || a.rename_classifier.is_some() {
-        return Err(Error::Options(
-            "--layout hub writes a folder timm loads by its own key names; renames would break \
-             that: convert to --layout file to rename"
-                .into(),
-        ));
-    }
-    let name = match &opts.tag {
-        Some(t) => format!("{model}.{t}"),
-        None => model.clone(),
-    };
-    let (arch, tag) = registry::lookup(&name)?;
-    let Some(tag) = tag else {
-        return Err(Error::Options(format!(
-            "`{name}` has no pretrained cfg to describe the folder"
-        )));
-    };
-    check_target(input, output, opts.overwrite)?;
+    check_target(input, output, write_opts.overwrite)?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -157,7 +144,7 @@ pub fn convert_hub(
         std::process::id(),
         SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let report = convert::convert(input, &model, opts, progress)?;
+    let report = convert::write_file(input, ckpt, opts, plan, &model, write_opts, progress)?;
     let staging = match tempfile::Builder::new()
         .prefix(crate::write::TEMP_PREFIX)
         .tempdir_in(&parent)
@@ -173,16 +160,8 @@ pub fn convert_hub(
         let _ = std::fs::remove_file(&model);
         return Err(Error::io(&model, e));
     }
-    let in_chans = opts
-        .adapt
-        .in_chans
-        .unwrap_or(opts.adapt.base_chans.unwrap_or(3));
-    let head_dropped = report
-        .plan
-        .dropped
-        .iter()
-        .any(|d| d.reason.starts_with("classifier"));
-    let num_classes = if head_dropped {
+    let in_chans = report.plan.in_chans;
+    let num_classes = if report.plan.head.is_dropped() {
         0
     } else {
         opts.adapt
@@ -190,7 +169,7 @@ pub fn convert_hub(
             .or(tag.num_classes())
             .unwrap_or(0)
     };
-    let mut cfg = config(&arch, &tag, in_chans, num_classes);
+    let mut cfg = config(arch, tag, in_chans, num_classes);
     if let Some(r) = &opts.adapt.resize {
         with_resolution(&mut cfg, r, in_chans);
     }
@@ -203,7 +182,7 @@ pub fn convert_hub(
     let cfg_path = staging.path().join(HUB_FILES[1]);
     std::fs::write(&cfg_path, text).map_err(|e| Error::io(&cfg_path, e))?;
     // checked again: the folder may have changed while the weights were written
-    check_target(input, output, opts.overwrite)?;
+    check_target(input, output, write_opts.overwrite)?;
     move_into_place(staging, output)?;
     let mut report = report;
     report.output = output.to_path_buf();
@@ -237,16 +216,14 @@ fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
         return Ok(());
     };
     if !overwrite {
-        return Err(Error::Options(format!(
-            "output {} exists; pass --force to replace it",
-            output.display()
-        )));
+        return Err(Error::OutputExists {
+            path: output.to_path_buf(),
+        });
     }
     if !meta.is_dir() {
-        return Err(Error::Options(format!(
-            "output {} exists and is not a folder; --layout hub only replaces a folder it wrote",
-            output.display()
-        )));
+        return Err(Error::OutputNotAFolder {
+            path: output.to_path_buf(),
+        });
     }
     let entries = std::fs::read_dir(output).map_err(|e| Error::io(output, e))?;
     for entry in entries {
@@ -254,21 +231,18 @@ fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
         let name = entry.file_name();
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
         if !is_file || !HUB_FILES.iter().any(|f| name == *f) {
-            return Err(Error::Options(format!(
-                "output folder {} holds {}, which a hub export does not write; refusing to \
-                 replace the folder (move it away, or choose another output)",
-                output.display(),
-                crate::error::printable(&name.to_string_lossy())
-            )));
+            return Err(Error::OutputHoldsOthers {
+                path: output.to_path_buf(),
+                entry: crate::error::printable(&name.to_string_lossy()).into_owned(),
+            });
         }
     }
     if let (Ok(i), Ok(o)) = (input.canonicalize(), output.canonicalize()) {
         if i.starts_with(&o) {
-            return Err(Error::Options(format!(
-                "the input {} lies in the output folder {}; timmconv never replaces its input",
-                input.display(),
-                output.display()
-            )));
+            return Err(Error::InputInOutput {
+                input: input.to_path_buf(),
+                path: output.to_path_buf(),
+            });
         }
     }
     Ok(())

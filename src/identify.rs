@@ -202,11 +202,10 @@ pub fn check_model(
 
 /// The error for a checkpoint that does not fit `model`.
 pub fn mismatch_error(model: &str, c: &Comparison) -> Error {
-    Error::Options(format!(
-        "the checkpoint is not a `{model}` state dict (as load_state_dict(strict=True) checks it): {}; \
-         `timmconv identify` names the architectures it fits, --allow-mismatch converts anyway",
-        c.describe().join("; ")
-    ))
+    Error::ModelMismatch {
+        model: model.to_owned(),
+        differences: c.describe(),
+    }
 }
 
 /// One candidate architecture for a checkpoint.

@@ -18,33 +18,35 @@
 //! # Ok::<(), timmconv::Error>(())
 //! ```
 //!
-//! Adapt and write, as `timm.create_model(..., pretrained=True, in_chans=4, num_classes=0)`
-//! would load the weights, taking the stem and classifier from timm's pretrained cfg in the
-//! embedded [`registry`]:
+//! Convert, as `timm.create_model("test_resnet.r160_in1k", pretrained=True, in_chans=4,
+//! num_classes=0)` would load the weights: a [`Conversion`] takes the stem and classifier from
+//! timm's pretrained cfg in the embedded [`registry`], plans every tensor, and writes:
 //!
 //! ```
-//! use timmconv::{convert, registry, ConvertOptions};
+//! use timmconv::{Conversion, WriteOptions};
 //!
-//! let (arch, cfg) = registry::lookup("test_resnet.r160_in1k")?;
-//! let cfg = cfg.expect("a pretrained tag");
-//! let mut opts = ConvertOptions::default();
-//! opts.adapt.first_conv = cfg.first_conv();
-//! opts.adapt.classifier = cfg.classifier();
-//! opts.adapt.cfg_num_classes = cfg.num_classes();
-//! opts.adapt.in_chans = Some(4);
-//! opts.adapt.num_classes = Some(0);
-//! opts.model = Some(arch.name);
 //! let dir = tempfile::tempdir()?;
 //! let out = dir.path().join("resnet4.safetensors");
-//! let report = convert("fixtures/ckpt/test_resnet.f32.zip.pth".as_ref(), &out, &opts, |_, _| {})?;
+//! let plan = Conversion::from_file("fixtures/ckpt/test_resnet.f32.zip.pth")
+//!     .model("test_resnet.r160_in1k")?
+//!     .in_chans(4)
+//!     .num_classes(0)
+//!     .plan()?;
+//! assert_eq!((plan.in_chans(), plan.base_chans()), (4, 3));
+//! let report = plan.write(&out, &WriteOptions::default(), |_, _| {})?;
 //! assert_eq!(report.plan.adapted.len(), 1); // the stem, summed and repeated to 4 channels
+//! assert!(report.plan.head.is_dropped()); // a headless model: timm would not load fc
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Feature flags
 //!
-//! - `cli` (default): the `timmconv` binary's dependencies (clap, anyhow, indicatif). The
-//!   library itself needs none of them: `default-features = false` builds it alone.
+//! - `cli` (default): the `timmconv` binary (`src/main.rs`) and its dependencies (clap, anyhow,
+//!   indicatif). The library itself needs none of them: `default-features = false` builds it
+//!   alone.
+//! - `plot` (with `cli`): the `chart` module, SVG charts of results and parity.
+//! - `download` (with `cli`): `hf-hub:` inputs missing from the Hugging Face cache are downloaded
+//!   into it by [`source::resolve`].
 //! - `torch`: the `verify` module, which runs converted weights through libtorch (the `tch` crate) in a
 //!   TorchScript export of the model and compares logits with PyTorch's. Needs libtorch 2.11.
 //!
@@ -52,7 +54,9 @@
 //!
 //! Every fallible function returns [`Result`] with the one [`Error`] type, whose variants name
 //! the check that failed (a named [`Error::Limit`], a [`Error::ForbiddenGlobal`] with its byte
-//! offset, a [`Error::Tensor`] with its key) and, through [`Error::WithPath`], the file.
+//! offset, a [`Error::Tensor`] with its key) and, through [`Error::WithPath`], the file. A
+//! conversion's settings that contradict each other are an [`Error::Setting`] naming the
+//! builder's settings (`in_chans`, `model`); the CLI words the same errors with its flags.
 //!
 //! # Guarantees
 //!
@@ -69,11 +73,12 @@
 pub mod adapt;
 mod array;
 pub mod checkpoint;
+pub mod conversion;
 pub mod convert;
 pub mod dtype;
 pub mod error;
 mod fileio;
-pub mod hub;
+mod hub;
 pub mod identify;
 pub mod pickle;
 pub mod registry;
@@ -81,17 +86,16 @@ pub mod source;
 pub mod write;
 
 #[cfg(feature = "plot")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
 pub mod chart;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod verify;
 
-#[cfg(feature = "cli")]
-pub mod cli;
-
 pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};
-pub use convert::{convert, ConvertOptions, ConvertReport};
+pub use conversion::{Conversion, ConversionPlan, Layout, WriteOptions};
+pub use convert::ConvertReport;
 pub use dtype::DType;
 pub use error::{Error, Result};
 

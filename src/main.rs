@@ -1,9 +1,13 @@
-//! The `timmconv` binary: parse, run, map errors to exit codes.
+//! The `timmconv` binary: parse, run, map errors to exit codes. Its modules (`cli/`) are
+//! argument parsing, one file per subcommand, and printing; every decision is the library's.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use timmconv::cli::{self, Outcome};
+
+mod cli;
+
+use cli::Outcome;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -78,7 +78,7 @@ pub fn validate(entries: &[Entry]) -> Result<()> {
 }
 
 /// The order safetensors itself writes: by dtype alignment, largest first, then by name.
-pub fn reference_order(entries: &[Entry]) -> Vec<usize> {
+pub(crate) fn reference_order(entries: &[Entry]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by(|&a, &b| {
         let (ea, eb) = (&entries[a], &entries[b]);
@@ -91,7 +91,7 @@ pub fn reference_order(entries: &[Entry]) -> Vec<usize> {
 }
 
 /// The safetensors header (JSON padded with spaces to 8 bytes) for `entries` written in `order`.
-pub fn header(
+pub(crate) fn header(
     entries: &[Entry],
     order: &[usize],
     metadata: &BTreeMap<String, String>,
@@ -186,7 +186,7 @@ impl Write for Temp {
 /// An output file being written: a temporary file in the destination's folder until
 /// [`Output::commit`] renames it into place. Dropped without commit, it is removed (and on
 /// Linux it never had a name: a crash, abort or SIGKILL leaves nothing either).
-pub struct Output {
+pub(crate) struct Output {
     file: BufWriter<Temp>,
     dest: PathBuf,
 }

@@ -6,9 +6,8 @@ mod common;
 use std::collections::HashMap;
 
 use common::{fixture, json, rows};
-use timmconv::adapt::Adaptation;
 use timmconv::convert::sha256_hex;
-use timmconv::{convert, Checkpoint, ConvertOptions, Error, OpenOptions};
+use timmconv::{Checkpoint, Conversion, ConvertReport, Error, OpenOptions, WriteOptions};
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
@@ -18,25 +17,26 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn options(
+/// Converts `source` as the expectation file describes the model (its stem, head, trained
+/// channels and classes), without the registry.
+fn convert(
+    source: &std::path::Path,
+    out: &std::path::Path,
     exp: &serde_json::Value,
     in_chans: usize,
     num_classes: usize,
     drop: bool,
-) -> ConvertOptions {
-    ConvertOptions {
-        adapt: Adaptation {
-            in_chans: Some(in_chans),
-            num_classes: Some(num_classes),
-            first_conv: strings(&exp["first_conv"]),
-            classifier: strings(&exp["classifier"]),
-            base_chans: Some(exp["base_chans"].as_u64().unwrap() as usize),
-            cfg_num_classes: Some(exp["num_classes"].as_u64().unwrap() as usize),
-            drop_unadaptable: drop,
-            ..Adaptation::default()
-        },
-        ..ConvertOptions::default()
-    }
+) -> Result<ConvertReport, Error> {
+    Conversion::from_file(source)
+        .in_chans(in_chans)
+        .num_classes(num_classes)
+        .first_conv(strings(&exp["first_conv"]))
+        .classifier(strings(&exp["classifier"]))
+        .base_chans(exp["base_chans"].as_u64().unwrap() as usize)
+        .pretrained_num_classes(exp["num_classes"].as_u64().unwrap() as usize)
+        .drop_unadaptable(drop)
+        .plan()?
+        .write(out, &WriteOptions::default(), |_, _| {})
 }
 
 #[test]
@@ -53,8 +53,10 @@ fn conversions_match_timm_bit_for_bit() {
             let report = convert(
                 &fixture(&format!("ckpt/{source}")),
                 &out,
-                &options(&exp, in_chans, num_classes, true),
-                |_, _| {},
+                &exp,
+                in_chans,
+                num_classes,
+                true,
             )
             .unwrap_or_else(|e| panic!("{label}: {e}"));
             let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
@@ -105,8 +107,10 @@ fn unadaptable_stem_is_an_error_without_the_flag() {
     let err = convert(
         &fixture("ckpt/tresnet_m.f32.zip.pth"),
         &out,
-        &options(&exp, 4, 1000, false),
-        |_, _| {},
+        &exp,
+        4,
+        1000,
+        false,
     )
     .unwrap_err();
     let msg = err.to_string();
@@ -114,7 +118,7 @@ fn unadaptable_stem_is_an_error_without_the_flag() {
     assert!(
         msg.contains("body.conv1.conv.weight")
             && msg.contains("48")
-            && msg.contains("--drop-unadaptable"),
+            && msg.contains("drop_unadaptable"),
         "{msg}"
     );
     assert!(!out.exists(), "no output file after an error");

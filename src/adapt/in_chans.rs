@@ -32,9 +32,7 @@ pub fn plan(
         why: why.to_owned(),
     };
     if in_chans == 0 || base == 0 {
-        return Err(Error::Options(
-            "in_chans and the base channel count must be positive".into(),
-        ));
+        return Err(Error::Setting(crate::error::Setting::ZeroChannels));
     }
     let &[o, i, j, k] = shape else {
         return Err(unadaptable("only 4-D Conv2d weights can be adapted"));

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 pub use in_chans::InChansMethod;
 pub use rename::{Renamed, Rule};
 pub use resample::Resample;
@@ -52,6 +52,22 @@ pub struct Adaptation {
     /// `global_pool` of the target model, and the classifier keys it reshapes (dropped: timm
     /// re-initialises them).
     pub global_pool: Option<(String, Vec<String>)>,
+    /// The cfg declares no first conv (`first_conv: []`, such as csatv2's fixed DCT stem):
+    /// timm builds the model the same for any `in_chans`, so `base_chans` was set to
+    /// `in_chans` and the weights serve unchanged.
+    pub stem_free: bool,
+}
+
+impl Adaptation {
+    /// The channels the weights were trained with: `base_chans`, else 3 (timm's default).
+    pub fn base_chans(&self) -> usize {
+        self.base_chans.unwrap_or(3)
+    }
+
+    /// The target model's input channels: `in_chans`, else the trained ones.
+    pub fn target_in_chans(&self) -> usize {
+        self.in_chans.unwrap_or_else(|| self.base_chans())
+    }
 }
 
 /// The transform of one output tensor.
@@ -117,13 +133,123 @@ pub struct Resampled {
     pub op: Resample,
 }
 
-/// A tensor left out of the output, and why.
+/// A tensor left out of the output: its key (before renames) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dropped {
-    /// Its key.
+    /// The checkpoint's key of the tensor.
     pub key: String,
-    /// Why.
-    pub reason: String,
+    /// Why it was left out; serialised as its sentence.
+    #[serde(serialize_with = "serialize_display")]
+    pub reason: DropReason,
+}
+
+fn serialize_display<S: serde::Serializer>(
+    v: &impl std::fmt::Display,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Why a tensor was left out of the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// A buffer timm rebuilds for a new input size (`relative_position_index`, `attn_mask`).
+    RebuiltBuffer,
+    /// A first conv that cannot be adapted to `in_chans` (with `drop_unadaptable`; timm
+    /// re-initialises it).
+    UnadaptableStem {
+        /// The weight's key.
+        key: String,
+        /// The weight's shape.
+        shape: Vec<usize>,
+        /// The target input channels.
+        in_chans: usize,
+        /// The channels the weights were trained with.
+        base: usize,
+        /// Why it cannot be adapted.
+        why: String,
+    },
+    /// The classifier, for a `num_classes` other than the pretrained one.
+    NumClasses {
+        /// The target class count.
+        num_classes: usize,
+        /// The pretrained class count, when known.
+        pretrained: Option<usize>,
+    },
+    /// The classifier, whose input features a `global_pool` changes (timm re-initialises it).
+    GlobalPool {
+        /// The target pooling.
+        pool: String,
+    },
+    /// A tensor timm's `features_only` model does not hold.
+    NotInFeatures,
+}
+
+impl DropReason {
+    /// Whether the dropped tensor is the classifier (the model's head is re-initialised).
+    pub fn is_classifier(&self) -> bool {
+        matches!(
+            self,
+            DropReason::NumClasses { .. } | DropReason::GlobalPool { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DropReason::RebuiltBuffer => f.write_str("buffer that timm rebuilds for the new size"),
+            DropReason::UnadaptableStem {
+                key,
+                shape,
+                in_chans,
+                base,
+                why,
+            } => write!(
+                f,
+                "unadaptable first conv: cannot adapt `{key}` with shape {shape:?} to \
+                 in_chans={in_chans} (base {base}): {why}"
+            ),
+            DropReason::NumClasses {
+                num_classes,
+                pretrained,
+            } => write!(
+                f,
+                "classifier: num_classes {num_classes} differs from the pretrained {}",
+                pretrained.map_or("(unknown)".to_owned(), |c| c.to_string())
+            ),
+            DropReason::GlobalPool { pool } => write!(
+                f,
+                "classifier: global_pool `{pool}` changes its input features; timm re-initialises it"
+            ),
+            DropReason::NotInFeatures => f.write_str("not part of the features_only model"),
+        }
+    }
+}
+
+/// What becomes of the classifier.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Head {
+    /// Written as it is (or there is no classifier to speak of).
+    #[default]
+    Kept,
+    /// Written without its first `label_offset` rows (a background class timm's model for
+    /// the same `num_classes` does not have).
+    Sliced {
+        /// The rows dropped.
+        label_offset: usize,
+    },
+    /// Left out: the target model's head differs, and timm re-initialises it.
+    Dropped(DropReason),
+}
+
+impl Head {
+    /// Whether the classifier is left out of the output.
+    pub fn is_dropped(&self) -> bool {
+        matches!(self, Head::Dropped(_))
+    }
 }
 
 /// What a plan does, for the user and the output metadata.
@@ -147,6 +273,19 @@ pub struct Report {
     pub dtype: Option<DType>,
     /// Warnings worth showing.
     pub warnings: Vec<String>,
+    /// The target model's input channels, as resolved.
+    #[serde(skip)]
+    pub in_chans: usize,
+    /// The channels the weights were trained with, as resolved.
+    #[serde(skip)]
+    pub base_chans: usize,
+    /// The cfg declares no first conv, so the weights serve any `in_chans` unchanged (see
+    /// [`Adaptation::stem_free`]).
+    #[serde(skip)]
+    pub stem_free: bool,
+    /// What becomes of the classifier.
+    #[serde(skip)]
+    pub head: Head,
 }
 
 /// Elements cast per piece when streaming a cast (4 Mi: 16 MiB of f32).
@@ -174,41 +313,36 @@ impl Plan {
     /// Plans the adaptation of `ckpt`: checks every option against the checkpoint and decides
     /// each tensor's fate; no tensor data is read.
     pub fn new(ckpt: &Checkpoint, a: &Adaptation) -> Result<Plan> {
-        let base = a.base_chans.unwrap_or(3);
+        let base = a.base_chans();
+        let in_chans = a.target_in_chans();
         let mut report = Report {
             dtype: a.dtype,
+            in_chans,
+            base_chans: base,
+            stem_free: a.stem_free,
             ..Report::default()
         };
-        if a.in_chans.is_some_and(|c| c != base) && a.first_conv.is_empty() {
-            return Err(Error::Options(
-                "--in-chans needs to know the first conv: pass --model NAME or --first-conv NAME"
-                    .into(),
-            ));
+        if in_chans != base && a.first_conv.is_empty() {
+            return Err(Error::Setting(Setting::InChansNeedsFirstConv));
         }
         let cfg_classes = a.cfg_num_classes;
         let drop_head = match (a.num_classes, cfg_classes) {
             (Some(n), Some(c)) => n != c,
             (Some(_), None) if !a.classifier.is_empty() => true,
-            (Some(_), None) => {
-                return Err(Error::Options(
-                    "--num-classes needs to know the classifier: pass --model NAME or --classifier NAME".into(),
-                ))
-            }
+            (Some(_), None) => return Err(Error::Setting(Setting::NumClassesNeedsClassifier)),
             (None, _) => false,
         };
-        for (flag, value, modules) in [
-            ("--rename-stem", &a.rename_stem, &a.first_conv),
-            ("--rename-classifier", &a.rename_classifier, &a.classifier),
+        for (setting, value, modules) in [
+            ("rename_stem", &a.rename_stem, &a.first_conv),
+            ("rename_classifier", &a.rename_classifier, &a.classifier),
         ] {
             if value.is_some() && modules.len() != 1 {
-                return Err(Error::Options(format!(
-                    "{flag} needs exactly one module to rename, the cfg has {} ({})",
-                    modules.len(),
-                    modules.join(", ")
-                )));
+                return Err(Error::Setting(Setting::RenameNeedsOneModule {
+                    setting,
+                    modules: modules.clone(),
+                }));
             }
         }
-        let in_chans = a.in_chans.unwrap_or(base);
         let patch_kernel = ckpt
             .tensors()
             .iter()
@@ -228,7 +362,7 @@ impl Plan {
                 {
                     report.dropped.push(Dropped {
                         key: t.name.clone(),
-                        reason: "buffer that timm rebuilds for the new size".into(),
+                        reason: DropReason::RebuiltBuffer,
                     });
                     continue;
                 }
@@ -273,10 +407,22 @@ impl Plan {
                         };
                         shape = to_shape;
                     }
-                    Err(e @ Error::Unadaptable { .. }) if a.drop_unadaptable => {
+                    Err(Error::Unadaptable {
+                        key,
+                        shape,
+                        in_chans,
+                        base,
+                        why,
+                    }) if a.drop_unadaptable => {
                         report.dropped.push(Dropped {
                             key: t.name.clone(),
-                            reason: format!("unadaptable first conv: {}", e),
+                            reason: DropReason::UnadaptableStem {
+                                key,
+                                shape,
+                                in_chans,
+                                base,
+                                why,
+                            },
                         });
                         continue;
                     }
@@ -288,23 +434,24 @@ impl Plan {
                 .iter()
                 .any(|c| t.name == format!("{c}.weight") || t.name == format!("{c}.bias"));
             if is_head && drop_head {
+                let reason = DropReason::NumClasses {
+                    num_classes: a.num_classes.unwrap_or_default(),
+                    pretrained: cfg_classes,
+                };
+                report.head = Head::Dropped(reason.clone());
                 report.dropped.push(Dropped {
                     key: t.name.clone(),
-                    reason: format!(
-                        "classifier: num_classes {} differs from the pretrained {}",
-                        a.num_classes.unwrap_or_default(),
-                        cfg_classes.map_or("(unknown)".to_owned(), |c| c.to_string())
-                    ),
+                    reason,
                 });
                 continue;
             }
             if let Some((pool, keys)) = &a.global_pool {
                 if keys.contains(&t.name) {
+                    let reason = DropReason::GlobalPool { pool: pool.clone() };
+                    report.head = Head::Dropped(reason.clone());
                     report.dropped.push(Dropped {
                         key: t.name.clone(),
-                        reason: format!(
-                            "classifier: global_pool `{pool}` changes its input features; timm re-initialises it"
-                        ),
+                        reason,
                     });
                     continue;
                 }
@@ -328,6 +475,9 @@ impl Plan {
                 *rows -= a.label_offset;
                 op = Op::SkipRows(a.label_offset);
                 report.sliced.push(t.name.clone());
+                report.head = Head::Sliced {
+                    label_offset: a.label_offset,
+                };
             }
             let mut name = t.name.clone();
             if let Some(sel) = &a.features {
@@ -336,7 +486,7 @@ impl Plan {
                     None => {
                         report.dropped.push(Dropped {
                             key: t.name.clone(),
-                            reason: "not part of the features_only model".into(),
+                            reason: DropReason::NotInFeatures,
                         });
                         continue;
                     }

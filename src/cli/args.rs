@@ -238,14 +238,14 @@ pub struct StateArgs {
     pub state_key: Option<String>,
     /// How many times its storage's bytes one tensor (and the whole state dict) may read:
     /// stride-0 views repeat elements, and a tiny file could otherwise describe terabytes.
-    #[arg(long, value_name = "N", default_value_t = crate::checkpoint::MAX_AMPLIFICATION)]
+    #[arg(long, value_name = "N", default_value_t = timmconv::checkpoint::MAX_AMPLIFICATION)]
     pub max_amplification: u64,
 }
 
 impl StateArgs {
     /// The library's options for opening a checkpoint.
-    pub fn open_options(&self) -> crate::OpenOptions {
-        crate::OpenOptions {
+    pub fn open_options(&self) -> timmconv::OpenOptions {
+        timmconv::OpenOptions {
             use_ema: !self.no_ema,
             state_key: self.state_key.clone(),
             max_amplification: self.max_amplification,

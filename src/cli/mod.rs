@@ -1,5 +1,5 @@
-//! The command-line interface (feature `cli`): argument parsing, one file per subcommand, and
-//! the printer that decides what goes to stdout and stderr.
+//! The command-line interface (the binary only, feature `cli`): argument parsing, one file per
+//! subcommand, and the printer that decides what goes to stdout and stderr.
 
 pub mod args;
 pub mod commands;
@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             .map(Into::into)
     });
     if let Some(file) = registry {
-        crate::registry::use_file(&file)?;
+        timmconv::registry::use_file(&file)?;
     }
     match cli.command {
         args::Command::Inspect(a) => commands::inspect::run(a),

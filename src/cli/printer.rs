@@ -54,7 +54,7 @@ pub fn pad(text: &str, width: usize) -> String {
     out
 }
 
-pub use crate::error::printable;
+pub use timmconv::error::printable;
 
 /// Formats a byte count for people.
 pub fn bytes(n: u64) -> String {

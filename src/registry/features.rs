@@ -76,11 +76,7 @@ impl FeatureLayout {
         }
         let label = match out_indices {
             None => "default".to_owned(),
-            Some([]) => {
-                return Err(Error::Options(
-                    "--out-indices needs at least one index".into(),
-                ))
-            }
+            Some([]) => return Err(Error::Setting(crate::error::Setting::EmptyOutIndices)),
             Some(idx) => {
                 let n = i64::try_from(stages).unwrap_or(i64::MAX);
                 let mut max = i64::MIN;

@@ -191,7 +191,7 @@ fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
                 .trim_start_matches("error: ")
                 .to_owned())
         })?;
-        convert::options(&w.convert).map_err(|e| bad(format!("{e:#}")))?;
+        convert::options_sha256(&w.convert).map_err(|e| bad(format!("{e:#}")))?;
         if let Some(first) = outputs.insert(w.convert.output.clone(), line) {
             return Err(bad(format!(
                 "output {} is also line {first}'s",
@@ -341,17 +341,17 @@ fn current(a: &ConvertArgs, no_hash: bool) -> bool {
     let Ok(meta) = output_metadata(&output_file(a)) else {
         return false;
     };
-    let Ok(opts) = convert::options(a) else {
+    let Ok(options_sha256) = convert::options_sha256(a) else {
         return false;
     };
-    if meta.get("options_sha256") != Some(&crate::convert::options_fingerprint(&opts)) {
+    if meta.get("options_sha256") != Some(&options_sha256) {
         return false;
     }
     if no_hash {
         // the input's size and mtime, as the output recorded them when converted without a hash
         let stamp = std::fs::metadata(&a.input)
             .ok()
-            .and_then(|m| crate::convert::source_stamp(&m));
+            .and_then(|m| timmconv::convert::source_stamp(&m));
         match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
             (Some((size, mtime)), Some(s), Some(m)) => {
                 *s == size.to_string() && *m == mtime.to_string()
@@ -361,7 +361,7 @@ fn current(a: &ConvertArgs, no_hash: bool) -> bool {
     } else {
         match (
             meta.get("source_sha256"),
-            crate::convert::sha256_file(&a.input),
+            timmconv::convert::sha256_file(&a.input),
         ) {
             (Some(recorded), Ok(sha)) => *recorded == sha,
             _ => false,

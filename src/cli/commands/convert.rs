@@ -1,117 +1,96 @@
-//! `timmconv convert`
+//! `timmconv convert`: flags become one library [`Conversion`], in one place; the report is
+//! printed; library errors are worded with the flags that set what they name.
 
-use crate::adapt::{Adaptation, Rule};
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
 use crate::cli::{printer, Outcome};
-use crate::convert::{self, ConvertOptions, ConvertReport};
-use crate::DType;
+use timmconv::adapt::Rule;
+use timmconv::convert::ConvertReport;
+use timmconv::error::{Error, Setting};
+use timmconv::{Conversion, DType, Layout, WriteOptions};
 
-/// Turns the raw arguments into library options, in one place.
-pub fn options(a: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
-    options_with(a, None)
-}
-
-/// [`options`], with the `config.json` of a hub repo or folder as the source of the model and
-/// its pretrained cfg where flags do not say otherwise.
-pub fn options_with(
-    a: &ConvertArgs,
-    config: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> anyhow::Result<ConvertOptions> {
+/// Turns the raw arguments into the library's conversion of `input`, in one place.
+pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversion> {
     let rules = a
         .rename
         .iter()
         .map(|r| Rule::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut adapt = Adaptation {
-        in_chans: a.in_chans,
-        num_classes: a.num_classes,
-        first_conv: a.first_conv.clone(),
-        classifier: a.classifier.clone(),
-        base_chans: a.base_chans,
-        cfg_num_classes: a.pretrained_num_classes,
-        label_offset: a.label_offset.unwrap_or(0),
-        drop_unadaptable: a.drop_unadaptable,
-        rename_stem: a.rename_stem.clone(),
-        rename_classifier: a.rename_classifier.clone(),
-        rules,
-        features: None,
-        resize: None,
-        global_pool: None,
-        dtype: match a.dtype {
-            DTypeArg::Keep => None,
-            DTypeArg::F32 => Some(DType::F32),
-            DTypeArg::F16 => Some(DType::F16),
-            DTypeArg::Bf16 => Some(DType::BF16),
-        },
-    };
-    let knobs = crate::registry::Knobs {
-        img_size: pair("--img-size", &a.img_size)?,
-        patch_size: pair("--patch-size", &a.patch_size)?,
-        window_size: pair("--window-size", &a.window_size)?,
-    };
-    let (mut model, mut tag) = (None, None);
-    let from_config = config.filter(|_| a.model.is_none());
-    let config_model = from_config.and_then(crate::source::config_model);
-    if let Some(name) = a.model.as_ref().or(config_model.as_ref()) {
-        let (arch, cfg) = crate::registry::lookup(name)?;
-        let Some(cfg) = cfg else {
-            anyhow::bail!("`{name}` has no pretrained cfg; pass --first-conv and --classifier");
-        };
-        merge_cfg(&mut adapt, &cfg, a);
-        if a.features_only {
-            let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
-            let layout = crate::registry::features::layout(&arch.name)?;
-            adapt.features = Some(layout.select(a.out_indices.as_deref(), stages)?);
+    let img_size = pair("--img-size", &a.img_size)?;
+    let patch_size = pair("--patch-size", &a.patch_size)?;
+    let window_size = pair("--window-size", &a.window_size)?;
+    let mut c = input
+        .open_options(a.state.open_options())
+        .first_conv(a.first_conv.iter().cloned())
+        .classifier(a.classifier.iter().cloned())
+        .drop_unadaptable(a.drop_unadaptable)
+        .allow_mismatch(a.allow_mismatch)
+        .hash_input(!a.no_hash)
+        .layout(match a.layout {
+            LayoutArg::File => Layout::File,
+            LayoutArg::Hub => Layout::Hub,
+        });
+    let optional = [
+        (
+            a.in_chans,
+            Conversion::in_chans as fn(Conversion, usize) -> Conversion,
+        ),
+        (a.num_classes, Conversion::num_classes),
+        (a.base_chans, Conversion::base_chans),
+        (a.pretrained_num_classes, Conversion::pretrained_num_classes),
+        (a.label_offset, Conversion::label_offset),
+    ];
+    for (value, set) in optional {
+        if let Some(v) = value {
+            c = set(c, v);
         }
-        if let Some(pool) = &a.global_pool {
-            let layout = crate::registry::resize::layout(&arch.name)?;
-            let keys = layout.pool_changes(pool, &adapt.classifier)?;
-            adapt.global_pool = Some((pool.clone(), keys));
-        }
-        if !knobs.is_empty() {
-            let source_img = cfg
-                .cfg
-                .get("input_size")
-                .and_then(|v| v.as_array())
-                .and_then(|v| match v.as_slice() {
-                    [_, h, w] => Some([h.as_u64()? as usize, w.as_u64()? as usize]),
-                    _ => None,
-                });
-            adapt.resize = Some(crate::registry::ResizePlan::new(
-                &arch.name, &knobs, source_img,
-            )?);
-        }
-        model = Some(arch.name);
-        tag = Some(cfg.tag);
-    } else if !knobs.is_empty() || a.global_pool.is_some() {
-        anyhow::bail!(
-            "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry"
-        );
-    } else if let Some(cfg) = from_config.and_then(crate::source::config_tag) {
-        // an architecture the registry does not know: its config.json still says enough
-        merge_cfg(&mut adapt, &cfg, a);
-        if a.features_only {
-            anyhow::bail!("--features-only needs an architecture the registry knows");
-        }
-    } else if a.features_only {
-        anyhow::bail!(
-            "--features-only needs --model NAME: the features layout comes from the registry"
-        );
     }
-    if a.features_only && a.layout == LayoutArg::Hub {
-        anyhow::bail!("--features-only writes a features model's weights; timm's hub folders hold classification models, use --layout file");
+    for (value, set) in [
+        (
+            img_size,
+            Conversion::img_size as fn(Conversion, [usize; 2]) -> Conversion,
+        ),
+        (patch_size, Conversion::patch_size),
+        (window_size, Conversion::window_size),
+    ] {
+        if let Some(v) = value {
+            c = set(c, v);
+        }
     }
-    Ok(ConvertOptions {
-        open: a.state.open_options(),
-        adapt,
-        model,
-        tag,
-        overwrite: a.force,
-        expect_sha256: a.expect_sha256.clone(),
-        sync: a.fsync,
-        no_hash: a.no_hash,
-        allow_mismatch: a.allow_mismatch,
-    })
+    if let Some(n) = &a.rename_stem {
+        c = c.rename_stem(n);
+    }
+    if let Some(n) = &a.rename_classifier {
+        c = c.rename_classifier(n);
+    }
+    for r in rules {
+        c = c.rename(r);
+    }
+    match a.dtype {
+        DTypeArg::Keep => {}
+        DTypeArg::F32 => c = c.dtype(DType::F32),
+        DTypeArg::F16 => c = c.dtype(DType::F16),
+        DTypeArg::Bf16 => c = c.dtype(DType::BF16),
+    }
+    if a.features_only {
+        c = c.features_only(a.out_indices.clone());
+    }
+    if let Some(p) = &a.global_pool {
+        c = c.global_pool(p);
+    }
+    if let Some(h) = &a.expect_sha256 {
+        c = c.expect_sha256(h);
+    }
+    if let Some(m) = &a.model {
+        c = c.model(m)?;
+    }
+    Ok(c)
+}
+
+/// Checks the flags of a manifest line as `convert` would resolve them (no input is read):
+/// the fingerprint its output records.
+pub fn options_sha256(a: &ConvertArgs) -> anyhow::Result<String> {
+    let c = conversion(a, Conversion::from_file(&a.input))?;
+    c.options_sha256().map_err(flags)
 }
 
 /// One number (square) or H,W.
@@ -124,43 +103,66 @@ fn pair(flag: &str, v: &Option<Vec<usize>>) -> anyhow::Result<Option<[usize; 2]>
     }
 }
 
-/// Fills what the flags left open from a pretrained cfg (explicit flags override the cfg).
-fn merge_cfg(adapt: &mut Adaptation, cfg: &crate::registry::Tag, a: &ConvertArgs) {
-    if adapt.first_conv.is_empty() {
-        adapt.first_conv = cfg.first_conv();
+/// A library error worded with the flags that set what it names (`in_chans` is `--in-chans`).
+pub fn flags(e: Error) -> anyhow::Error {
+    match flag_message(&e) {
+        Some(msg) => anyhow::anyhow!(msg),
+        None => e.into(),
     }
-    if adapt.classifier.is_empty() {
-        adapt.classifier = cfg.classifier();
-    }
-    adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
-    adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
-    if a.label_offset.is_none() {
-        adapt.label_offset = cfg.label_offset();
-    }
-    stem_free(adapt, cfg, a.quiet);
 }
 
-/// An architecture whose cfg declares no first conv (`first_conv: []`, such as csatv2's fixed DCT
-/// stem) is built the same by timm for any `in_chans`: its weights serve as they are.
-fn stem_free(adapt: &mut Adaptation, cfg: &crate::registry::Tag, quiet: bool) {
-    let declared_none = cfg
-        .cfg
-        .get("first_conv")
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(Vec::is_empty);
-    let base = adapt.base_chans.unwrap_or(3);
-    if let Some(want) = adapt.in_chans.filter(|c| *c != base) {
-        if declared_none && adapt.first_conv.is_empty() {
-            if !quiet {
-                printer::note(format_args!(
-                    "the pretrained cfg declares no first conv (first_conv: []): timm builds this \
-                     architecture the same for any in_chans, so the weights serve {want} channels \
-                     unchanged"
-                ));
-            }
-            adapt.base_chans = Some(want);
+fn flag_message(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::WithPath { path, source } => format!("{}: {}", path.display(), flag_message(source)?),
+        Error::OutputExists { path } => {
+            format!("output {} exists; pass --force to replace it", path.display())
         }
-    }
+        Error::OutputNotAFolder { path } => format!(
+            "output {} exists and is not a folder; --layout hub only replaces a folder it wrote",
+            path.display()
+        ),
+        Error::Unadaptable {
+            key,
+            shape,
+            in_chans,
+            base,
+            why,
+        } => format!(
+            "cannot adapt `{key}` with shape {shape:?} to in_chans={in_chans} (base {base}): \
+             {why}; pass --drop-unadaptable to drop it and let the model initialise it, as timm \
+             does"
+        ),
+        Error::ModelMismatch { model, differences } => format!(
+            "the checkpoint is not a `{model}` state dict (as load_state_dict(strict=True) checks \
+             it): {}; `timmconv identify` names the architectures it fits, --allow-mismatch \
+             converts anyway",
+            differences.join("; ")
+        ),
+        Error::Setting(s) => match s {
+            Setting::NoPretrainedCfg { model } => {
+                format!("`{model}` has no pretrained cfg; pass --first-conv and --classifier")
+            }
+            Setting::ResolutionNeedsModel => "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry".into(),
+            Setting::FeaturesNeedModel => "--features-only needs --model NAME: the features layout comes from the registry".into(),
+            Setting::EmptyOutIndices => "--out-indices needs at least one index".into(),
+            Setting::FeaturesNeedKnownArch => "--features-only needs an architecture the registry knows".into(),
+            Setting::HubFeatures => "--features-only writes a features model's weights; timm's hub folders hold classification models, use --layout file".into(),
+            Setting::HubNeedsModel => "--layout hub writes timm's config.json, which needs --model NAME[.TAG]".into(),
+            Setting::HubRenames => "--layout hub writes a folder timm loads by its own key names; renames would break that: convert to --layout file to rename".into(),
+            Setting::BadSha256 { hex } => format!("--expect-sha256 `{hex}` is not 8 to 64 hex digits"),
+            Setting::NoHashWithChecksum => "--no-hash cannot check the input's SHA-256 (--expect-sha256, or the hash in its file name)".into(),
+            Setting::InChansNeedsFirstConv => "--in-chans needs to know the first conv: pass --model NAME or --first-conv NAME".into(),
+            Setting::NumClassesNeedsClassifier => "--num-classes needs to know the classifier: pass --model NAME or --classifier NAME".into(),
+            Setting::RenameNeedsOneModule { setting, modules } => format!(
+                "--{} needs exactly one module to rename, the cfg has {} ({})",
+                setting.replace('_', "-"),
+                modules.len(),
+                modules.join(", ")
+            ),
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 /// Runs `convert`.
@@ -189,16 +191,26 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 
 /// One conversion as `convert` does it, without printing: the code path `batch` shares.
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
-    crate::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
-    let source = crate::source::resolve(&a.input, &mut printer::download(a.quiet))?;
-    let opts = options_with(a, source.config.as_ref())?;
-    Ok(match a.layout {
-        LayoutArg::File => convert::convert(&source.weights, &a.output, &opts, progress)?,
-        LayoutArg::Hub => crate::hub::convert_hub(&source.weights, &a.output, &opts, progress)?,
-    })
+    timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    let write = WriteOptions {
+        overwrite: a.force,
+        fsync: a.fsync,
+    };
+    conversion(a, Conversion::from_source(source))?
+        .plan()
+        .and_then(|plan| plan.write(&a.output, &write, progress))
+        .map_err(flags)
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {
+    if r.plan.stem_free {
+        printer::note(format_args!(
+            "the pretrained cfg declares no first conv (first_conv: []): timm builds this \
+             architecture the same for any in_chans, so the weights serve {} channels unchanged",
+            r.plan.in_chans
+        ));
+    }
     for ad in &r.plan.adapted {
         printer::note(format_args!(
             "adapted `{}` {:?} -> {:?} ({})",
@@ -206,10 +218,10 @@ fn summary(r: &ConvertReport, verbose: bool) {
             ad.from_shape,
             ad.to_shape,
             match ad.method {
-                crate::adapt::InChansMethod::Sum => "sum over input channels".to_owned(),
-                crate::adapt::InChansMethod::SumSpaceToDepth { groups } =>
+                timmconv::adapt::InChansMethod::Sum => "sum over input channels".to_owned(),
+                timmconv::adapt::InChansMethod::SumSpaceToDepth { groups } =>
                     format!("sum within {groups} space-to-depth groups"),
-                crate::adapt::InChansMethod::Repeat => "repeat and scale".to_owned(),
+                timmconv::adapt::InChansMethod::Repeat => "repeat and scale".to_owned(),
             }
         ));
     }

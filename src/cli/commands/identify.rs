@@ -2,13 +2,13 @@
 
 use crate::cli::args::IdentifyArgs;
 use crate::cli::{printer, Outcome};
-use crate::Checkpoint;
+use timmconv::Checkpoint;
 
 /// Runs `identify`.
 pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
-    let source = crate::source::resolve(&a.input, &mut printer::download(a.json))?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.json))?;
     let ckpt = Checkpoint::open(&source.weights, &a.state.open_options())?;
-    let found = crate::identify::identify(&ckpt, a.limit)?;
+    let found = timmconv::identify::identify(&ckpt, a.limit)?;
     if a.json {
         printer::json(&found)?;
         return Ok(Outcome::Success);

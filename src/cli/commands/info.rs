@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::cli::args::InfoArgs;
 use crate::cli::{printer, Outcome};
-use crate::registry::{self, Results};
+use timmconv::registry::{self, Results};
 
 /// Runs `info`.
 pub fn run(a: InfoArgs) -> anyhow::Result<Outcome> {

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::cli::args::InspectArgs;
 use crate::cli::{printer, Outcome};
-use crate::pickle::GlobalClass;
-use crate::{checkpoint, Checkpoint};
+use timmconv::pickle::GlobalClass;
+use timmconv::{checkpoint, Checkpoint};
 
 #[derive(Serialize)]
 struct GlobalCount {
@@ -43,7 +43,7 @@ struct Report<'a> {
 
 /// Runs `inspect`.
 pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
-    a.file = crate::source::resolve(&a.file, &mut printer::download(false))?.weights;
+    a.file = timmconv::source::resolve(&a.file, &mut printer::download(false))?.weights;
     if a.scan {
         return scan(&a);
     }

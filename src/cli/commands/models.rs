@@ -1,9 +1,9 @@
 //! `timmconv models`
 
-use crate::chart::choice::{self, Better};
 use crate::cli::args::{Field, ModelsArgs, XAxis, YAxis};
 use crate::cli::{printer, table, Outcome};
-use crate::registry::{self, Results};
+use timmconv::chart::choice::{self, Better};
+use timmconv::registry::{self, Results};
 
 struct Row {
     name: String,
@@ -212,7 +212,7 @@ fn plot(a: &ModelsArgs, rows: &[Row], path: &std::path::Path) -> anyhow::Result<
         x_better,
         points,
     };
-    let svg = crate::chart::choice::svg(&chart)?;
+    let svg = timmconv::chart::choice::svg(&chart)?;
     crate::cli::write_file(path, svg.as_bytes())?;
     printer::note(format_args!(
         "{} models plotted ({} without both figures left out) -> {}",

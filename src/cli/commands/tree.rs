@@ -3,7 +3,7 @@
 
 use crate::cli::args::InspectArgs;
 use crate::cli::{printer, table, Outcome};
-use crate::{checkpoint, registry, Checkpoint};
+use timmconv::{checkpoint, registry, Checkpoint};
 
 /// Levels shown without `--depth`.
 const DEFAULT_DEPTH: usize = 2;

@@ -8,7 +8,7 @@ use crate::cli::Outcome;
 pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
     use crate::cli::args::DeviceArg;
     use crate::cli::printer;
-    use crate::verify::{verify, DeviceChoice, VerifyOptions};
+    use timmconv::verify::{verify, DeviceChoice, VerifyOptions};
     let opts = VerifyOptions {
         device: match a.device {
             DeviceArg::Auto => DeviceChoice::Auto,
@@ -21,7 +21,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
     };
     let r = verify(&a.weights, &a.module, &a.fixture, &opts)?;
     if let Some(path) = &a.report {
-        let svg = crate::chart::parity::svg(&crate::chart::parity::Report {
+        let svg = timmconv::chart::parity::svg(&timmconv::chart::parity::Report {
             subject: format!(
                 "{} in {} on {}, fixture {}",
                 a.weights.display(),
