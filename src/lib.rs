@@ -45,6 +45,8 @@
 //!
 //! - `cli` (default): the `timmconv` binary's dependencies (clap, anyhow, indicatif). The
 //!   library itself needs none of them: `default-features = false` builds it alone.
+//! - `download` (with `cli`): `hf-hub:` inputs missing from the Hugging Face cache are
+//!   downloaded into it (ureq), checking every name and byte the server sends.
 //! - `torch`: the `verify` module, which runs converted weights through libtorch (the `tch` crate) in a
 //!   TorchScript export of the model and compares logits with PyTorch's. Needs libtorch 2.11.
 //!
@@ -70,6 +72,8 @@ pub mod adapt;
 mod array;
 pub mod checkpoint;
 pub mod convert;
+#[cfg(feature = "download")]
+mod download;
 pub mod dtype;
 pub mod error;
 mod fileio;
