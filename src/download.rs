@@ -109,8 +109,8 @@ impl Hub {
 
     /// Downloads `file` of `id` into `cache`: `Ok(None)` when the hub says the file is not in
     /// the repo (a 404 without an error code, or `EntryNotFound`); every other failure is an
-    /// error naming the URL. `limit` bounds the body; `progress(done, total)` follows it, with
-    /// `total` 0 until the end when the server does not say.
+    /// error naming the URL. `limit` bounds the body; `progress(done, total)` follows it, called
+    /// once at the end when the server does not say how long it is.
     pub fn fetch(
         &self,
         cache: &Path,
@@ -176,8 +176,9 @@ impl Hub {
         let mut reader = response.into_reader();
         let mut buf = vec![0u8; CHUNK];
         let mut done: u64 = 0;
-        let total = declared.unwrap_or(0);
-        progress(0, total);
+        if let Some(total) = declared {
+            progress(0, total);
+        }
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -186,7 +187,7 @@ impl Hub {
                 Err(e) => return Err(fail(format!("reading the body after {done} bytes: {e}"))),
             };
             let chunk = buf.get(..n).unwrap_or_default();
-            done = done.saturating_add(chunk.len() as u64);
+            done = done.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
             if let Some(max) = limit {
                 if done > max {
                     return Err(fail(format!(
@@ -203,7 +204,9 @@ impl Hub {
             }
             hasher.update(chunk);
             tmp.write_all(chunk).map_err(|e| Error::io(tmp.path(), e))?;
-            progress(done, total);
+            if let Some(total) = declared {
+                progress(done, total);
+            }
         }
         if let Some(n) = declared {
             if done != n {
@@ -221,7 +224,7 @@ impl Hub {
             }
         }
         tmp.flush().map_err(|e| Error::io(tmp.path(), e))?;
-        progress(done, total.max(done));
+        progress(done, done);
 
         let blob = blobs.join(&etag);
         tmp.persist(&blob).map_err(|e| Error::io(&blob, e.error))?;
