@@ -507,16 +507,21 @@ fn transport_text(t: &ureq::Transport) -> String {
 }
 
 /// `pointer` as the relative symlink `../../blobs/{etag}` huggingface_hub makes, else (where
-/// symlinks are not allowed) a copy of the blob.
+/// symlinks are not allowed) a copy of the blob. Made under a temporary name beside it and
+/// renamed over it, so that two processes fetching the same file (`batch --jobs`) each leave a
+/// whole link and never fail on the other's.
 fn link_blob(blob: &Path, etag: &str, pointer: &Path) -> Result<()> {
-    if std::fs::symlink_metadata(pointer).is_ok() {
-        std::fs::remove_file(pointer).map_err(|e| Error::io(pointer, e))?;
-    }
+    let dir = pointer.parent().unwrap_or(Path::new("."));
     let target = Path::new("..").join("..").join("blobs").join(etag);
-    if symlink(&target, pointer).is_ok() {
+    let staged = tempfile::Builder::new()
+        .prefix(".timmconv-")
+        .suffix(".link")
+        .make_in(dir, |p| symlink(&target, p));
+    if let Ok(link) = staged {
+        link.persist(pointer)
+            .map_err(|e| Error::io(pointer, e.error))?;
         return Ok(());
     }
-    let dir = pointer.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".timmconv-")
         .suffix(".incomplete")
@@ -673,6 +678,29 @@ mod tests {
         ] {
             assert!(parse_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn snapshot_link_is_relative_and_replaces_what_was_there() {
+        let repo = tempfile::tempdir().unwrap();
+        let blobs = repo.path().join("blobs");
+        let snap = repo.path().join("snapshots").join(COMMIT);
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::write(blobs.join(SHA), b"new").unwrap();
+        let pointer = snap.join("model.safetensors");
+        // a dangling link from an earlier, interrupted download
+        symlink(Path::new("../../blobs/gone"), &pointer).unwrap();
+        link_blob(&blobs.join(SHA), SHA, &pointer).unwrap();
+        link_blob(&blobs.join(SHA), SHA, &pointer).unwrap();
+        assert_eq!(std::fs::read(&pointer).unwrap(), b"new");
+        #[cfg(unix)]
+        assert_eq!(
+            std::fs::read_link(&pointer).unwrap(),
+            Path::new("../../blobs").join(SHA)
+        );
+        let names: Vec<_> = std::fs::read_dir(&snap).unwrap().collect();
+        assert_eq!(names.len(), 1, "no staging name left behind");
     }
 
     #[test]

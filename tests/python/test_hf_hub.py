@@ -527,3 +527,21 @@ def test_token_from_hf_home_reaches_the_hub(hub, tmp_path):
     r = timmconv("inspect", "hf-hub:acme/test-resnet", "--json", environ=env(cache, HF_ENDPOINT=hub.url))
     assert r.returncode == 0, r.stderr
     assert {a for _, a in hub.auth} == {"Bearer hf_file_token"}, hub.auth
+
+
+def test_parallel_downloads_into_one_cache_all_succeed(hub, tmp_path):
+    # batch --jobs can fetch one repo from several processes at once: each stages its blob and
+    # link under its own name and renames it into place, so none fails on another's files
+    cache = tmp_path / "cache"
+    procs = [
+        subprocess.Popen([BIN, "convert", "hf-hub:acme/test-resnet", "-o", tmp_path / f"o{i}.safetensors", "-q"],
+                         env=env(cache, HF_ENDPOINT=hub.url), stderr=subprocess.PIPE, text=True)
+        for i in range(6)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    repo = cache / "models--acme--test-resnet"
+    assert sorted(p.name for p in (repo / "snapshots" / COMMIT).iterdir()) == ["config.json", "model.safetensors"]
+    assert not [p for p in repo.rglob(".timmconv-*")], "a staging file was left behind"
+    assert len({(tmp_path / f"o{i}.safetensors").read_bytes() for i in range(6)}) == 1
