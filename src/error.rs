@@ -196,6 +196,15 @@ pub enum Error {
         /// What differs: missing, unexpected and reshaped keys.
         differences: Vec<String>,
     },
+    /// A hub download failed: the server's answer, the transfer, or a check of what it sent
+    /// (a header unsafe as a cache path, a body whose length or SHA-256 is not what was said).
+    #[error("download of {url} failed: {what}")]
+    Download {
+        /// The URL requested (after redirects), escaped for a terminal.
+        url: String,
+        /// What went wrong.
+        what: String,
+    },
     /// A chart could not be drawn (no data to plot, or the plotting library failed).
     #[error("chart: {0}")]
     Chart(String),

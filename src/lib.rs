@@ -46,7 +46,7 @@
 //!   alone.
 //! - `plot` (with `cli`): the `chart` module, SVG charts of results and parity.
 //! - `download` (with `cli`): `hf-hub:` inputs missing from the Hugging Face cache are downloaded
-//!   into it by [`source::resolve`].
+//!   into it by [`source::resolve`] (ureq), checking every name and byte the server sends.
 //! - `torch`: the `verify` module, which runs converted weights through libtorch (the `tch` crate) in a
 //!   TorchScript export of the model and compares logits with PyTorch's. Needs libtorch 2.11.
 //!
@@ -75,6 +75,8 @@ mod array;
 pub mod checkpoint;
 pub mod conversion;
 pub mod convert;
+#[cfg(feature = "download")]
+mod download;
 pub mod dtype;
 pub mod error;
 mod fileio;

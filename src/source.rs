@@ -76,7 +76,7 @@ impl HubId {
         format!("models--{}", self.repo.replace('/', "--"))
     }
 
-    fn is_commit(&self) -> bool {
+    pub(crate) fn is_commit(&self) -> bool {
         self.revision.len() == 40 && self.revision.bytes().all(|b| b.is_ascii_hexdigit())
     }
 }
@@ -97,7 +97,7 @@ pub fn cache_dir() -> PathBuf {
     hf_home().join("hub")
 }
 
-fn hf_home() -> PathBuf {
+pub(crate) fn hf_home() -> PathBuf {
     if let Some(p) = env_path("HF_HOME") {
         return p;
     }
@@ -231,74 +231,48 @@ fn download(cache: &Path, id: &HubId, _progress: &mut dyn FnMut(u64, u64)) -> Re
 }
 
 #[cfg(feature = "download")]
-struct Forward<'a>(&'a mut dyn FnMut(u64, u64), u64, u64);
-
-#[cfg(feature = "download")]
-impl hf_hub::api::Progress for Forward<'_> {
-    fn init(&mut self, size: usize, _filename: &str) {
-        self.1 = 0;
-        self.2 = size as u64;
-        (self.0)(0, self.2);
-    }
-    fn update(&mut self, size: usize) {
-        self.1 += size as u64;
-        (self.0)(self.1, self.2);
-    }
-    fn finish(&mut self) {
-        (self.0)(self.2, self.2);
-    }
-}
-
-#[cfg(feature = "download")]
 fn download(cache: &Path, id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
-    use hf_hub::api::sync::{ApiBuilder, ApiError};
-    use hf_hub::{Repo, RepoType};
+    use crate::download::{Hub, MAX_CONFIG_BYTES};
 
-    let what = format!("hf-hub:{}@{}", id.repo, id.revision);
-    let fail = |e: ApiError| Error::Options(format!("{what}: download failed: {e}"));
-    let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
-        .with_progress(false)
-        .with_retries(2);
-    if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()) {
-        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
-    }
-    let token = std::env::var("HF_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or_else(|| std::fs::read_to_string(hf_home().join("token")).ok())
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
-    builder = builder.with_token(token);
-    let api = builder.build().map_err(fail)?;
-    let repo = api.repo(Repo::with_revision(
-        id.repo.clone(),
-        RepoType::Model,
-        id.revision.clone(),
-    ));
-    let mut last = None;
+    let hub = Hub::from_env(&hf_home())?;
+    // only "no such file" moves on to the next name: a 500 or a timeout is an error, not a
+    // reason to read pytorch_model.bin instead
     let mut weights = None;
     for file in WEIGHT_FILES {
-        match repo.download_with_progress(file, Forward(progress, 0, 0)) {
-            Ok(p) => {
-                weights = Some(p);
-                break;
-            }
-            Err(e) => last = Some(e),
+        if let Some(f) = hub.fetch(cache, id, file, None, progress)? {
+            weights = Some(f);
+            break;
         }
     }
     let Some(weights) = weights else {
-        let why = last.map_or_else(String::new, |e| format!(": {e}"));
         return Err(Error::Options(format!(
-            "{what}: could not download {}{why}",
-            WEIGHT_FILES.join(" or ")
+            "hf-hub:{}@{}: the hub has neither {} ({})",
+            id.repo,
+            id.revision,
+            WEIGHT_FILES.join(" nor "),
+            hub.file_url(id, WEIGHT_FILES[0])?
         )));
     };
-    // config.json is optional: a repo without one still converts with flags
-    let config = match repo.download(CONFIG_FILE) {
-        Ok(p) => read_config(&p)?,
-        Err(_) => None,
+    // config.json from the very commit the weights came from, even if the branch moves
+    let pinned = HubId {
+        repo: id.repo.clone(),
+        revision: weights.commit.clone(),
     };
-    Ok(Source { weights, config })
+    // a repo without config.json still converts with flags; any other failure is an error
+    let config = match hub.fetch(
+        cache,
+        &pinned,
+        CONFIG_FILE,
+        Some(MAX_CONFIG_BYTES),
+        &mut |_, _| {},
+    )? {
+        Some(f) => read_config(&f.path)?,
+        None => None,
+    };
+    Ok(Source {
+        weights: weights.path,
+        config,
+    })
 }
 
 /// The `NAME[.TAG]` a `config.json` describes (`architecture` and `pretrained_cfg.tag`), when the
