@@ -14,11 +14,14 @@ then --merge), resuming where a previous run stopped.
 
 Everything is built on torch.device('meta'): at the default size and at a changed size per knob;
 the state-dict shapes are compared. Each changed key is classified (absolute position embedding,
-patch embedding, relative-position bias table); a relative-position table also records how its
+patch embedding, relative-position bias table, LeViT-style attention biases: EfficientViT-M's
+window rule is recorded per key and checked against the changed build); a relative-position table also records how its
 window follows the knobs (`stride`: the feature stride over the patch size; `clamp`: Swin-style
 window clamped to the stage resolution), checked here against both builds. An architecture whose
 changed keys fall outside what its family's checkpoint filter resamples gets a refusal: the reason
 is what timm itself does (a size mismatch on load) or that timmconv does not port that filter.
+Which of the two is read from the family's `checkpoint_filter_fn` source (the module's source
+where it has none): SAM ViTs resample in forward, not in their filter, so timm cannot load them.
 
 It also records, per `global_pool` type, whether the constructor takes it and which keys change
 (`catavgmax` doubles `num_features`, so the classifier no longer fits), appear or disappear.
@@ -47,6 +50,7 @@ FAMILIES = {
     "timm.models.beit": {"abs_pos", "patch", "rel_table"},
     "timm.models.swin_transformer": {"patch", "rel_table"},
     "timm.models.maxxvit": {"rel_table"},
+    "timm.models.efficientvit_msra": {"attn_bias"},
 }
 # the --global-pool values timmconv offers (timm's SelectAdaptivePool2d types)
 POOLS = ("avg", "max", "avgmax", "catavgmax", "")
@@ -79,7 +83,39 @@ def classify(key):
         return "patch"
     if key.endswith("relative_position_bias_table"):
         return "rel_table"
+    if key.endswith("attention_biases"):
+        return "attn_bias"
     return None
+
+
+def halve(r, times):
+    """EfficientViT (MSRA)'s stage resolution after `times` stride-2 subsamplings."""
+    for _ in range(times):
+        r = (r - 1) // 2 + 1
+    return r
+
+
+def bias_rule(model, key, img, patch):
+    """How a LeViT-style `attention_biases` table (heads, side²) follows img_size in
+    EfficientViT (MSRA): side = min(window, the stage resolution), where the stage resolution is
+    min(img) // patch halved (rounding up) once per subsampling before the stage. None when the
+    default build does not fit that rule."""
+    parts = key.split(".")[:-1]
+    side = getattr(model.get_submodule(".".join(parts)), "resolution", None)
+    for i in range(len(parts), 0, -1):
+        m = model.get_submodule(".".join(parts[:i]))
+        if hasattr(m, "window_resolution") and hasattr(m, "resolution"):
+            r0 = min(img) // patch[0]
+            for d in range(8):
+                if halve(r0, d) == m.resolution:
+                    rule = {"window": int(m.window_resolution), "patch": int(patch[0]), "halvings": d}
+                    return rule if predict_side(rule, img) == side else None
+            return None
+    return None
+
+
+def predict_side(rule, img):
+    return min(rule["window"], halve(min(img) // rule["patch"], rule["halvings"]))
 
 
 def default_patch(model):
@@ -160,7 +196,10 @@ def entry(name):
         handled = set()
     if getattr(base, "pos_embed", None) is not None and getattr(base, "pos_embed").ndim != 3:
         handled = handled - {"abs_pos"}
-    source = inspect.getsource(sys.modules[module])
+    # the filter's own source where the family has one (vision_transformer_sam's module resamples
+    # at forward time, its filter does not)
+    filt = getattr(sys.modules[module], "checkpoint_filter_fn", None)
+    source = inspect.getsource(filt) if filt is not None else inspect.getsource(sys.modules[module])
     # any of timm's resampling helpers (resize_rel_pos_bias_table_levit, ..._nhwc, ...)
     filter_resamples = re.search(r"(resample_abs_pos_embed|resample_patch_embed|resize_rel_pos_bias_table)\w*\(", source) is not None
     base_shapes = shapes(base)
@@ -171,6 +210,11 @@ def entry(name):
         e["window_size"] = max(ws)
     wsig = getattr(base, "window_size", None)
     knobs, refuse, rel = [], {}, {}
+    biases = {}
+    if "attn_bias" in handled:
+        for k in base_shapes:
+            if classify(k) == "attn_bias":
+                biases[k] = bias_rule(base, k, img, patch or [1, 1])
     for knob in ("img_size", "patch_size", "window_size"):
         if knob == "patch_size" and patch is None:
             continue
@@ -208,6 +252,12 @@ def entry(name):
             else:
                 why = f"timm 1.0.31's {e['family']} checkpoint filter does not resample it, so timm cannot load the weights"
             refuse[knob] = f"`{k}` changes shape {base_shapes[k]} -> {new[k]} and {why}"
+        for k in changed:
+            if classify(k) == "attn_bias" and knob not in refuse:
+                side = getattr(m.get_submodule(k.rsplit(".", 1)[0]), "resolution", None)
+                ni = pair(kw.get("img_size", img))
+                if biases.get(k) is None or predict_side(biases[k], ni) != side:
+                    refuse[knob] = f"timmconv cannot predict the attention window of `{k}`"
         for k in changed:
             if classify(k) == "rel_table" and knob not in refuse:
                 w0, w1 = windows[k], window_of(m, k)
@@ -252,6 +302,8 @@ def entry(name):
         e["refuse"] = refuse
     if rel:
         e["rel_tables"] = {k: rel[k] for k in sorted(rel)}
+    if biases and "img_size" in knobs and "img_size" not in refuse:
+        e["attn_biases"] = {k: biases[k] for k in sorted(biases)}
     del wsig
     return e
 

@@ -11,8 +11,11 @@ bit-identical), or when both refuse. Not run in CI (it builds hundreds of models
     $PY tools/sweep_resize.py --max-params 30 --out sweep.jsonl [--shard 0/2]
     $PY tools/sweep_resize.py --summary sweep.jsonl
 
-`--max-params` (millions, from the embedded registry) bounds the time; the summary says which
-subset ran.
+`--max-params` (millions, from the embedded registry) bounds the time: larger architectures are
+recorded as skipped ("over the parameter bound"), so the summary counts them. Architectures run
+smallest first, so a sweep stopped early has covered the most; a rerun with the same `--out`
+resumes after the last recorded architecture (`--rerun-failed` runs the failures again and keeps
+their newest row). Each model's files live in a temporary folder removed right after its check.
 """
 
 import argparse
@@ -77,7 +80,7 @@ def one(e):
         except Exception as ex:  # noqa: BLE001
             res.update(result="skip", why=f"source: {type(ex).__name__}: {ex}"[:200])
             return res
-        r = subprocess.run([BIN, "convert", str(src), "-o", str(out), "--model", name, "--img-size", str(size), "--json", "-q"], capture_output=True, text=True)
+        r = subprocess.run([BIN, "convert", str(src), "-o", str(out), "--model", name, "--img-size", str(size), "--json", "-q", "--no-hash"], capture_output=True, text=True)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -121,25 +124,50 @@ def main():
     ap.add_argument("--out", default="sweep.jsonl")
     ap.add_argument("--shard", default="0/1")
     ap.add_argument("--summary")
+    ap.add_argument("--rerun-failed", action="store_true")
+    ap.add_argument("--only", nargs="*", help="these architectures (runs them again)")
     args = ap.parse_args()
     if args.summary:
-        rows = [json.loads(l) for l in Path(args.summary).read_text().splitlines() if l.strip()]
+        newest = {}
+        for l in Path(args.summary).read_text().splitlines():
+            if l.strip():
+                r = json.loads(l)
+                newest[r["name"]] = r
+        rows = list(newest.values())
         ran = [r for r in rows if r["result"] != "skip"]
         ok = [r for r in ran if r["result"] == "pass"]
         print(f"{len(ok)} of {len(ran)} pass ({sum(r.get('how') == 'both refuse' for r in ok)} as the same refusal); {len(rows) - len(ran)} skipped")
         for r in ran:
             if r["result"] != "pass":
                 print("FAIL", r["name"], r.get("img_size"), r.get("how"), r.get("timmconv", ""), r.get("timm", ""))
+        for r in rows:
+            if r["result"] == "skip":
+                print("SKIP", r["name"], r.get("why"))
         return
     i, n = (int(x) for x in args.shard.split("/"))
     counts = params()
     todo = [e for e in layouts() if "img_size" in e.get("knobs", [])]
-    if args.max_params is not None:
-        todo = [e for e in todo if (counts.get(e["name"]) or 0) <= args.max_params * 1e6]
+    todo.sort(key=lambda e: (counts.get(e["name"]) or 0, e["name"]))
     todo = [e for j, e in enumerate(todo) if j % n == i]
+    done = {}
+    if Path(args.out).exists():
+        for l in Path(args.out).read_text().splitlines():
+            if l.strip():
+                r = json.loads(l)
+                done[r["name"]] = r["result"]
+    if args.only:
+        todo = [e for e in todo if e["name"] in args.only]
+    elif args.rerun_failed:
+        todo = [e for e in todo if done.get(e["name"]) == "fail"]
+    else:
+        todo = [e for e in todo if e["name"] not in done]
     print(f"{len(todo)} architectures", file=sys.stderr)
     with open(args.out, "a") as f:
         for e in todo:
+            if args.max_params is not None and (counts.get(e["name"]) or 0) > args.max_params * 1e6:
+                res = {"name": e["name"], "result": "skip", "why": f"over the parameter bound ({counts.get(e['name'])} > {args.max_params:g} M)"}
+                f.write(json.dumps(res) + "\n")
+                continue
             t = time.time()
             try:
                 res = one(e)

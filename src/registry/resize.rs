@@ -25,6 +25,31 @@ pub struct TableRule {
     pub extra: usize,
 }
 
+/// How a LeViT-style `attention_biases` table (heads, side²) follows `img_size`
+/// (EfficientViT-MSRA): side = min(window, stage resolution), the stage resolution being
+/// min(H, W) / patch, halved rounding up once per subsampling before the stage.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BiasRule {
+    /// The attention's window resolution.
+    pub window: usize,
+    /// The stem's total stride.
+    pub patch: usize,
+    /// Stride-2 subsamplings before the stage.
+    pub halvings: usize,
+}
+
+impl BiasRule {
+    /// The table side at input size `img`, as the model computes it; 0 where the stage vanishes.
+    pub fn side(&self, img: [usize; 2]) -> usize {
+        let mut r = img[0].min(img[1]) / self.patch.max(1);
+        for _ in 0..self.halvings {
+            // Python's (r - 1) // 2 + 1, which keeps 0 at 0
+            r = if r == 0 { 0 } else { (r - 1) / 2 + 1 };
+        }
+        self.window.min(r)
+    }
+}
+
 /// One architecture's resolution facts.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ResizeLayout {
@@ -66,6 +91,9 @@ pub struct ResizeLayout {
     /// Relative-position tables and their window rules.
     #[serde(default)]
     pub rel_tables: BTreeMap<String, TableRule>,
+    /// LeViT-style attention biases and their window rules.
+    #[serde(default)]
+    pub attn_biases: BTreeMap<String, BiasRule>,
     /// Why the generator could not build the architecture.
     #[serde(default)]
     pub error: Option<String>,
@@ -401,6 +429,36 @@ impl ResizePlan {
                 from_grid,
                 to_grid,
                 interp,
+            });
+        }
+        if let Some(rule) = l.attn_biases.get(key) {
+            let (Some(img), &[_, n]) = (self.img_size, shape) else {
+                return Ok(None);
+            };
+            let to_side = rule.side(img);
+            if to_side == 0 {
+                return Err(Error::Options(format!(
+                    "`{key}`: the attention window at image size {img:?} would be empty"
+                )));
+            }
+            // timm's int(L ** 0.5); the view that follows needs a square
+            let from_side = (n as f64).sqrt() as usize;
+            if from_side * from_side != n {
+                return Err(Error::tensor(
+                    key,
+                    format!("has {n} offsets per head, not a square table"),
+                ));
+            }
+            if from_side == to_side {
+                return Ok(None);
+            }
+            return fits(Resample::AttentionBiases {
+                from_side,
+                to_side,
+                interp: Interp {
+                    mode: Mode::Bicubic,
+                    antialias: true,
+                },
             });
         }
         let Some(rule) = l.rel_tables.get(key) else {

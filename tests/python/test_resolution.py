@@ -36,6 +36,12 @@ CASES = [
     ("flexivit_small_p8", "flexivit_small", "f32", dict(patch_size=8), None, None),
     ("vit_small_p14_in1", "vit_small_patch16_224", "f32", dict(patch_size=14), 1, None),
     ("vit_small_p14_f16", "vit_small_patch16_224", "f16", dict(patch_size=14, img_size=280), None, 0),
+    # LeViT-style attention biases (resize_rel_pos_bias_table_levit in efficientvit_msra's filter):
+    # up (the last stage's 4x4 windows grow to 5x5), down (every window shrinks), rectangular (the
+    # model takes the shorter side)
+    ("efficientvit_m0_288", "efficientvit_m0", "f32", dict(img_size=288), None, None),
+    ("efficientvit_m1_128_bf16", "efficientvit_m1", "bf16", dict(img_size=128), 1, None),
+    ("efficientvit_m2_rect_f16", "efficientvit_m2", "f16", dict(img_size=(320, 160)), None, None),
 ]
 
 
@@ -130,6 +136,8 @@ REFUSALS = [
     ("convnext_tiny", ["--img-size", "288"], "no img_size"),
     ("resnet50", ["--patch-size", "8"], "no patch_size"),
     ("vit_small_patch16_224", ["--window-size", "8"], "no window_size"),
+    # SAM ViTs resample at forward time only: their filter leaves pos_embed and rel_pos_h/w alone
+    ("samvit_base_patch16_224", ["--img-size", "256"], "timm cannot load"),
 ]
 
 
@@ -145,14 +153,15 @@ def test_refusals_exit_2_and_write_nothing(tmp_path, model, extra, why):
     assert os.listdir(tmp_path) == ["in.safetensors"]
 
 
-def test_timm_refuses_what_timmconv_refuses(tmp_path):
-    """crossvit at another img_size: timm's own loading fails too (a size mismatch)."""
+@pytest.mark.parametrize("model,size", [("crossvit_tiny_240", 224), ("samvit_base_patch16_224", 256)])
+def test_timm_refuses_what_timmconv_refuses(tmp_path, model, size):
+    """crossvit and SAM ViTs at another img_size: timm's own loading fails too (a size mismatch)."""
     torch.manual_seed(0)
-    m = timm.create_model("crossvit_tiny_240")
+    m = timm.create_model(model)
     src = tmp_path / "c.safetensors"
     safetensors.torch.save_file(m.state_dict(), str(src))
     with pytest.raises(RuntimeError, match="size mismatch"):
-        timm.create_model("crossvit_tiny_240", pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=224)
+        timm.create_model(model, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=size)
 
 
 HUB = [

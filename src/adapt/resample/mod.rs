@@ -1,6 +1,7 @@
 //! Resolution adaptation, as timm 1.0.31's checkpoint filters do it at load time: absolute
 //! position embeddings (`resample_abs_pos_embed`), patch embeddings through a pseudo-inverse
-//! (`resample_patch_embed`) and relative-position bias tables (`resize_rel_pos_bias_table`).
+//! (`resample_patch_embed`), relative-position bias tables (`resize_rel_pos_bias_table`) and
+//! LeViT-style attention biases (`resize_rel_pos_bias_table_levit`).
 //! Every operation works on float32 values and returns float32; the caller rounds to the source
 //! dtype, as timm does (`.float()` … `.to(orig_dtype)`).
 
@@ -47,6 +48,16 @@ pub enum Resample {
         /// (N + extra, heads) rather than (heads, H, W).
         flat: bool,
     },
+    /// `resize_rel_pos_bias_table_levit`: LeViT-style (heads, S·S) attention biases, each head's
+    /// S×S table resized as an image (EfficientViT-MSRA's filter).
+    AttentionBiases {
+        /// Source side S.
+        from_side: usize,
+        /// Target side.
+        to_side: usize,
+        /// The interpolation (timm's defaults: bicubic with antialias).
+        interp: Interp,
+    },
 }
 
 impl Resample {
@@ -84,6 +95,12 @@ impl Resample {
                 }
                 _ => None,
             },
+            Resample::AttentionBiases {
+                from_side, to_side, ..
+            } => {
+                let &[heads, n] = shape else { return None };
+                (n == from_side * from_side).then(|| vec![heads, to_side * to_side])
+            }
         }
     }
 
@@ -150,6 +167,13 @@ impl Resample {
                 debug_assert_eq!(extra.len(), extra_tokens * heads);
                 Some(result)
             }
+            // (heads, S·S) is already heads planes of S×S: timm's `.T` … `.permute(1, 0)` round
+            // trip lands on the same layout
+            Resample::AttentionBiases {
+                from_side,
+                to_side,
+                interp,
+            } => interp::resize(v, [from_side; 2], [to_side; 2], interp),
         }
     }
 }
