@@ -209,6 +209,14 @@ def entry(name):
     if ws:
         e["window_size"] = max(ws)
     wsig = getattr(base, "window_size", None)
+    # each table's own target window (Swin-S3 has one per stage): what it is where no stage clamps it
+    targets = {}
+    if windows:
+        try:
+            big = build(name, img_size=[img[0] * 4, img[1] * 4])
+            targets = {k: window_of(big, k) for k in windows}
+        except Exception:  # noqa: BLE001 - no per-table windows: the model's one window applies
+            targets = {}
     knobs, refuse, rel = [], {}, {}
     biases = {}
     if "attn_bias" in handled:
@@ -273,13 +281,16 @@ def entry(name):
                 # check the rule predicts the changed build
                 ni = pair(kw.get("img_size", img))
                 npp = pair(kw.get("patch_size", pp))
-                nwin = pair(kw.get("window_size", e["window_size"]))
-                feat = [ni[i] // (npp[i] * r["stride"][i]) for i in range(2)]
+                nwin = pair(kw.get("window_size")) or targets.get(k) or e["window_size"]
+                # stages halve rounding up (Swin's PatchMerging pads, timm's output_resolution)
+                feat = [-(-(ni[i] // npp[i]) // r["stride"][i]) for i in range(2)]
                 pred = [min(nwin[i], feat[i]) for i in range(2)] if r["clamp"] else feat
                 if pred != w1:
                     refuse[knob] = f"timmconv cannot predict the window of `{k}` ({w1}, not {pred})"
                 shape = base_shapes[k]
                 r["extra"] = shape[0] - (2 * w0[0] - 1) * (2 * w0[1] - 1) if len(shape) == 2 else 0
+                if r["clamp"] and targets.get(k):
+                    r["window"] = targets[k]
     # every table, also those the probes did not change (Swin's clamped last stages)
     if rel:
         template = next(iter(rel.values()))
@@ -294,6 +305,8 @@ def entry(name):
                 "stride": [img[0] // (res0[0] * pp[0]), img[1] // (res0[1] * pp[1])] if res0 else [img[0] // (w0[0] * pp[0]), img[1] // (w0[1] * pp[1])],
                 "extra": shape[0] - (2 * w0[0] - 1) * (2 * w0[1] - 1) if len(shape) == 2 else 0,
             }
+            if res0 is not None and targets.get(k):
+                rel[k]["window"] = targets[k]
             del template
             template = None
     e["pools"] = probe_pools(name, base_shapes)

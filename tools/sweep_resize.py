@@ -107,11 +107,14 @@ def one(e):
             if k in resampled:
                 pinv = resampled[k]["operation"] == "patch_embed"
                 tol = (1e-5 if pinv else 1e-6) * max(1.0, want.abs().max().item())
+                if v.shape != want.shape:
+                    res.update(result="fail", how=f"{k}: shape {list(v.shape)}, timm {list(want.shape)}")
+                    return res
                 diff = (v.float() - want.float()).abs().max().item() if v.numel() else 0.0
-                if v.shape != want.shape or diff > tol:
+                if diff > tol:
                     res.update(result="fail", how=f"{k}: max |diff| {diff} > {tol}")
                     return res
-            elif not torch.equal(v, want.to(v.dtype)):
+            elif v.shape != want.shape or not torch.equal(v, want.to(v.dtype)):
                 res.update(result="fail", how=f"{k} differs")
                 return res
         res.update(result="pass", how="parity", resampled=len(resampled))

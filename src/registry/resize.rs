@@ -23,6 +23,10 @@ pub struct TableRule {
     pub stride: [usize; 2],
     /// Entries after the (2w-1)² offsets (BEiT's 3).
     pub extra: usize,
+    /// Swin-style: this table's own window where no stage clamps it (Swin-S3 has one per
+    /// stage); `--window-size` replaces it.
+    #[serde(default)]
+    pub window: Option<[usize; 2]>,
 }
 
 /// How a LeViT-style `attention_biases` table (heads, side²) follows `img_size`
@@ -464,12 +468,22 @@ impl ResizePlan {
         let Some(rule) = l.rel_tables.get(key) else {
             return Ok(None);
         };
-        let (Some(img), Some(window)) = (self.img_size, self.window_size.or(Some([usize::MAX; 2])))
-        else {
+        let window = self
+            .asked
+            .window_size
+            .or(rule.window)
+            .or(self.window_size)
+            .unwrap_or([usize::MAX; 2]);
+        let Some(img) = self.img_size else {
             return Ok(None);
         };
         let patch = self.patch_size.unwrap_or([1, 1]);
-        let feat = div(div(img, patch), rule.stride);
+        // the stages halve rounding up (Swin's PatchMerging pads an odd side)
+        let grid = div(img, patch);
+        let feat = [
+            grid[0].div_ceil(rule.stride[0].max(1)),
+            grid[1].div_ceil(rule.stride[1].max(1)),
+        ];
         let win = if rule.clamp {
             [window[0].min(feat[0]), window[1].min(feat[1])]
         } else {
