@@ -51,6 +51,7 @@ FAMILIES = {
     "timm.models.swin_transformer": {"patch", "rel_table"},
     "timm.models.maxxvit": {"rel_table"},
     "timm.models.efficientvit_msra": {"attn_bias"},
+    "timm.models.mvitv2": {"rel_pos_1d"},
 }
 # the --global-pool values timmconv offers (timm's SelectAdaptivePool2d types)
 POOLS = ("avg", "max", "avgmax", "catavgmax", "")
@@ -85,7 +86,25 @@ def classify(key):
         return "rel_table"
     if key.endswith("attention_biases"):
         return "attn_bias"
+    if key.endswith(("attn.rel_pos_h", "attn.rel_pos_w")):
+        return "rel_pos_1d"
     return None
+
+
+def rel_pos_divisors(name, img, base_shapes):
+    """MViTv2's decomposed rel_pos_h/w (2·size - 1, head_dim): size = img // D per key, D fitted
+    to the builds at the default and two other square sizes; None for a key no D fits."""
+    keys = [k for k in base_shapes if classify(k) == "rel_pos_1d"]
+    if not keys:
+        return {}
+    builds = [(img[0], base_shapes)]
+    for s in (img[0] + 64, img[0] + 96):
+        builds.append((s, shapes(build(name, img_size=s))))
+    out = {}
+    for k in keys:
+        fit = [d for d in range(1, 257) if all(sh[k][0] == 2 * (s // d) - 1 for s, sh in builds)]
+        out[k] = fit[0] if fit else None
+    return out
 
 
 def halve(r, times):
@@ -219,6 +238,7 @@ def entry(name):
             targets = {}
     knobs, refuse, rel = [], {}, {}
     biases = {}
+    divisors = rel_pos_divisors(name, img, base_shapes) if "rel_pos_1d" in handled else {}
     if "attn_bias" in handled:
         for k in base_shapes:
             if classify(k) == "attn_bias":
@@ -260,6 +280,11 @@ def entry(name):
             else:
                 why = f"timm 1.0.31's {e['family']} checkpoint filter does not resample it, so timm cannot load the weights"
             refuse[knob] = f"`{k}` changes shape {base_shapes[k]} -> {new[k]} and {why}"
+        for k in changed:
+            if classify(k) == "rel_pos_1d" and knob not in refuse:
+                ni = pair(kw.get("img_size", img))
+                if divisors.get(k) is None or new[k][0] != 2 * (ni[0] // divisors[k]) - 1:
+                    refuse[knob] = f"timmconv cannot predict the length of `{k}`"
         for k in changed:
             if classify(k) == "attn_bias" and knob not in refuse:
                 side = getattr(m.get_submodule(k.rsplit(".", 1)[0]), "resolution", None)
@@ -315,6 +340,8 @@ def entry(name):
         e["refuse"] = refuse
     if rel:
         e["rel_tables"] = {k: rel[k] for k in sorted(rel)}
+    if divisors and "img_size" in knobs and "img_size" not in refuse:
+        e["rel_pos_1d"] = {k: divisors[k] for k in sorted(divisors)}
     if biases and "img_size" in knobs and "img_size" not in refuse:
         e["attn_biases"] = {k: biases[k] for k in sorted(biases)}
     del wsig

@@ -98,6 +98,9 @@ pub struct ResizeLayout {
     /// LeViT-style attention biases and their window rules.
     #[serde(default)]
     pub attn_biases: BTreeMap<String, BiasRule>,
+    /// MViTv2's decomposed `rel_pos_h`/`rel_pos_w`: the divisor D of each (length 2·(H / D) - 1).
+    #[serde(default)]
+    pub rel_pos_1d: BTreeMap<String, usize>,
     /// Why the generator could not build the architecture.
     #[serde(default)]
     pub error: Option<String>,
@@ -434,6 +437,29 @@ impl ResizePlan {
                 to_grid,
                 interp,
             });
+        }
+        if let Some(&d) = l.rel_pos_1d.get(key) {
+            let (Some(img), &[from_len, _]) = (self.img_size, shape) else {
+                return Ok(None);
+            };
+            if img[0] != img[1] {
+                // MViTv2 asserts a square feature map
+                return Err(Error::Options(format!(
+                    "`{}` is built only for square images in timm 1.0.31 (got {img:?})",
+                    l.name
+                )));
+            }
+            let size = img[0] / d.max(1);
+            if size == 0 {
+                return Err(Error::Options(format!(
+                    "`{key}`: the attention at image size {img:?} would be empty"
+                )));
+            }
+            let to_len = 2 * size - 1;
+            if to_len == from_len {
+                return Ok(None);
+            }
+            return fits(Resample::RelPosLinear { from_len, to_len });
         }
         if let Some(rule) = l.attn_biases.get(key) {
             let (Some(img), &[_, n]) = (self.img_size, shape) else {

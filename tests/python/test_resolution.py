@@ -48,6 +48,9 @@ CASES = [
     ("efficientvit_m0_288", "efficientvit_m0", "f32", dict(img_size=288), None, None),
     ("efficientvit_m1_128_bf16", "efficientvit_m1", "bf16", dict(img_size=128), 1, None),
     ("efficientvit_m2_rect_f16", "efficientvit_m2", "f16", dict(img_size=(320, 160)), None, None),
+    # MViTv2's decomposed rel_pos_h/w through its filter's F.interpolate(mode='linear')
+    ("mvitv2_tiny_288", "mvitv2_tiny", "f32", dict(img_size=288), None, None),
+    ("mvitv2_tiny_192_in1", "mvitv2_tiny", "f32", dict(img_size=192), 1, None),
 ]
 
 
@@ -157,6 +160,16 @@ def test_refusals_exit_2_and_write_nothing(tmp_path, model, extra, why):
     assert model in r.stderr and why in r.stderr, r.stderr
     assert not out.exists()
     assert os.listdir(tmp_path) == ["in.safetensors"]
+
+
+def test_mvitv2_from_bf16_is_refused(tmp_path):
+    """MViTv2's filter interpolates rel_pos_h/w in the source dtype (no .float()), which the
+    float32 port does not reproduce: a bf16 source exits 2 and writes nothing."""
+    src, _ = make_source(tmp_path, "mvitv2_tiny", "bf16")
+    out = tmp_path / "out.safetensors"
+    r = run(["convert", str(src), "-o", str(out), "--model", "mvitv2_tiny", "--img-size", "288"])
+    assert r.returncode == 2 and "float32" in r.stderr and "rel_pos" in r.stderr, r.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("model,size", [("crossvit_tiny_240", 224), ("samvit_base_patch16_224", 256)])

@@ -58,9 +58,24 @@ pub enum Resample {
         /// The interpolation (timm's defaults: bicubic with antialias).
         interp: Interp,
     },
+    /// MViTv2's filter: a decomposed (L, C) `rel_pos_h` / `rel_pos_w` resized along L by
+    /// `F.interpolate(mode='linear')` (no antialias).
+    RelPosLinear {
+        /// Source length L (2·size - 1).
+        from_len: usize,
+        /// Target length.
+        to_len: usize,
+    },
 }
 
 impl Resample {
+    /// Whether timm computes this operation in float32 whatever the source dtype (`.float()` …
+    /// `.to(orig_dtype)`). MViTv2's filter interpolates in the source dtype, so timmconv's
+    /// float32 port matches it for float32 sources only.
+    pub fn computes_in_float32(&self) -> bool {
+        !matches!(self, Resample::RelPosLinear { .. })
+    }
+
     /// The output shape for a tensor of `shape`, or `None` when the operation does not fit it.
     pub fn out_shape(&self, shape: &[usize]) -> Option<Vec<usize>> {
         match *self {
@@ -100,6 +115,10 @@ impl Resample {
             } => {
                 let &[heads, n] = shape else { return None };
                 (n == from_side * from_side).then(|| vec![heads, to_side * to_side])
+            }
+            Resample::RelPosLinear { from_len, to_len } => {
+                let &[l, c] = shape else { return None };
+                (l == from_len).then(|| vec![to_len, c])
             }
         }
     }
@@ -174,6 +193,18 @@ impl Resample {
                 to_side,
                 interp,
             } => interp::resize(v, [from_side; 2], [to_side; 2], interp),
+            // (L, C) -> C rows of L, each resized as a 1×L image (a height of one is copied
+            // unchanged by the bilinear kernel, which is then torch's linear1d) -> (L', C)
+            Resample::RelPosLinear { from_len, to_len } => {
+                let c = *shape.get(1)?;
+                let rows = transpose(v, from_len, c);
+                let linear = Interp {
+                    mode: Mode::Bilinear,
+                    antialias: false,
+                };
+                let resized = interp::resize(&rows, [1, from_len], [1, to_len], linear)?;
+                Some(transpose(&resized, c, to_len))
+            }
         }
     }
 }
