@@ -242,3 +242,37 @@ fn efficientvit_attention_biases_follow_the_window_timm_builds() {
     let first = "stages.0.blocks.0.mixer.m.attn.attention_biases";
     assert_eq!(plan.op(first, &[4, 49], None).unwrap(), None);
 }
+
+#[test]
+fn mvitv2_rel_pos_follows_the_feature_size_linearly() {
+    use timmconv::registry::resize::{Knobs, ResizePlan};
+    // mvitv2_tiny's first block: 224 / 4 = 56, so 111 offsets; at 288 timm 1.0.31 builds 143
+    let knobs = Knobs {
+        img_size: Some([288, 288]),
+        ..Knobs::default()
+    };
+    let plan = ResizePlan::new("mvitv2_tiny", &knobs, None).unwrap();
+    let key = "stages.0.blocks.0.attn.rel_pos_h";
+    let op = plan.op(key, &[111, 96], None).unwrap().unwrap();
+    assert_eq!(
+        op,
+        Resample::RelPosLinear {
+            from_len: 111,
+            to_len: 143
+        }
+    );
+    assert!(!op.computes_in_float32());
+    // a linear ramp along the length stays a ramp at the ends, per channel
+    let v: Vec<f32> = (0..111 * 2).map(|i| (i / 2) as f32).collect();
+    let out = op.apply(&v, &[111, 2]).unwrap();
+    assert_eq!(out.len(), 143 * 2);
+    assert_eq!((out[0], out[1]), (0.0, 0.0));
+    assert_eq!((out[284], out[285]), (110.0, 110.0));
+    // rectangular images: MViTv2 asserts a square feature map
+    let knobs = Knobs {
+        img_size: Some([288, 224]),
+        ..Knobs::default()
+    };
+    let plan = ResizePlan::new("mvitv2_tiny", &knobs, None).unwrap();
+    assert!(plan.op(key, &[111, 96], None).is_err());
+}
