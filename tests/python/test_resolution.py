@@ -34,8 +34,8 @@ CASES = [
     ("swin_tiny_384_w12", "swin_tiny_patch4_window7_224", "f32", dict(img_size=384, window_size=12), None, 0),
     # stages that halve an odd side round up (208 -> 52, 26, 13, 7): windows 12, 12, 12 and 7
     ("swin_tiny_208_w12", "swin_tiny_patch4_window7_224", "f32", dict(img_size=208, window_size=12), None, None),
-    # Swin-S3's windows differ per stage (14, 14, 14, 7): at 208 the third clamps to 13
-    ("swin_s3_small_208", "swin_s3_small_224", "f32", dict(img_size=208), None, None),
+    # Swin-S3's windows differ per stage (7, 7, 14, 7): at 208 the third clamps to 13
+    ("swin_s3_tiny_208", "swin_s3_tiny_224", "f32", dict(img_size=208), None, None),
     # a patch change through the pseudo-inverse, the last stage's window clamped to 4
     ("swin_tiny_p8", "swin_tiny_patch4_window7_224", "f32", dict(patch_size=8), None, None),
     ("maxvit_tiny_288_bf16", "maxvit_tiny_tf_224", "bf16", dict(img_size=288), 1, None),
