@@ -52,6 +52,7 @@ FAMILIES = {
     "timm.models.maxxvit": {"rel_table"},
     "timm.models.efficientvit_msra": {"attn_bias"},
     "timm.models.mvitv2": {"rel_pos_1d"},
+    "timm.models.tnt": {"abs_pos"},
 }
 # the --global-pool values timmconv offers (timm's SelectAdaptivePool2d types)
 POOLS = ("avg", "max", "avgmax", "catavgmax", "")
@@ -78,7 +79,8 @@ def shapes(model):
 
 
 def classify(key):
-    if key == "pos_embed":
+    # TNT's outer (patch) position embedding, which its filter resamples like a ViT's
+    if key in ("pos_embed", "patch_pos"):
         return "abs_pos"
     if key == "patch_embed.proj.weight":
         return "patch"
@@ -138,13 +140,13 @@ def predict_side(rule, img):
 
 
 def default_patch(model):
-    pe = getattr(model, "patch_embed", None)
+    pe = getattr(model, "patch_embed", None) or getattr(model, "pixel_embed", None)
     p = getattr(pe, "patch_size", None)
     return pair(p)
 
 
 def default_grid(model):
-    pe = getattr(model, "patch_embed", None)
+    pe = getattr(model, "patch_embed", None) or getattr(model, "pixel_embed", None)
     return pair(getattr(pe, "grid_size", None))
 
 

@@ -353,6 +353,7 @@ impl ResizePlan {
                     "vision_transformer" | "deit" | "eva" | "beit",
                     "abs_pos" | "patch"
                 ) | ("swin_transformer", "patch")
+                    | ("tnt", "abs_pos")
             )
         };
         let fits = |op: Resample| -> Result<Option<Resample>> {
@@ -377,7 +378,13 @@ impl ResizePlan {
                 interp,
             });
         }
-        if key == "pos_embed" && has("abs_pos") {
+        // TNT's outer position embedding is `patch_pos`; its filter resamples it like a ViT's
+        let pos_key = if l.family == "tnt" {
+            "patch_pos"
+        } else {
+            "pos_embed"
+        };
+        if key == pos_key && has("abs_pos") {
             let (Some(img), Some(patch), &[1, n, _]) = (self.img_size, self.patch_size, shape)
             else {
                 return Ok(None);

@@ -48,6 +48,8 @@ CASES = [
     ("efficientvit_m0_288", "efficientvit_m0", "f32", dict(img_size=288), None, None),
     ("efficientvit_m1_128_bf16", "efficientvit_m1", "bf16", dict(img_size=128), 1, None),
     ("efficientvit_m2_rect_f16", "efficientvit_m2", "f16", dict(img_size=(320, 160)), None, None),
+    # TNT's outer position embedding `patch_pos` (its filter: resample_abs_pos_embed, 1 prefix token)
+    ("tnt_s_200", "tnt_s_patch16_224", "f32", dict(img_size=200), None, None),
     # MViTv2's decomposed rel_pos_h/w through its filter's F.interpolate(mode='linear')
     ("mvitv2_tiny_288", "mvitv2_tiny", "f32", dict(img_size=288), None, None),
     ("mvitv2_tiny_192_in1", "mvitv2_tiny", "f32", dict(img_size=192), 1, None),
