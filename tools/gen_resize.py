@@ -150,6 +150,28 @@ def default_grid(model):
     return pair(getattr(pe, "grid_size", None))
 
 
+def hybrid_rounding(name, img, patch, grid):
+    """Hybrid ViTs embed a backbone's feature map (stride = img / (grid · patch) > 1); at a size
+    that is not a multiple of the stride the feature map rounds up (ResNet, ViTamin stems) or
+    down (MobileCLIP's): "ceil" or "floor" when builds at two such sizes agree, else None."""
+    if not (img and patch and grid) or grid[0] * patch[0] == 0:
+        return None
+    stride = img[0] // (grid[0] * patch[0])
+    if stride <= 1 or img[0] % (grid[0] * patch[0]):
+        return None
+    found = set()
+    for s in (img[0] + stride // 2 + 1, img[0] - stride // 2 + 3):
+        try:
+            g = default_grid(build(name, img_size=s))
+        except Exception:  # noqa: BLE001 - timm cannot build it there: no rule
+            return None
+        f = (s // stride, -(-s // stride))
+        if patch[0] != 1 or g is None:
+            return None
+        found.add("floor" if g[0] == f[0] else "ceil" if g[0] == f[1] else None)
+    return found.pop() if len(found) == 1 and None not in found else None
+
+
 def window_of(model, key):
     m = model.get_submodule(key[: -len(".relative_position_bias_table")])
     return pair(getattr(m, "window_size", None))
@@ -205,6 +227,9 @@ def entry(name):
     patch = default_patch(base)
     e["patch_size"] = patch
     e["grid_size"] = default_grid(base)
+    rounding = hybrid_rounding(name, img, patch, e["grid_size"])
+    if rounding:
+        e["grid_round"] = rounding
     e["prefix_tokens"] = 0 if getattr(base, "no_embed_class", False) else int(getattr(base, "num_prefix_tokens", 0))
     e["no_embed_class"] = bool(getattr(base, "no_embed_class", False))
     flexi = "flexi" in name

@@ -71,6 +71,10 @@ pub struct ResizeLayout {
     /// Default patch grid.
     #[serde(default)]
     pub grid_size: Option<[usize; 2]>,
+    /// Hybrid ViTs: how the backbone's feature map rounds at a size that is not a multiple of
+    /// its stride (`ceil` or `floor`, from builds at such sizes); absent: such sizes are refused.
+    #[serde(default)]
+    pub grid_round: Option<String>,
     /// Default attention window.
     #[serde(default)]
     pub window_size: Option<[usize; 2]>,
@@ -402,14 +406,23 @@ impl ResizePlan {
                 _ => [1, 1],
             };
             let step = [patch[0] * stride[0], patch[1] * stride[1]];
-            if stride != [1, 1] && (img[0] % step[0] != 0 || img[1] % step[1] != 0) {
+            let rounded = match l.grid_round.as_deref() {
+                _ if stride == [1, 1] || patch != [1, 1] => None,
+                Some("ceil") => Some([img[0].div_ceil(stride[0]), img[1].div_ceil(stride[1])]),
+                Some("floor") => Some(div(img, stride)),
+                _ => None,
+            };
+            if rounded.is_none()
+                && stride != [1, 1]
+                && (img[0] % step[0] != 0 || img[1] % step[1] != 0)
+            {
                 // timm's HybridEmbed asserts feature_size % patch_size == 0
                 return Err(Error::Options(format!(
                     "`{}` embeds a backbone's feature map (stride {stride:?}) in patches of {patch:?}: timm 1.0.31 builds it only for image sizes that are multiples of {step:?}",
                     l.name
                 )));
             }
-            let to_grid = div(img, step);
+            let to_grid = rounded.unwrap_or_else(|| div(img, step));
             let prefix = l.prefix_tokens;
             let Some(tokens) = n.checked_sub(prefix) else {
                 return Err(Error::tensor(

@@ -48,6 +48,9 @@ CASES = [
     ("efficientvit_m0_288", "efficientvit_m0", "f32", dict(img_size=288), None, None),
     ("efficientvit_m1_128_bf16", "efficientvit_m1", "bf16", dict(img_size=128), 1, None),
     ("efficientvit_m2_rect_f16", "efficientvit_m2", "f16", dict(img_size=(320, 160)), None, None),
+    # a hybrid ViT at a size that is not a multiple of its backbone's stride: the ResNet's feature
+    # map rounds up (230 / 32 -> 8)
+    ("vit_small_r26_s32_230", "vit_small_r26_s32_224", "f32", dict(img_size=230), None, None),
     # TNT's outer position embedding `patch_pos` (its filter: resample_abs_pos_embed, 1 prefix token)
     ("tnt_s_200", "tnt_s_patch16_224", "f32", dict(img_size=200), None, None),
     # MViTv2's decomposed rel_pos_h/w through its filter's F.interpolate(mode='linear')
