@@ -129,6 +129,11 @@ fn refusals_exit_2_name_the_architecture_and_write_nothing() {
             "timm cannot load",
         ),
         ("levit_128", &["--img-size", "256"], "timm cannot load"),
+        (
+            "samvit_base_patch16_224",
+            &["--img-size", "256"],
+            "timm cannot load",
+        ),
         ("convnext_tiny", &["--img-size", "288"], "takes no img_size"),
         ("resnet50", &["--patch-size", "8"], "takes no patch_size"),
         (
@@ -195,4 +200,79 @@ fn info_shows_knobs_and_defaults_from_the_generated_data() {
     let (n, with) = timmconv::registry::resize::validate().unwrap();
     assert_eq!(n, timmconv::registry::arch_names().count());
     assert!(with > 600, "{with}");
+}
+
+#[test]
+fn efficientvit_attention_biases_follow_the_window_timm_builds() {
+    use timmconv::registry::resize::{Knobs, ResizePlan};
+    // the last stage of efficientvit_m0: 224 / 16 = 14, halved twice (rounding up) = 4, window 7;
+    // timm 1.0.31 builds (4, 25) at 288 (18 -> 9 -> 5), (4, 4) at 128 (8 -> 4 -> 2) and takes the
+    // shorter side of (320, 160) (10 -> 5 -> 3)
+    let key = "stages.2.blocks.0.mixer.m.attn.attention_biases";
+    for (img, side) in [([288, 288], 5), ([128, 128], 2), ([320, 160], 3)] {
+        let knobs = Knobs {
+            img_size: Some(img),
+            ..Knobs::default()
+        };
+        let plan = ResizePlan::new("efficientvit_m0", &knobs, None).unwrap();
+        let op = plan.op(key, &[4, 16], None).unwrap().unwrap();
+        assert_eq!(
+            op,
+            Resample::AttentionBiases {
+                from_side: 4,
+                to_side: side,
+                interp: Interp {
+                    mode: Mode::Bicubic,
+                    antialias: true,
+                },
+            },
+            "{img:?}"
+        );
+        assert_eq!(op.out_shape(&[4, 16]), Some(vec![4, side * side]));
+        // each head's 4x4 table is resized as an image: a constant head stays constant
+        let out = op.apply(&[0.5; 64], &[4, 16]).unwrap();
+        assert!(out.iter().all(|v| (v - 0.5).abs() < 1e-6), "{out:?}");
+    }
+    // the first stage's 7x7 window fits in 14 and in 18: nothing to do
+    let knobs = Knobs {
+        img_size: Some([288, 288]),
+        ..Knobs::default()
+    };
+    let plan = ResizePlan::new("efficientvit_m0", &knobs, None).unwrap();
+    let first = "stages.0.blocks.0.mixer.m.attn.attention_biases";
+    assert_eq!(plan.op(first, &[4, 49], None).unwrap(), None);
+}
+
+#[test]
+fn mvitv2_rel_pos_follows_the_feature_size_linearly() {
+    use timmconv::registry::resize::{Knobs, ResizePlan};
+    // mvitv2_tiny's first block: 224 / 4 = 56, so 111 offsets; at 288 timm 1.0.31 builds 143
+    let knobs = Knobs {
+        img_size: Some([288, 288]),
+        ..Knobs::default()
+    };
+    let plan = ResizePlan::new("mvitv2_tiny", &knobs, None).unwrap();
+    let key = "stages.0.blocks.0.attn.rel_pos_h";
+    let op = plan.op(key, &[111, 96], None).unwrap().unwrap();
+    assert_eq!(
+        op,
+        Resample::RelPosLinear {
+            from_len: 111,
+            to_len: 143
+        }
+    );
+    assert!(!op.computes_in_float32());
+    // a linear ramp along the length stays a ramp at the ends, per channel
+    let v: Vec<f32> = (0..111 * 2).map(|i| (i / 2) as f32).collect();
+    let out = op.apply(&v, &[111, 2]).unwrap();
+    assert_eq!(out.len(), 143 * 2);
+    assert_eq!((out[0], out[1]), (0.0, 0.0));
+    assert_eq!((out[284], out[285]), (110.0, 110.0));
+    // rectangular images: MViTv2 asserts a square feature map
+    let knobs = Knobs {
+        img_size: Some([288, 224]),
+        ..Knobs::default()
+    };
+    let plan = ResizePlan::new("mvitv2_tiny", &knobs, None).unwrap();
+    assert!(plan.op(key, &[111, 96], None).is_err());
 }

@@ -14,11 +14,14 @@ then --merge), resuming where a previous run stopped.
 
 Everything is built on torch.device('meta'): at the default size and at a changed size per knob;
 the state-dict shapes are compared. Each changed key is classified (absolute position embedding,
-patch embedding, relative-position bias table); a relative-position table also records how its
+patch embedding, relative-position bias table, LeViT-style attention biases: EfficientViT-M's
+window rule is recorded per key and checked against the changed build); a relative-position table also records how its
 window follows the knobs (`stride`: the feature stride over the patch size; `clamp`: Swin-style
 window clamped to the stage resolution), checked here against both builds. An architecture whose
 changed keys fall outside what its family's checkpoint filter resamples gets a refusal: the reason
 is what timm itself does (a size mismatch on load) or that timmconv does not port that filter.
+Which of the two is read from the family's `checkpoint_filter_fn` source (the module's source
+where it has none): SAM ViTs resample in forward, not in their filter, so timm cannot load them.
 
 It also records, per `global_pool` type, whether the constructor takes it and which keys change
 (`catavgmax` doubles `num_features`, so the classifier no longer fits), appear or disappear.
@@ -47,6 +50,9 @@ FAMILIES = {
     "timm.models.beit": {"abs_pos", "patch", "rel_table"},
     "timm.models.swin_transformer": {"patch", "rel_table"},
     "timm.models.maxxvit": {"rel_table"},
+    "timm.models.efficientvit_msra": {"attn_bias"},
+    "timm.models.mvitv2": {"rel_pos_1d"},
+    "timm.models.tnt": {"abs_pos"},
 }
 # the --global-pool values timmconv offers (timm's SelectAdaptivePool2d types)
 POOLS = ("avg", "max", "avgmax", "catavgmax", "")
@@ -73,24 +79,97 @@ def shapes(model):
 
 
 def classify(key):
-    if key == "pos_embed":
+    # TNT's outer (patch) position embedding, which its filter resamples like a ViT's
+    if key in ("pos_embed", "patch_pos"):
         return "abs_pos"
     if key == "patch_embed.proj.weight":
         return "patch"
     if key.endswith("relative_position_bias_table"):
         return "rel_table"
+    if key.endswith("attention_biases"):
+        return "attn_bias"
+    if key.endswith(("attn.rel_pos_h", "attn.rel_pos_w")):
+        return "rel_pos_1d"
     return None
 
 
+def rel_pos_divisors(name, img, base_shapes):
+    """MViTv2's decomposed rel_pos_h/w (2·size - 1, head_dim): size = img // D per key, D fitted
+    to the builds at the default and two other square sizes; None for a key no D fits."""
+    keys = [k for k in base_shapes if classify(k) == "rel_pos_1d"]
+    if not keys:
+        return {}
+    builds = [(img[0], base_shapes)]
+    for s in (img[0] + 64, img[0] + 96):
+        builds.append((s, shapes(build(name, img_size=s))))
+    out = {}
+    for k in keys:
+        fit = [d for d in range(1, 257) if all(sh[k][0] == 2 * (s // d) - 1 for s, sh in builds)]
+        out[k] = fit[0] if fit else None
+    return out
+
+
+def halve(r, times):
+    """EfficientViT (MSRA)'s stage resolution after `times` stride-2 subsamplings."""
+    for _ in range(times):
+        r = (r - 1) // 2 + 1
+    return r
+
+
+def bias_rule(model, key, img, patch):
+    """How a LeViT-style `attention_biases` table (heads, side²) follows img_size in
+    EfficientViT (MSRA): side = min(window, the stage resolution), where the stage resolution is
+    min(img) // patch halved (rounding up) once per subsampling before the stage. None when the
+    default build does not fit that rule."""
+    parts = key.split(".")[:-1]
+    side = getattr(model.get_submodule(".".join(parts)), "resolution", None)
+    for i in range(len(parts), 0, -1):
+        m = model.get_submodule(".".join(parts[:i]))
+        if hasattr(m, "window_resolution") and hasattr(m, "resolution"):
+            r0 = min(img) // patch[0]
+            for d in range(8):
+                if halve(r0, d) == m.resolution:
+                    rule = {"window": int(m.window_resolution), "patch": int(patch[0]), "halvings": d}
+                    return rule if predict_side(rule, img) == side else None
+            return None
+    return None
+
+
+def predict_side(rule, img):
+    return min(rule["window"], halve(min(img) // rule["patch"], rule["halvings"]))
+
+
 def default_patch(model):
-    pe = getattr(model, "patch_embed", None)
+    pe = getattr(model, "patch_embed", None) or getattr(model, "pixel_embed", None)
     p = getattr(pe, "patch_size", None)
     return pair(p)
 
 
 def default_grid(model):
-    pe = getattr(model, "patch_embed", None)
+    pe = getattr(model, "patch_embed", None) or getattr(model, "pixel_embed", None)
     return pair(getattr(pe, "grid_size", None))
+
+
+def hybrid_rounding(name, img, patch, grid):
+    """Hybrid ViTs embed a backbone's feature map (stride = img / (grid · patch) > 1); at a size
+    that is not a multiple of the stride the feature map rounds up (ResNet, ViTamin stems) or
+    down (MobileCLIP's): "ceil" or "floor" when builds at two such sizes agree, else None."""
+    if not (img and patch and grid) or grid[0] * patch[0] == 0:
+        return None
+    stride = img[0] // (grid[0] * patch[0])
+    if stride <= 1 or img[0] % (grid[0] * patch[0]):
+        return None
+    found = set()
+    for s in (img[0] + stride // 2 + 1, img[0] - stride // 2 + 3):
+        try:
+            g = default_grid(build(name, img_size=s))
+        except Exception:  # noqa: BLE001 - timm cannot build it there: no rule
+            return None
+        f = (s // stride, -(-s // stride))
+        if patch[0] != 1 or g is None:
+            return None
+        found.add("floor" if g[0] == f[0] else "ceil" if g[0] == f[1] else None)
+    return found.pop() if len(found) == 1 and None not in found else None
 
 
 def window_of(model, key):
@@ -148,6 +227,9 @@ def entry(name):
     patch = default_patch(base)
     e["patch_size"] = patch
     e["grid_size"] = default_grid(base)
+    rounding = hybrid_rounding(name, img, patch, e["grid_size"])
+    if rounding:
+        e["grid_round"] = rounding
     e["prefix_tokens"] = 0 if getattr(base, "no_embed_class", False) else int(getattr(base, "num_prefix_tokens", 0))
     e["no_embed_class"] = bool(getattr(base, "no_embed_class", False))
     flexi = "flexi" in name
@@ -160,7 +242,10 @@ def entry(name):
         handled = set()
     if getattr(base, "pos_embed", None) is not None and getattr(base, "pos_embed").ndim != 3:
         handled = handled - {"abs_pos"}
-    source = inspect.getsource(sys.modules[module])
+    # the filter's own source where the family has one (vision_transformer_sam's module resamples
+    # at forward time, its filter does not)
+    filt = getattr(sys.modules[module], "checkpoint_filter_fn", None)
+    source = inspect.getsource(filt) if filt is not None else inspect.getsource(sys.modules[module])
     # any of timm's resampling helpers (resize_rel_pos_bias_table_levit, ..._nhwc, ...)
     filter_resamples = re.search(r"(resample_abs_pos_embed|resample_patch_embed|resize_rel_pos_bias_table)\w*\(", source) is not None
     base_shapes = shapes(base)
@@ -170,7 +255,21 @@ def entry(name):
     if ws:
         e["window_size"] = max(ws)
     wsig = getattr(base, "window_size", None)
+    # each table's own target window (Swin-S3 has one per stage): what it is where no stage clamps it
+    targets = {}
+    if windows:
+        try:
+            big = build(name, img_size=[img[0] * 4, img[1] * 4])
+            targets = {k: window_of(big, k) for k in windows}
+        except Exception:  # noqa: BLE001 - no per-table windows: the model's one window applies
+            targets = {}
     knobs, refuse, rel = [], {}, {}
+    biases = {}
+    divisors = rel_pos_divisors(name, img, base_shapes) if "rel_pos_1d" in handled else {}
+    if "attn_bias" in handled:
+        for k in base_shapes:
+            if classify(k) == "attn_bias":
+                biases[k] = bias_rule(base, k, img, patch or [1, 1])
     for knob in ("img_size", "patch_size", "window_size"):
         if knob == "patch_size" and patch is None:
             continue
@@ -209,6 +308,17 @@ def entry(name):
                 why = f"timm 1.0.31's {e['family']} checkpoint filter does not resample it, so timm cannot load the weights"
             refuse[knob] = f"`{k}` changes shape {base_shapes[k]} -> {new[k]} and {why}"
         for k in changed:
+            if classify(k) == "rel_pos_1d" and knob not in refuse:
+                ni = pair(kw.get("img_size", img))
+                if divisors.get(k) is None or new[k][0] != 2 * (ni[0] // divisors[k]) - 1:
+                    refuse[knob] = f"timmconv cannot predict the length of `{k}`"
+        for k in changed:
+            if classify(k) == "attn_bias" and knob not in refuse:
+                side = getattr(m.get_submodule(k.rsplit(".", 1)[0]), "resolution", None)
+                ni = pair(kw.get("img_size", img))
+                if biases.get(k) is None or predict_side(biases[k], ni) != side:
+                    refuse[knob] = f"timmconv cannot predict the attention window of `{k}`"
+        for k in changed:
             if classify(k) == "rel_table" and knob not in refuse:
                 w0, w1 = windows[k], window_of(m, k)
                 res0, res1 = resolution_of(base, k), resolution_of(m, k)
@@ -223,13 +333,16 @@ def entry(name):
                 # check the rule predicts the changed build
                 ni = pair(kw.get("img_size", img))
                 npp = pair(kw.get("patch_size", pp))
-                nwin = pair(kw.get("window_size", e["window_size"]))
-                feat = [ni[i] // (npp[i] * r["stride"][i]) for i in range(2)]
+                nwin = pair(kw.get("window_size")) or targets.get(k) or e["window_size"]
+                # stages halve rounding up (Swin's PatchMerging pads, timm's output_resolution)
+                feat = [-(-(ni[i] // npp[i]) // r["stride"][i]) for i in range(2)]
                 pred = [min(nwin[i], feat[i]) for i in range(2)] if r["clamp"] else feat
                 if pred != w1:
                     refuse[knob] = f"timmconv cannot predict the window of `{k}` ({w1}, not {pred})"
                 shape = base_shapes[k]
                 r["extra"] = shape[0] - (2 * w0[0] - 1) * (2 * w0[1] - 1) if len(shape) == 2 else 0
+                if r["clamp"] and targets.get(k):
+                    r["window"] = targets[k]
     # every table, also those the probes did not change (Swin's clamped last stages)
     if rel:
         template = next(iter(rel.values()))
@@ -244,6 +357,8 @@ def entry(name):
                 "stride": [img[0] // (res0[0] * pp[0]), img[1] // (res0[1] * pp[1])] if res0 else [img[0] // (w0[0] * pp[0]), img[1] // (w0[1] * pp[1])],
                 "extra": shape[0] - (2 * w0[0] - 1) * (2 * w0[1] - 1) if len(shape) == 2 else 0,
             }
+            if res0 is not None and targets.get(k):
+                rel[k]["window"] = targets[k]
             del template
             template = None
     e["pools"] = probe_pools(name, base_shapes)
@@ -252,6 +367,10 @@ def entry(name):
         e["refuse"] = refuse
     if rel:
         e["rel_tables"] = {k: rel[k] for k in sorted(rel)}
+    if divisors and "img_size" in knobs and "img_size" not in refuse:
+        e["rel_pos_1d"] = {k: divisors[k] for k in sorted(divisors)}
+    if biases and "img_size" in knobs and "img_size" not in refuse:
+        e["attn_biases"] = {k: biases[k] for k in sorted(biases)}
     del wsig
     return e
 

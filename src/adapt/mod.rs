@@ -373,6 +373,15 @@ impl Plan {
                             format!("of dtype {} cannot be resampled", t.dtype),
                         ));
                     }
+                    if !rs.computes_in_float32() && t.dtype != DType::F32 {
+                        return Err(Error::tensor(
+                            &t.name,
+                            format!(
+                                "of dtype {}: timm's filter resamples it in that dtype, not in float32, which timmconv does not reproduce; convert a float32 checkpoint",
+                                t.dtype
+                            ),
+                        ));
+                    }
                     let Some(to) = rs.out_shape(&t.shape) else {
                         return Err(Error::tensor(&t.name, "does not fit its resampling"));
                     };

@@ -23,6 +23,35 @@ pub struct TableRule {
     pub stride: [usize; 2],
     /// Entries after the (2w-1)² offsets (BEiT's 3).
     pub extra: usize,
+    /// Swin-style: this table's own window where no stage clamps it (Swin-S3 has one per
+    /// stage); `--window-size` replaces it.
+    #[serde(default)]
+    pub window: Option<[usize; 2]>,
+}
+
+/// How a LeViT-style `attention_biases` table (heads, side²) follows `img_size`
+/// (EfficientViT-MSRA): side = min(window, stage resolution), the stage resolution being
+/// min(H, W) / patch, halved rounding up once per subsampling before the stage.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BiasRule {
+    /// The attention's window resolution.
+    pub window: usize,
+    /// The stem's total stride.
+    pub patch: usize,
+    /// Stride-2 subsamplings before the stage.
+    pub halvings: usize,
+}
+
+impl BiasRule {
+    /// The table side at input size `img`, as the model computes it; 0 where the stage vanishes.
+    pub fn side(&self, img: [usize; 2]) -> usize {
+        let mut r = img[0].min(img[1]) / self.patch.max(1);
+        for _ in 0..self.halvings {
+            // Python's (r - 1) // 2 + 1, which keeps 0 at 0
+            r = if r == 0 { 0 } else { (r - 1) / 2 + 1 };
+        }
+        self.window.min(r)
+    }
 }
 
 /// One architecture's resolution facts.
@@ -42,6 +71,10 @@ pub struct ResizeLayout {
     /// Default patch grid.
     #[serde(default)]
     pub grid_size: Option<[usize; 2]>,
+    /// Hybrid ViTs: how the backbone's feature map rounds at a size that is not a multiple of
+    /// its stride (`ceil` or `floor`, from builds at such sizes); absent: such sizes are refused.
+    #[serde(default)]
+    pub grid_round: Option<String>,
     /// Default attention window.
     #[serde(default)]
     pub window_size: Option<[usize; 2]>,
@@ -66,6 +99,12 @@ pub struct ResizeLayout {
     /// Relative-position tables and their window rules.
     #[serde(default)]
     pub rel_tables: BTreeMap<String, TableRule>,
+    /// LeViT-style attention biases and their window rules.
+    #[serde(default)]
+    pub attn_biases: BTreeMap<String, BiasRule>,
+    /// MViTv2's decomposed `rel_pos_h`/`rel_pos_w`: the divisor D of each (length 2·(H / D) - 1).
+    #[serde(default)]
+    pub rel_pos_1d: BTreeMap<String, usize>,
     /// Why the generator could not build the architecture.
     #[serde(default)]
     pub error: Option<String>,
@@ -318,6 +357,7 @@ impl ResizePlan {
                     "vision_transformer" | "deit" | "eva" | "beit",
                     "abs_pos" | "patch"
                 ) | ("swin_transformer", "patch")
+                    | ("tnt", "abs_pos")
             )
         };
         let fits = |op: Resample| -> Result<Option<Resample>> {
@@ -342,7 +382,13 @@ impl ResizePlan {
                 interp,
             });
         }
-        if key == "pos_embed" && has("abs_pos") {
+        // TNT's outer position embedding is `patch_pos`; its filter resamples it like a ViT's
+        let pos_key = if l.family == "tnt" {
+            "patch_pos"
+        } else {
+            "pos_embed"
+        };
+        if key == pos_key && has("abs_pos") {
             let (Some(img), Some(patch), &[1, n, _]) = (self.img_size, self.patch_size, shape)
             else {
                 return Ok(None);
@@ -360,14 +406,23 @@ impl ResizePlan {
                 _ => [1, 1],
             };
             let step = [patch[0] * stride[0], patch[1] * stride[1]];
-            if stride != [1, 1] && (img[0] % step[0] != 0 || img[1] % step[1] != 0) {
+            let rounded = match l.grid_round.as_deref() {
+                _ if stride == [1, 1] || patch != [1, 1] => None,
+                Some("ceil") => Some([img[0].div_ceil(stride[0]), img[1].div_ceil(stride[1])]),
+                Some("floor") => Some(div(img, stride)),
+                _ => None,
+            };
+            if rounded.is_none()
+                && stride != [1, 1]
+                && (img[0] % step[0] != 0 || img[1] % step[1] != 0)
+            {
                 // timm's HybridEmbed asserts feature_size % patch_size == 0
                 return Err(Error::Options(format!(
                     "`{}` embeds a backbone's feature map (stride {stride:?}) in patches of {patch:?}: timm 1.0.31 builds it only for image sizes that are multiples of {step:?}",
                     l.name
                 )));
             }
-            let to_grid = div(img, step);
+            let to_grid = rounded.unwrap_or_else(|| div(img, step));
             let prefix = l.prefix_tokens;
             let Some(tokens) = n.checked_sub(prefix) else {
                 return Err(Error::tensor(
@@ -403,15 +458,78 @@ impl ResizePlan {
                 interp,
             });
         }
+        if let Some(&d) = l.rel_pos_1d.get(key) {
+            let (Some(img), &[from_len, _]) = (self.img_size, shape) else {
+                return Ok(None);
+            };
+            if img[0] != img[1] {
+                // MViTv2 asserts a square feature map
+                return Err(Error::Options(format!(
+                    "`{}` is built only for square images in timm 1.0.31 (got {img:?})",
+                    l.name
+                )));
+            }
+            let size = img[0] / d.max(1);
+            if size == 0 {
+                return Err(Error::Options(format!(
+                    "`{key}`: the attention at image size {img:?} would be empty"
+                )));
+            }
+            let to_len = 2 * size - 1;
+            if to_len == from_len {
+                return Ok(None);
+            }
+            return fits(Resample::RelPosLinear { from_len, to_len });
+        }
+        if let Some(rule) = l.attn_biases.get(key) {
+            let (Some(img), &[_, n]) = (self.img_size, shape) else {
+                return Ok(None);
+            };
+            let to_side = rule.side(img);
+            if to_side == 0 {
+                return Err(Error::Options(format!(
+                    "`{key}`: the attention window at image size {img:?} would be empty"
+                )));
+            }
+            // timm's int(L ** 0.5); the view that follows needs a square
+            let from_side = (n as f64).sqrt() as usize;
+            if from_side * from_side != n {
+                return Err(Error::tensor(
+                    key,
+                    format!("has {n} offsets per head, not a square table"),
+                ));
+            }
+            if from_side == to_side {
+                return Ok(None);
+            }
+            return fits(Resample::AttentionBiases {
+                from_side,
+                to_side,
+                interp: Interp {
+                    mode: Mode::Bicubic,
+                    antialias: true,
+                },
+            });
+        }
         let Some(rule) = l.rel_tables.get(key) else {
             return Ok(None);
         };
-        let (Some(img), Some(window)) = (self.img_size, self.window_size.or(Some([usize::MAX; 2])))
-        else {
+        let window = self
+            .asked
+            .window_size
+            .or(rule.window)
+            .or(self.window_size)
+            .unwrap_or([usize::MAX; 2]);
+        let Some(img) = self.img_size else {
             return Ok(None);
         };
         let patch = self.patch_size.unwrap_or([1, 1]);
-        let feat = div(div(img, patch), rule.stride);
+        // the stages halve rounding up (Swin's PatchMerging pads an odd side)
+        let grid = div(img, patch);
+        let feat = [
+            grid[0].div_ceil(rule.stride[0].max(1)),
+            grid[1].div_ceil(rule.stride[1].max(1)),
+        ];
         let win = if rule.clamp {
             [window[0].min(feat[0]), window[1].min(feat[1])]
         } else {

@@ -32,10 +32,30 @@ CASES = [
     ("eva02_tiny_336", "eva02_tiny_patch14_224", "f32", dict(img_size=336), None, None),
     ("beit_base_384", "beit_base_patch16_224", "f32", dict(img_size=384), None, None),
     ("swin_tiny_384_w12", "swin_tiny_patch4_window7_224", "f32", dict(img_size=384, window_size=12), None, 0),
+    # stages that halve an odd side round up (208 -> 52, 26, 13, 7): windows 12, 12, 12 and 7
+    ("swin_tiny_208_w12", "swin_tiny_patch4_window7_224", "f32", dict(img_size=208, window_size=12), None, None),
+    # Swin-S3's windows differ per stage (7, 7, 14, 7): at 208 the third clamps to 13
+    ("swin_s3_tiny_208", "swin_s3_tiny_224", "f32", dict(img_size=208), None, None),
+    # a patch change through the pseudo-inverse, the last stage's window clamped to 4
+    ("swin_tiny_p8", "swin_tiny_patch4_window7_224", "f32", dict(patch_size=8), None, None),
     ("maxvit_tiny_288_bf16", "maxvit_tiny_tf_224", "bf16", dict(img_size=288), 1, None),
     ("flexivit_small_p8", "flexivit_small", "f32", dict(patch_size=8), None, None),
     ("vit_small_p14_in1", "vit_small_patch16_224", "f32", dict(patch_size=14), 1, None),
     ("vit_small_p14_f16", "vit_small_patch16_224", "f16", dict(patch_size=14, img_size=280), None, 0),
+    # LeViT-style attention biases (resize_rel_pos_bias_table_levit in efficientvit_msra's filter):
+    # up (the last stage's 4x4 windows grow to 5x5), down (every window shrinks), rectangular (the
+    # model takes the shorter side)
+    ("efficientvit_m0_288", "efficientvit_m0", "f32", dict(img_size=288), None, None),
+    ("efficientvit_m1_128_bf16", "efficientvit_m1", "bf16", dict(img_size=128), 1, None),
+    ("efficientvit_m2_rect_f16", "efficientvit_m2", "f16", dict(img_size=(320, 160)), None, None),
+    # a hybrid ViT at a size that is not a multiple of its backbone's stride: the ResNet's feature
+    # map rounds up (230 / 32 -> 8)
+    ("vit_small_r26_s32_230", "vit_small_r26_s32_224", "f32", dict(img_size=230), None, None),
+    # TNT's outer position embedding `patch_pos` (its filter: resample_abs_pos_embed, 1 prefix token)
+    ("tnt_s_200", "tnt_s_patch16_224", "f32", dict(img_size=200), None, None),
+    # MViTv2's decomposed rel_pos_h/w through its filter's F.interpolate(mode='linear')
+    ("mvitv2_tiny_288", "mvitv2_tiny", "f32", dict(img_size=288), None, None),
+    ("mvitv2_tiny_192_in1", "mvitv2_tiny", "f32", dict(img_size=192), 1, None),
 ]
 
 
@@ -130,6 +150,8 @@ REFUSALS = [
     ("convnext_tiny", ["--img-size", "288"], "no img_size"),
     ("resnet50", ["--patch-size", "8"], "no patch_size"),
     ("vit_small_patch16_224", ["--window-size", "8"], "no window_size"),
+    # SAM ViTs resample at forward time only: their filter leaves pos_embed and rel_pos_h/w alone
+    ("samvit_base_patch16_224", ["--img-size", "256"], "timm cannot load"),
 ]
 
 
@@ -145,14 +167,25 @@ def test_refusals_exit_2_and_write_nothing(tmp_path, model, extra, why):
     assert os.listdir(tmp_path) == ["in.safetensors"]
 
 
-def test_timm_refuses_what_timmconv_refuses(tmp_path):
-    """crossvit at another img_size: timm's own loading fails too (a size mismatch)."""
+def test_mvitv2_from_bf16_is_refused(tmp_path):
+    """MViTv2's filter interpolates rel_pos_h/w in the source dtype (no .float()), which the
+    float32 port does not reproduce: a bf16 source exits 2 and writes nothing."""
+    src, _ = make_source(tmp_path, "mvitv2_tiny", "bf16")
+    out = tmp_path / "out.safetensors"
+    r = run(["convert", str(src), "-o", str(out), "--model", "mvitv2_tiny", "--img-size", "288"])
+    assert r.returncode == 2 and "float32" in r.stderr and "rel_pos" in r.stderr, r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("model,size", [("crossvit_tiny_240", 224), ("samvit_base_patch16_224", 256)])
+def test_timm_refuses_what_timmconv_refuses(tmp_path, model, size):
+    """crossvit and SAM ViTs at another img_size: timm's own loading fails too (a size mismatch)."""
     torch.manual_seed(0)
-    m = timm.create_model("crossvit_tiny_240")
+    m = timm.create_model(model)
     src = tmp_path / "c.safetensors"
     safetensors.torch.save_file(m.state_dict(), str(src))
     with pytest.raises(RuntimeError, match="size mismatch"):
-        timm.create_model("crossvit_tiny_240", pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=224)
+        timm.create_model(model, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=size)
 
 
 HUB = [

@@ -1,6 +1,7 @@
 //! Resolution adaptation, as timm 1.0.31's checkpoint filters do it at load time: absolute
 //! position embeddings (`resample_abs_pos_embed`), patch embeddings through a pseudo-inverse
-//! (`resample_patch_embed`) and relative-position bias tables (`resize_rel_pos_bias_table`).
+//! (`resample_patch_embed`), relative-position bias tables (`resize_rel_pos_bias_table`) and
+//! LeViT-style attention biases (`resize_rel_pos_bias_table_levit`).
 //! Every operation works on float32 values and returns float32; the caller rounds to the source
 //! dtype, as timm does (`.float()` … `.to(orig_dtype)`).
 
@@ -47,9 +48,34 @@ pub enum Resample {
         /// (N + extra, heads) rather than (heads, H, W).
         flat: bool,
     },
+    /// `resize_rel_pos_bias_table_levit`: LeViT-style (heads, S·S) attention biases, each head's
+    /// S×S table resized as an image (EfficientViT-MSRA's filter).
+    AttentionBiases {
+        /// Source side S.
+        from_side: usize,
+        /// Target side.
+        to_side: usize,
+        /// The interpolation (timm's defaults: bicubic with antialias).
+        interp: Interp,
+    },
+    /// MViTv2's filter: a decomposed (L, C) `rel_pos_h` / `rel_pos_w` resized along L by
+    /// `F.interpolate(mode='linear')` (no antialias).
+    RelPosLinear {
+        /// Source length L (2·size - 1).
+        from_len: usize,
+        /// Target length.
+        to_len: usize,
+    },
 }
 
 impl Resample {
+    /// Whether timm computes this operation in float32 whatever the source dtype (`.float()` …
+    /// `.to(orig_dtype)`). MViTv2's filter interpolates in the source dtype, so timmconv's
+    /// float32 port matches it for float32 sources only.
+    pub fn computes_in_float32(&self) -> bool {
+        !matches!(self, Resample::RelPosLinear { .. })
+    }
+
     /// The output shape for a tensor of `shape`, or `None` when the operation does not fit it.
     pub fn out_shape(&self, shape: &[usize]) -> Option<Vec<usize>> {
         match *self {
@@ -84,6 +110,16 @@ impl Resample {
                 }
                 _ => None,
             },
+            Resample::AttentionBiases {
+                from_side, to_side, ..
+            } => {
+                let &[heads, n] = shape else { return None };
+                (n == from_side * from_side).then(|| vec![heads, to_side * to_side])
+            }
+            Resample::RelPosLinear { from_len, to_len } => {
+                let &[l, c] = shape else { return None };
+                (l == from_len).then(|| vec![to_len, c])
+            }
         }
     }
 
@@ -149,6 +185,25 @@ impl Resample {
                 result.extend_from_slice(extra);
                 debug_assert_eq!(extra.len(), extra_tokens * heads);
                 Some(result)
+            }
+            // (heads, S·S) is already heads planes of S×S: timm's `.T` … `.permute(1, 0)` round
+            // trip lands on the same layout
+            Resample::AttentionBiases {
+                from_side,
+                to_side,
+                interp,
+            } => interp::resize(v, [from_side; 2], [to_side; 2], interp),
+            // (L, C) -> C rows of L, each resized as a 1×L image (a height of one is copied
+            // unchanged by the bilinear kernel, which is then torch's linear1d) -> (L', C)
+            Resample::RelPosLinear { from_len, to_len } => {
+                let c = *shape.get(1)?;
+                let rows = transpose(v, from_len, c);
+                let linear = Interp {
+                    mode: Mode::Bilinear,
+                    antialias: false,
+                };
+                let resized = interp::resize(&rows, [1, from_len], [1, to_len], linear)?;
+                Some(transpose(&resized, c, to_len))
             }
         }
     }
