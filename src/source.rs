@@ -203,6 +203,9 @@ fn resolve_hub(id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source>
     if let Some(weights) = found {
         let config = match cached(&cache, id, CONFIG_FILE) {
             Some(p) => read_config(&p)?,
+            // weights without config.json: another process may be between the two downloads
+            // (`batch --jobs`), or the repo has none; ask the hub, as timm would, unless offline
+            None if !offline() => missing_config(&cache, id, &weights)?,
             None => None,
         };
         return Ok(Source { weights, config });
@@ -217,6 +220,47 @@ fn resolve_hub(id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source>
         )));
     }
     download(&cache, id, progress)
+}
+
+/// The config.json of the snapshot `weights` lies in, fetched from the hub at that snapshot's
+/// commit; `None` when the repo has none.
+#[cfg(feature = "download")]
+fn missing_config(cache: &Path, id: &HubId, weights: &Path) -> Result<Option<Map<String, Value>>> {
+    use crate::download::{Hub, MAX_CONFIG_BYTES};
+
+    let commit = weights
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|c| c.to_str())
+        .filter(|c| crate::download::checked_commit(c).is_ok());
+    let Some(commit) = commit else {
+        return Ok(None);
+    };
+    let pinned = HubId {
+        repo: id.repo.clone(),
+        revision: commit.to_owned(),
+    };
+    let hub = Hub::from_env(&hf_home())?;
+    match hub.fetch(
+        cache,
+        &pinned,
+        CONFIG_FILE,
+        Some(MAX_CONFIG_BYTES),
+        &mut |_, _| {},
+    )? {
+        Some(f) => read_config(&f.path),
+        None => Ok(None),
+    }
+}
+
+/// Without the `download` feature a config.json missing from the cache stays missing.
+#[cfg(not(feature = "download"))]
+fn missing_config(
+    _cache: &Path,
+    _id: &HubId,
+    _weights: &Path,
+) -> Result<Option<Map<String, Value>>> {
+    Ok(None)
 }
 
 #[cfg(not(feature = "download"))]
