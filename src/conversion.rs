@@ -442,6 +442,7 @@ impl Conversion {
             global_pool: None,
             dtype: self.dtype,
             stem_free: false,
+            headless_drops: Vec::new(),
         };
         let (mut model, mut tag, mut registry_entry) = (None, None, None);
         let from_config = self.config.as_ref().filter(|_| self.model.is_none());
@@ -459,6 +460,9 @@ impl Conversion {
                 }));
             };
             self.merge_cfg(&mut adapt, cfg);
+            if self.num_classes == Some(0) {
+                adapt.headless_drops = registry::keys::headless(&arch.name)?;
+            }
             if let Some(out_indices) = &self.features_only {
                 let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
                 let layout = registry::features::layout(&arch.name)?;

@@ -115,6 +115,7 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "timmconv"))
     ap.add_argument("--no-python", action="store_true")
     ap.add_argument("--lookups-only", action="store_true")
+    ap.add_argument("--only", metavar="TEXT", help="only the checkpoints whose file name contains TEXT")
     ap.add_argument("--batch", metavar="ZOO", help="only the batch benchmark over a zoo of tools/make_zoo.py")
     args = ap.parse_args()
     if args.batch:
@@ -128,6 +129,8 @@ def main():
     rows = []
     try:
         for file, arch in CHECKPOINTS:
+            if args.only and args.only not in file:
+                continue
             src = Path(args.dir) / file
             if not src.exists():
                 print(f"skip {src} (run tools/make_bench_checkpoints.py)", file=sys.stderr)

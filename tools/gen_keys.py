@@ -17,6 +17,9 @@ Writes src/registry/keys.txt.deflate: raw deflate of a text file with
     first P characters of the previous key followed by SUFFIX (front coding), and SHAPE is the
     dimensions joined by `,` (`-` for a 0-dim tensor)
   `%TAG` opening that tag's delta: `+ KEY SHAPE` (added or reshaped) and `- KEY` (absent) lines.
+  `%:headless` opening the delta of `timm.create_model(NAME, num_classes=0)`, when it differs
+    beyond the classifier's own weight and bias (a head whose norm goes with it, as in LeViT or
+    EfficientViT-M: timm builds `Identity` there and drops those keys at load).
 """
 
 import argparse
@@ -37,11 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "registry" / "keys.txt.deflate"
 
 
-def state(name):
+def state(name, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.device("meta"):
-            model = timm.create_model(name)
+            model = timm.create_model(name, **kwargs)
     out = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     for k, _ in out:
         assert k and not any(c.isspace() for c in k), f"{name}: key {k!r}"
@@ -78,7 +81,7 @@ def main():
     names = sorted(timm.list_models(), key=lambda n: n.encode())
     if args.limit:
         names = names[: args.limit]
-    body, failures, deltas = [], [], 0
+    body, failures, deltas, headless = [], [], 0, 0
     start = time.time()
     for i, name in enumerate(names):
         try:
@@ -114,6 +117,23 @@ def main():
                 body.append(f"%{tag}")
                 body.extend(lines)
                 deltas += 1
+        # headless: what num_classes=0 removes besides the cfg's classifier weight and bias
+        try:
+            _, hkeys = state(name, num_classes=0)
+        except Exception as e:  # noqa: BLE001
+            print(f"{name} num_classes=0: {type(e).__name__}: {e}"[:200], file=sys.stderr)
+            hkeys = None
+        if hkeys is not None:
+            classifiers = default_cfg.get("classifier") or []
+            if isinstance(classifiers, str):
+                classifiers = [classifiers]
+            own = {f"{c}.{p}" for c in classifiers for p in ("weight", "bias")}
+            hk = dict(hkeys)
+            gone = [k for k in base if k not in hk and k not in own]
+            if gone:
+                body.append("%:headless")
+                body.extend(f"- {k}" for k in gone)
+                headless += 1
         if i % 100 == 0:
             print(f"{i}/{len(names)} {name} {time.time() - start:.0f}s", file=sys.stderr)
     header = {
@@ -122,13 +142,14 @@ def main():
         "torch": torch.__version__.split("+")[0],
         "architectures": len(names) - len(failures),
         "tag_deltas": deltas,
+        "headless_deltas": headless,
         "build_failures": failures,
     }
     text = json.dumps(header, sort_keys=True) + "\n" + "\n".join(body) + "\n"
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     data = c.compress(text.encode()) + c.flush()
     Path(args.out).write_bytes(data)
-    print(f"{len(text)} bytes of text -> {len(data)} bytes deflated, {len(failures)} failures, {deltas} tag deltas, {time.time() - start:.0f}s", file=sys.stderr)
+    print(f"{len(text)} bytes of text -> {len(data)} bytes deflated, {len(failures)} failures, {deltas} tag deltas, {headless} headless deltas, {time.time() - start:.0f}s", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,11 @@ pub struct Adaptation {
     /// timm builds the model the same for any `in_chans`, so `base_chans` was set to
     /// `in_chans` and the weights serve unchanged.
     pub stem_free: bool,
+    /// Keys timm's `num_classes=0` model lacks besides the classifier's weight and bias (a head
+    /// norm that goes with the head, as in LeViT or EfficientViT-M, whose head becomes
+    /// `Identity`): dropped with the head when `num_classes` is 0. From the registry's keys
+    /// data ([`crate::registry::keys::headless`]).
+    pub headless_drops: Vec<String>,
 }
 
 impl Adaptation {
@@ -442,7 +447,9 @@ impl Plan {
                 .classifier
                 .iter()
                 .any(|c| t.name == format!("{c}.weight") || t.name == format!("{c}.bias"));
-            if is_head && drop_head {
+            let goes_with_head =
+                drop_head && a.num_classes == Some(0) && a.headless_drops.contains(&t.name);
+            if (is_head || goes_with_head) && drop_head {
                 let reason = DropReason::NumClasses {
                     num_classes: a.num_classes.unwrap_or_default(),
                     pretrained: cfg_classes,

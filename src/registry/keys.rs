@@ -147,7 +147,12 @@ pub fn names() -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (name, b) in &idx.archs {
         out.push((*name).to_owned());
-        out.extend(b.tags.iter().map(|(t, _)| format!("{name}.{t}")));
+        out.extend(
+            b.tags
+                .iter()
+                .filter(|(t, _)| !t.starts_with(':'))
+                .map(|(t, _)| format!("{name}.{t}")),
+        );
     }
     Ok(out)
 }
@@ -168,7 +173,10 @@ pub fn keys(name: &str) -> Result<Option<Keys>> {
         .get(b.keys.clone())
         .ok_or_else(|| corrupt("range"))?;
     let mut keys = decode(lines)?;
-    let Some(delta) = tag.and_then(|t| b.tags.iter().find(|(n, _)| n == t)) else {
+    let Some(delta) = tag
+        .filter(|t| !t.starts_with(':'))
+        .and_then(|t| b.tags.iter().find(|(n, _)| n == t))
+    else {
         return Ok(Some(keys));
     };
     for line in idx
@@ -194,6 +202,37 @@ pub fn keys(name: &str) -> Result<Option<Keys>> {
     Ok(Some(keys))
 }
 
+/// The delta line that names timm's `num_classes=0` build of an architecture.
+const HEADLESS: &str = ":headless";
+
+/// The keys `timm.create_model(ARCH, num_classes=0)` lacks besides the pretrained cfg's
+/// classifier weight and bias: a norm or other layer that belongs to the head and goes with it
+/// (LeViT, EfficientViT-M). Empty for most architectures, and for one this data does not know.
+///
+/// # Errors
+///
+/// The embedded data is corrupt.
+pub fn headless(arch: &str) -> Result<Vec<String>> {
+    let idx = index()?;
+    let (arch, _) = super::split_name(arch);
+    let Some(b) = idx.by_name.get(arch).and_then(|&i| idx.archs.get(i)) else {
+        return Ok(Vec::new());
+    };
+    let Some((_, range)) = b.1.tags.iter().find(|(t, _)| t == HEADLESS) else {
+        return Ok(Vec::new());
+    };
+    idx.lines
+        .get(range.clone())
+        .ok_or_else(|| corrupt("range"))?
+        .iter()
+        .map(|line| {
+            line.strip_prefix("- ")
+                .map(str::to_owned)
+                .ok_or_else(|| corrupt(format!("headless line `{line}`")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +250,20 @@ mod tests {
         assert_eq!(k[3], ("n".to_owned(), vec![]));
         assert!(decode(&["9 x 1"]).is_err());
         assert!(decode(&["0 x a"]).is_err());
+    }
+
+    #[test]
+    fn headless_names_the_head_norms_timm_drops() {
+        // timm 1.0.31: LeViT's heads are NormLinear (bn + linear), Identity when num_classes=0
+        let levit = headless("levit_128s").unwrap();
+        for k in ["head.bn.weight", "head.bn.running_var", "head_dist.bn.bias"] {
+            assert!(levit.iter().any(|x| x == k), "{k} in {levit:?}");
+        }
+        assert!(!levit.iter().any(|x| x == "head.linear.weight"));
+        // ConvNeXt keeps head.norm; ResNet's head is the fc alone
+        assert!(headless("convnext_atto").unwrap().is_empty());
+        assert!(headless("resnet18").unwrap().is_empty());
+        // never offered as a tag
+        assert!(!names().unwrap().iter().any(|n| n.contains(':')));
     }
 }
