@@ -226,7 +226,7 @@ fn resolve_hub(id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source>
 /// commit; `None` when the repo has none.
 #[cfg(feature = "download")]
 fn missing_config(cache: &Path, id: &HubId, weights: &Path) -> Result<Option<Map<String, Value>>> {
-    use crate::download::{Hub, MAX_CONFIG_BYTES};
+    use crate::download::Hub;
 
     let commit = weights
         .parent()
@@ -236,18 +236,24 @@ fn missing_config(cache: &Path, id: &HubId, weights: &Path) -> Result<Option<Map
     let Some(commit) = commit else {
         return Ok(None);
     };
+    config_at(&Hub::from_env(&hf_home())?, cache, id, commit)
+}
+
+/// The repo's config.json at `commit`, downloaded into `cache`; `None` when the repo has none (a
+/// repo without config.json still converts with flags); any other failure is an error.
+#[cfg(feature = "download")]
+fn config_at(
+    hub: &crate::download::Hub,
+    cache: &Path,
+    id: &HubId,
+    commit: &str,
+) -> Result<Option<Map<String, Value>>> {
     let pinned = HubId {
         repo: id.repo.clone(),
         revision: commit.to_owned(),
     };
-    let hub = Hub::from_env(&hf_home())?;
-    match hub.fetch(
-        cache,
-        &pinned,
-        CONFIG_FILE,
-        Some(MAX_CONFIG_BYTES),
-        &mut |_, _| {},
-    )? {
+    let limit = Some(crate::download::MAX_CONFIG_BYTES);
+    match hub.fetch(cache, &pinned, CONFIG_FILE, limit, &mut |_, _| {})? {
         Some(f) => read_config(&f.path),
         None => Ok(None),
     }
@@ -276,7 +282,7 @@ fn download(cache: &Path, id: &HubId, _progress: &mut dyn FnMut(u64, u64)) -> Re
 
 #[cfg(feature = "download")]
 fn download(cache: &Path, id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
-    use crate::download::{Hub, MAX_CONFIG_BYTES};
+    use crate::download::Hub;
 
     let hub = Hub::from_env(&hf_home())?;
     // only "no such file" moves on to the next name: a 500 or a timeout is an error, not a
@@ -298,21 +304,7 @@ fn download(cache: &Path, id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Res
         )));
     };
     // config.json from the very commit the weights came from, even if the branch moves
-    let pinned = HubId {
-        repo: id.repo.clone(),
-        revision: weights.commit.clone(),
-    };
-    // a repo without config.json still converts with flags; any other failure is an error
-    let config = match hub.fetch(
-        cache,
-        &pinned,
-        CONFIG_FILE,
-        Some(MAX_CONFIG_BYTES),
-        &mut |_, _| {},
-    )? {
-        Some(f) => read_config(&f.path)?,
-        None => None,
-    };
+    let config = config_at(&hub, cache, id, &weights.commit)?;
     Ok(Source {
         weights: weights.path,
         config,
