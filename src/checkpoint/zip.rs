@@ -48,6 +48,10 @@ fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
 }
 
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
 fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
@@ -341,7 +345,7 @@ impl<'a> CentralEntry<'a> {
         let n = usize::from(u16_at(bytes, at + 28)?);
         let m = usize::from(u16_at(bytes, at + 30)?);
         let k = usize::from(u16_at(bytes, at + 32)?);
-        let local_offset = u32::from_le_bytes(bytes.get(at + 42..at + 46)?.try_into().ok()?);
+        let local_offset = u32_at(bytes, at + 42)?;
         let name = bytes.get(at + 46..at + 46 + n)?;
         let extra = bytes.get(at + 46 + n..at + 46 + n + m)?;
         bytes.get(at + 46 + n + m..at + 46 + n + m + k)?;
@@ -359,18 +363,13 @@ impl<'a> CentralEntry<'a> {
             }
             rest = rest.get(4 + size..).unwrap_or_default();
         }
-        let u32_at = |o: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(
-                bytes.get(at + o..at + o + 4)?.try_into().ok()?,
-            ))
-        };
         Some(CentralEntry {
             name,
             len: 46 + n + m + k,
             local_offset,
             path_field,
-            compressed32: u32_at(20)?,
-            size32: u32_at(24)?,
+            compressed32: u32_at(bytes, at + 20)?,
+            size32: u32_at(bytes, at + 24)?,
             zip64,
         })
     }
@@ -461,11 +460,7 @@ fn central_directory(bytes: &[u8]) -> Result<Directory> {
         }
     };
     let field16 = |at: usize| u64::from(u16_at(bytes, eocd + at).unwrap_or(0));
-    let field32 = |at: usize| {
-        bytes.get(eocd + at..eocd + at + 4).map_or(0, |b| {
-            u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        })
-    };
+    let field32 = |at: usize| u64::from(u32_at(bytes, eocd + at).unwrap_or(0));
     if bytes.len() - eocd < EOCD_LEN {
         return Err(Error::Zip(format!(
             "the end-of-central-directory record at offset {eocd} is cut short by the end of \
@@ -502,9 +497,7 @@ fn central_directory(bytes: &[u8]) -> Result<Directory> {
                 ))
             })?;
         if bytes.get(record..record + 4) == Some(&EOCD64_SIG[..]) {
-            let disks = bytes
-                .get(l + 16..l + 20)
-                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let disks = u32_at(bytes, l + 16).unwrap_or(0);
             let at64 = |o: usize| u64_at(bytes, record + o).unwrap_or(u64::MAX);
             let (e64, d64, s64, o64) = (at64(32), at64(24), at64(40), at64(48));
             if disks != 1 || at64(4) < EOCD64_LEN as u64 - 12 {
