@@ -232,13 +232,19 @@ def entry(name):
         e["grid_round"] = rounding
     e["prefix_tokens"] = 0 if getattr(base, "no_embed_class", False) else int(getattr(base, "num_prefix_tokens", 0))
     e["no_embed_class"] = bool(getattr(base, "no_embed_class", False))
-    flexi = "flexi" in name
-    e["interpolation"] = "bilinear" if flexi else "bicubic"
-    e["antialias"] = not flexi
     module = type(base).__module__
     e["family"] = module.rsplit(".", 1)[-1]
     handled = FAMILIES.get(module, set())
-    if "radio" in name:
+    # _create_vision_transformer's filter choice: FlexiViT and RADIO resample bilinear without
+    # antialias, RADIO's position embedding with the align_corners of each checkpoint's own code
+    # (its _RADIO_ALIGN_CORNERS)
+    plain = e["family"] == "vision_transformer" and ("flexi" in name or "radio" in name)
+    e["interpolation"] = "bilinear" if plain else "bicubic"
+    e["antialias"] = not plain
+    if e["family"] == "vision_transformer" and "radio" in name:
+        vt = sys.modules["timm.models.vision_transformer"]
+        e["align_corners"] = any(n in name for n in vt._RADIO_ALIGN_CORNERS)
+    elif "radio" in name:
         handled = set()
     if getattr(base, "pos_embed", None) is not None and getattr(base, "pos_embed").ndim != 3:
         handled = handled - {"abs_pos"}

@@ -7,7 +7,10 @@ torch 2.11.0 / timm 1.0.31 compute from them on CPU, in fixtures/resize/.
 - interp.*: F.interpolate on (C, H, W) planes for bicubic/bilinear, with and without antialias,
   up and down, square and rectangular;
 - pinv.*: timm's resample_patch_embed on an (O, I, h, w) kernel;
-- rel.*: timm's resize_rel_pos_bias_table (default torch path) on flat and 3-D tables.
+- rel.*: timm's resize_rel_pos_bias_table (default torch path) on flat and 3-D tables;
+- cl.*: plain bilinear on channels-last planes as timm's resample_abs_pos_embed hands them to
+  F.interpolate (FlexiViT, RADIO with and without align_corners), 40 channels (32 in AVX-512
+  vectors, 8 in the scalar tail), asserted bit for bit.
 """
 
 import json
@@ -61,6 +64,17 @@ def main():
         name = f"rel.{i}"
         tensors[name + ".in"], tensors[name + ".out"] = t, y.contiguous()
         cases.append(dict(name=name, op="rel", window=window, new_shape=new_shape))
+    for i, (align, frm, to) in enumerate([
+        (False, (15, 15), (26, 26)),
+        (True, (32, 32), (24, 40)),
+        (True, (12, 12), (37, 37)),
+        (False, (32, 32), (90, 90)),
+    ]):
+        x = torch.randn(1, *frm, 40, generator=g)
+        y = F.interpolate(x.permute(0, 3, 1, 2), size=to, mode="bilinear", antialias=False, align_corners=align)[0]
+        name = f"cl.{i}"
+        tensors[name + ".in"], tensors[name + ".out"] = x[0].permute(2, 0, 1).contiguous(), y.contiguous()
+        cases.append(dict(name=name, op="interp", mode="bilinear", antialias=False, align_corners=align, frm=frm, to=to, exact=True))
     safetensors.torch.save_file(tensors, str(OUT / "cases.safetensors"))
     (OUT / "cases.json").write_text(json.dumps(dict(torch=torch.__version__, cases=cases), indent=1) + "\n")
 

@@ -29,6 +29,7 @@ import time
 import warnings
 from pathlib import Path
 
+import safetensors
 import safetensors.torch
 import timm
 import torch
@@ -72,29 +73,170 @@ def source(name, path):
     safetensors.torch.save_file({k: v.contiguous().clone() for k, v in m.state_dict().items()}, str(path))
 
 
-def one(e):
+def meta_build(name, **kw):
+    with torch.device("meta"), warnings.catch_warnings(), no_backbone_download():
+        warnings.simplefilter("ignore")
+        return timm.create_model(name, **kw)
+
+
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.int64: "I64"}
+
+
+def source_lean(name, path, dtype):
+    """A checkpoint of the model's state-dict keys and shapes (built on `meta`, so no init and no
+    memory beyond one tensor at a time), written tensor by tensor: seeded normal values (std 0.02)
+    in `dtype` for floating tensors, zeros for integer ones (`num_batches_tracked`); keys that
+    share one parameter (CoaT's tied position convolutions) get the same values."""
+    model = meta_build(name)
+    entries = list(model.state_dict(keep_vars=True).items())
+    header, offset, uses = {}, 0, {}
+    for k, v in entries:
+        dt = dtype if v.is_floating_point() else v.dtype
+        size = v.numel() * torch.empty((), dtype=dt).element_size()
+        header[k] = {"dtype": SAFETENSORS_DTYPES[dt], "shape": list(v.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+        uses[id(v)] = uses.get(id(v), 0) + 1
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    tied = {}
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        for i, (k, v) in enumerate(entries):
+            if id(v) in tied:
+                t = tied[id(v)]
+            elif v.is_floating_point():
+                g = torch.Generator().manual_seed(i)
+                t = (torch.randn(v.shape, generator=g) * 0.02).to(dtype)
+            else:
+                t = torch.zeros(v.shape, dtype=v.dtype)
+            if uses[id(v)] > 1:
+                tied[id(v)] = t
+            f.write(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+class no_backbone_download:
+    """The hybrid ViTs with a ResNet-D backbone ask timm for that backbone's pretrained weights
+    whenever they load a checkpoint (`resnet26d(pretrained=pretrained, …)`); the checkpoint then
+    overwrites every backbone tensor, so building the backbone untrained gives the same model
+    without the network."""
+
+    def __enter__(self):
+        import timm.models.vision_transformer_hybrid as h
+
+        self.saved = {n: getattr(h, n) for n in ("resnet26d", "resnet50d")}
+        for n, f in self.saved.items():
+            setattr(h, n, lambda *a, _f=f, **kw: _f(*a, **{**kw, "pretrained": False}))
+
+    def __exit__(self, *exc):
+        import timm.models.vision_transformer_hybrid as h
+
+        for n, f in self.saved.items():
+            setattr(h, n, f)
+
+
+def reference_lean(name, src, size):
+    """What timm 1.0.31 loads into `create_model(NAME, pretrained=True,
+    pretrained_cfg_overlay=dict(file=SRC), img_size=SIZE)`: timm's own `load_pretrained` (its
+    checkpoint filter, strict `load_state_dict`) on a model built on `meta`, the filter's result
+    captured where it enters `load_state_dict`. Returns the tensors under the model's state-dict
+    keys; raises what timm raises."""
+    import timm.models._builder as builder
+
+    captured = []
+    load_sd, load_pretrained = torch.nn.Module.load_state_dict, builder.load_pretrained
+
+    def capture(self, sd, *a, **kw):
+        if not captured:
+            captured.append(dict(sd))
+        return load_sd(self, sd, *a, **kw)
+
+    def on_cpu(*a, **kw):
+        # the filter runs on real tensors, outside the meta build
+        with torch.device("cpu"):
+            return load_pretrained(*a, **kw)
+
+    torch.nn.Module.load_state_dict, builder.load_pretrained = capture, on_cpu
+    try:
+        model = meta_build(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=size)
+    finally:
+        torch.nn.Module.load_state_dict, builder.load_pretrained = load_sd, load_pretrained
+    if not captured:
+        raise RuntimeError("sweep: timm loaded no state dict")
+    sd = captured[0]
+    out = {}
+    for k, v in model.state_dict().items():
+        if k not in sd:
+            raise LookupError(f"sweep: timm keeps its own init for `{k}` (loaded non-strictly)")
+        if sd[k].is_meta:
+            raise LookupError(f"sweep: timm's filter takes `{k}` from the model, which is on meta")
+        out[k] = sd[k]
+    return out
+
+
+def ordered(x):
+    """Float16/bfloat16 bits as integers ordered like the values (adjacent values differ by 1)."""
+    i = x.contiguous().view(torch.int16).to(torch.int32)
+    return torch.where(i < 0, -(i & 0x7FFF), i)
+
+
+def close(got, want):
+    """One unit in the last place for f16/bf16."""
+    return bool(((ordered(got) - ordered(want)).abs() <= 1).all())
+
+
+def compare(got, ref, resampled):
+    """None when `got` (timmconv's tensors, a safe_open handle) matches `ref`, else why."""
+    keys = set(got.keys())
+    if keys != set(ref):
+        return f"keys differ: {sorted(keys ^ set(ref))[:5]}"
+    for k in sorted(keys):
+        v, want = got.get_tensor(k), ref[k]
+        if v.shape != want.shape:
+            return f"{k}: shape {list(v.shape)}, timm {list(want.shape)}"
+        if k in resampled:
+            if v.dtype != want.dtype and want.dtype != torch.float32:
+                return f"{k}: dtype {v.dtype}, timm {want.dtype}"
+            if v.dtype in (torch.float16, torch.bfloat16):
+                if not close(v, want.to(v.dtype)):
+                    return f"{k}: more than one unit in the last place from timm"
+                continue
+            pinv = resampled[k]["operation"] == "patch_embed"
+            tol = (1e-5 if pinv else 1e-6) * max(1.0, want.abs().max().item() if want.numel() else 0.0)
+            diff = (v.float() - want.float()).abs().max().item() if v.numel() else 0.0
+            if diff > tol:
+                return f"{k}: max |diff| {diff} > {tol}"
+        elif not torch.equal(v, want.to(v.dtype)):
+            return f"{k} differs"
+    return None
+
+
+def one(e, lean=True, dtype=torch.float32):
     name = e["name"]
     size = draw(e)
-    res = {"name": name, "img_size": size}
-    with tempfile.TemporaryDirectory() as d:
+    res = {"name": name, "img_size": size, "reference": "lean" if lean else "full", "dtype": str(dtype).split(".")[-1]}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("SWEEP_TMP")) as d:
         src = Path(d) / "src.safetensors"
         out = Path(d) / "out.safetensors"
         try:
-            source(name, src)
+            source_lean(name, src, dtype) if lean else source(name, src)
         except Exception as ex:  # noqa: BLE001
             res.update(result="skip", why=f"source: {type(ex).__name__}: {ex}"[:200])
             return res
         r = subprocess.run([BIN, "convert", str(src), "-o", str(out), "--model", name, "--img-size", str(size), "--json", "-q", "--no-hash"], capture_output=True, text=True)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ref = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=size).state_dict()
+            if lean:
+                ref = reference_lean(name, src, size)
+            else:
+                with warnings.catch_warnings(), no_backbone_download():
+                    warnings.simplefilter("ignore")
+                    ref = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), img_size=size).state_dict()
             timm_err = None
+        except LookupError as ex:
+            res.update(result="skip", why=str(ex)[:200])
+            return res
         except Exception as ex:  # noqa: BLE001
             ref, timm_err = None, f"{type(ex).__name__}: {ex}"[:200]
         if timm_err is not None and NETWORK in timm_err:
-            # timm wanted a pretrained backbone from the hub (hybrid ViTs with resnet*d): not a
-            # refusal, and nothing to compare with offline
             res.update(result="skip", why=f"timm needs the network: {timm_err}"[:200])
             return res
         if r.returncode != 0 and timm_err is not None:
@@ -107,25 +249,11 @@ def one(e):
             res.update(result="fail", how="timm refuses what timmconv converts", timm=timm_err)
             return res
         resampled = {x["key"]: x for x in json.loads(r.stdout)["resampled"]}
-        got = safetensors.torch.load_file(str(out))
-        if set(got) != set(ref):
-            res.update(result="fail", how="keys differ", diff=sorted(set(got) ^ set(ref))[:5])
+        with safetensors.safe_open(str(out), "pt") as got:
+            why = compare(got, ref, resampled)
+        if why is not None:
+            res.update(result="fail", how=why)
             return res
-        for k, v in got.items():
-            want = ref[k]
-            if k in resampled:
-                pinv = resampled[k]["operation"] == "patch_embed"
-                tol = (1e-5 if pinv else 1e-6) * max(1.0, want.abs().max().item())
-                if v.shape != want.shape:
-                    res.update(result="fail", how=f"{k}: shape {list(v.shape)}, timm {list(want.shape)}")
-                    return res
-                diff = (v.float() - want.float()).abs().max().item() if v.numel() else 0.0
-                if diff > tol:
-                    res.update(result="fail", how=f"{k}: max |diff| {diff} > {tol}")
-                    return res
-            elif v.shape != want.shape or not torch.equal(v, want.to(v.dtype)):
-                res.update(result="fail", how=f"{k} differs")
-                return res
         res.update(result="pass", how="parity", resampled=len(resampled))
         return res
 
@@ -133,6 +261,9 @@ def one(e):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-params", type=float, default=None, help="millions of parameters")
+    ap.add_argument("--min-params", type=float, default=None, help="millions: smaller ones are left to another run")
+    ap.add_argument("--bf16-above", type=float, default=1000, help="millions: larger sources are bfloat16 (memory)")
+    ap.add_argument("--full", action="store_true", help="timm's own init and create_model as the reference (memory: two float32 models)")
     ap.add_argument("--out", default="sweep.jsonl")
     ap.add_argument("--shard", default="0/1")
     ap.add_argument("--summary")
@@ -170,6 +301,8 @@ def main():
             if l.strip():
                 r = json.loads(l)
                 done[r["name"]] = r["result"]
+    if args.min_params is not None:
+        todo = [e for e in todo if (counts.get(e["name"]) or 0) > args.min_params * 1e6]
     if args.only:
         todo = [e for e in todo if e["name"] in args.only]
     elif args.rerun_failed:
@@ -185,7 +318,8 @@ def main():
                 continue
             t = time.time()
             try:
-                res = one(e)
+                big = (counts.get(e["name"]) or 0) > args.bf16_above * 1e6
+                res = one(e, lean=not args.full, dtype=torch.bfloat16 if big else torch.float32)
             except Exception as ex:  # noqa: BLE001
                 res = {"name": e["name"], "result": "fail", "how": f"sweep: {type(ex).__name__}: {ex}"[:300]}
             res["seconds"] = round(time.time() - t, 1)

@@ -90,6 +90,10 @@ pub struct ResizeLayout {
     /// The checkpoint filter's antialias flag.
     #[serde(default)]
     pub antialias: bool,
+    /// The `align_corners` the filter passes when it resamples the position embedding (RADIO's
+    /// C-RADIOv3-B/H checkpoints align corners; timm resamples patch embeddings without).
+    #[serde(default)]
+    pub align_corners: bool,
     /// timm module of the family.
     #[serde(default)]
     pub family: String,
@@ -322,13 +326,14 @@ impl ResizePlan {
         })
     }
 
-    /// The family's interpolation.
+    /// The family's interpolation (of patch embeddings; position embeddings add
+    /// [`Layout::align_corners`]).
     pub fn interp(&self) -> Interp {
         let l = self.layout.as_ref();
-        Interp {
-            mode: l.map_or(Mode::Bicubic, |l| l.interpolation),
-            antialias: l.is_some_and(|l| l.antialias),
-        }
+        Interp::new(
+            l.map_or(Mode::Bicubic, |l| l.interpolation),
+            l.is_some_and(|l| l.antialias),
+        )
     }
 
     /// Whether the architecture has tables whose buffers timm rebuilds.
@@ -455,7 +460,10 @@ impl ResizePlan {
                 prefix_tokens: prefix,
                 from_grid,
                 to_grid,
-                interp,
+                interp: Interp {
+                    align_corners: l.align_corners,
+                    ..interp
+                },
             });
         }
         if let Some(&d) = l.rel_pos_1d.get(key) {
@@ -505,10 +513,7 @@ impl ResizePlan {
             return fits(Resample::AttentionBiases {
                 from_side,
                 to_side,
-                interp: Interp {
-                    mode: Mode::Bicubic,
-                    antialias: true,
-                },
+                interp: Interp::new(Mode::Bicubic, true),
             });
         }
         let Some(rule) = l.rel_tables.get(key) else {

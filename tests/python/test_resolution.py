@@ -56,6 +56,16 @@ CASES = [
     # MViTv2's decomposed rel_pos_h/w through its filter's F.interpolate(mode='linear')
     ("mvitv2_tiny_288", "mvitv2_tiny", "f32", dict(img_size=288), None, None),
     ("mvitv2_tiny_192_in1", "mvitv2_tiny", "f32", dict(img_size=192), 1, None),
+    # FlexiViT and RADIO position embeddings go through torch's channels-last bilinear kernel
+    # (product weights, fused sums): a bfloat16 source shows any float32 difference
+    ("flexivit_small_288_bf16", "flexivit_small", "bf16", dict(img_size=288), None, None),
+    # C-RADIOv3-B aligns corners (timm's _RADIO_ALIGN_CORNERS): down 32 -> 24, up 32 -> 40
+    ("radio_v3_base_384", "vit_base_patch16_radio_v3", "f32", dict(img_size=384), None, 0),
+    ("radio_v3_base_640_bf16", "vit_base_patch16_radio_v3", "bf16", dict(img_size=640), 1, None),
+    # a patch change: bilinear pseudo-inverse kernels, the grid 32 -> 48 with aligned corners
+    ("radio_v3_base_p8", "vit_base_patch16_radio_v3", "f32", dict(patch_size=8, img_size=384), None, None),
+    # C-RADIOv3-L does not align corners (its repository code switched in 2025-07)
+    ("radio_v3_large_448_f16", "vit_large_patch16_radio_v3", "f16", dict(img_size=448), None, None),
 ]
 
 

@@ -1,5 +1,6 @@
-//! PyTorch's CPU `F.interpolate` on (C, H, W) float32 planes, `align_corners=False`, for the
-//! modes timm's resampling uses: `bicubic` and `bilinear`, with or without `antialias`.
+//! PyTorch's CPU `F.interpolate` on (C, H, W) float32 planes, for the modes timm's resampling
+//! uses: `bicubic` and `bilinear`, with or without `antialias`; `align_corners=True` only for
+//! plain bilinear (RADIO's position embeddings).
 //!
 //! Ported from aten/src/ATen/native/cpu/UpSampleKernel.cpp (torch 2.11): the antialias path is
 //! the separable kernel (`_separable_upsample_generic_Nd_kernel_impl`: width first, then
@@ -8,6 +9,13 @@
 //! A = -0.5, or the triangle); the plain path is `upsample_bicubic2d` (A = -0.75, four taps,
 //! indices clamped to the border) and `upsample_bilinear2d`. The mixed float/double
 //! arithmetic of the C++ is reproduced where it decides a rounding.
+//!
+//! Plain bilinear goes through `upsample_linear_channels_last` wherever torch sends it there
+//! (a channels-last input with more than three channels, as timm's permuted position
+//! embeddings are, or an output of at most 128 rows plus columns): one product weight per
+//! corner, the vectorised channels (multiples of 8: eight floats a vector, as torch 2.11's x86
+//! build runs it even on AVX-512 machines) and the scalar tail
+//! summed in the orders GCC's contractions give them, matched bit for bit against torch 2.11.
 
 /// The interpolation mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -19,13 +27,28 @@ pub enum Mode {
     Bilinear,
 }
 
-/// A mode and whether it antialiases (`F.interpolate(mode=…, antialias=…)`).
+/// A mode, whether it antialiases and whether it aligns corners
+/// (`F.interpolate(mode=…, antialias=…, align_corners=…)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Interp {
     /// The mode.
     pub mode: Mode,
     /// The antialias flag.
     pub antialias: bool,
+    /// The align_corners flag (plain bilinear only).
+    pub align_corners: bool,
+}
+
+impl Interp {
+    /// `mode` with or without antialias, corners not aligned (timm's default).
+    pub const fn new(mode: Mode, antialias: bool) -> Interp {
+        Interp {
+            mode,
+            antialias,
+            align_corners: false,
+        }
+    }
 }
 
 /// One output position along an axis: the first input index and its weights.
@@ -112,9 +135,21 @@ fn taps_aa(input: usize, output: usize, mode: Mode) -> Vec<Taps> {
         .collect()
 }
 
+/// `area_pixel_compute_scale` in float: `align_corners` maps the corner pixels onto each other.
+fn linear_scale(input: usize, output: usize, align_corners: bool) -> f32 {
+    match (align_corners, output > 1) {
+        (true, true) => (input - 1) as f32 / (output - 1) as f32,
+        (true, false) => 0.0,
+        (false, _) => scale(input, output),
+    }
+}
+
 /// `area_pixel_compute_source_index` and `guard_index_and_lambda` in float.
 fn source_index(scale: f32, i: usize, input: usize, cubic: bool) -> (i64, f32) {
-    let mut src = scale.mul_add(i as f32 + 0.5, -0.5);
+    guard(scale.mul_add(i as f32 + 0.5, -0.5), input, cubic)
+}
+
+fn guard(mut src: f32, input: usize, cubic: bool) -> (i64, f32) {
     if !cubic && src < 0.0 {
         src = 0.0;
     }
@@ -189,28 +224,161 @@ fn dot(taps: &Taps, at: impl Fn(usize) -> f32) -> f32 {
     acc
 }
 
+/// `compute_source_index_and_lambda`: the two input indices and their weights.
+fn linear_pair(
+    scale: f32,
+    i: usize,
+    input: usize,
+    output: usize,
+    align_corners: bool,
+) -> [(usize, f32); 2] {
+    if input == output {
+        return [(i, 1.0), (i, 0.0)];
+    }
+    let src = if align_corners {
+        scale * i as f32
+    } else {
+        scale.mul_add(i as f32 + 0.5, -0.5)
+    };
+    let (index, l1) = guard(src, input, false);
+    let next = if index < input as i64 - 1 { 1 } else { 0 };
+    [(index as usize, 1.0 - l1), ((index + next) as usize, l1)]
+}
+
+/// torch's channels-last kernel sums eight channels at a time in vector registers (found on an
+/// AVX-512 machine too: channel counts 8 to 48 checked one by one against torch 2.11) and the
+/// rest one by one, with another order of fused operations.
+const VECTOR: usize = 8;
+
+/// `upsample_linear_channels_last` for `n` images of `c` channels (planes in NCHW order).
+fn bilinear_channels_last(
+    planes: &[f32],
+    c: usize,
+    from: [usize; 2],
+    to: [usize; 2],
+    align_corners: bool,
+) -> Vec<f32> {
+    let [h, w] = from;
+    let [oh, ow] = to;
+    let n = planes.len() / (c * h * w);
+    let sh = linear_scale(h, oh, align_corners);
+    let sw = linear_scale(w, ow, align_corners);
+    let rows: Vec<_> = (0..oh)
+        .map(|y| linear_pair(sh, y, h, oh, align_corners))
+        .collect();
+    let cols: Vec<_> = (0..ow)
+        .map(|x| linear_pair(sw, x, w, ow, align_corners))
+        .collect();
+    let vectorised = c - c % VECTOR;
+    let mut out = vec![0.0f32; n * c * oh * ow];
+    for b in 0..n {
+        for (y, &[(h0, l0), (h1, l1)]) in rows.iter().enumerate() {
+            for (x, &[(w0, m0), (w1, m1)]) in cols.iter().enumerate() {
+                let (w00, w01, w10, w11) = (l0 * m0, l0 * m1, l1 * m0, l1 * m1);
+                for ch in 0..c {
+                    let plane = &planes[(b * c + ch) * h * w..][..h * w];
+                    let (a, p, q, d) = (
+                        plane[h0 * w + w0],
+                        plane[h0 * w + w1],
+                        plane[h1 * w + w0],
+                        plane[h1 * w + w1],
+                    );
+                    out[((b * c + ch) * oh + y) * ow + x] = if ch < vectorised {
+                        // a·w00 + (p·w01 + (q·w10 + d·w11))
+                        a.mul_add(w00, p.mul_add(w01, d.mul_add(w11, q * w10)))
+                    } else {
+                        // ((a·w00 + p·w01) + q·w10) + d·w11
+                        d.mul_add(w11, q.mul_add(w10, a.mul_add(w00, p * w01)))
+                    };
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Resizes `planes` (C planes of `from` = (H, W), row-major, C·H·W values) to `to`, as
-/// `F.interpolate(x[None], size=to, mode, antialias, align_corners=False)[0]` on CPU.
-/// `None` when `planes` does not hold C whole planes or a size is 0.
+/// `F.interpolate(x[None], size=to, mode, antialias, align_corners)[0]` on CPU, `x` a
+/// channels-last tensor (a permuted (1, H, W, C) one, as timm's position embeddings are).
+/// `None` when `planes` does not hold C whole planes, a size is 0, or corners are aligned
+/// for anything but plain bilinear.
 pub fn resize(
     planes: &[f32],
     from: [usize; 2],
     to: [usize; 2],
     interp: Interp,
 ) -> Option<Vec<f32>> {
+    let c = whole_planes(planes, from, to)?;
+    resize_images(planes, c, true, from, to, interp)
+}
+
+/// Resizes a batch of contiguous single-channel images (N planes), as
+/// `F.interpolate(x, size=to, …)` on an (N, 1, H, W) tensor: timm's patch-embedding basis.
+pub fn resize_batch(
+    planes: &[f32],
+    from: [usize; 2],
+    to: [usize; 2],
+    interp: Interp,
+) -> Option<Vec<f32>> {
+    whole_planes(planes, from, to)?;
+    resize_images(planes, 1, false, from, to, interp)
+}
+
+/// MViTv2's `F.interpolate(mode='linear')` of C rows of length `from` to length `to`
+/// (`upsample_linear1d`: two taps, `t0·w0 + t1·w1`).
+pub fn linear1d(rows: &[f32], from: usize, to: usize) -> Option<Vec<f32>> {
+    whole_planes(rows, [1, from], [1, to])?;
+    let tw = taps_linear(from, to);
+    Some(
+        rows.chunks_exact(from)
+            .flat_map(|row| tw.iter().map(|t| dot(t, |i| row[i])).collect::<Vec<_>>())
+            .collect(),
+    )
+}
+
+/// The number of planes, or `None` for a zero size or a partial plane.
+fn whole_planes(planes: &[f32], from: [usize; 2], to: [usize; 2]) -> Option<usize> {
     let [h, w] = from;
     let [oh, ow] = to;
     if h == 0 || w == 0 || oh == 0 || ow == 0 || planes.len() % (h * w) != 0 {
         return None;
     }
-    let c = planes.len() / (h * w);
+    Some(planes.len() / (h * w))
+}
+
+/// `c` channels per image; `channels_last` when the input tensor is channels-last contiguous.
+fn resize_images(
+    planes: &[f32],
+    c: usize,
+    channels_last: bool,
+    from: [usize; 2],
+    to: [usize; 2],
+    interp: Interp,
+) -> Option<Vec<f32>> {
+    let [h, w] = from;
+    let [oh, ow] = to;
+    if interp.mode == Mode::Bilinear && !interp.antialias {
+        // `_use_channels_last_kernel_2d`; a single channel is channels-last contiguous too
+        if channels_last && c > 3 || oh + ow <= 128 {
+            return Some(bilinear_channels_last(
+                planes,
+                c,
+                from,
+                to,
+                interp.align_corners,
+            ));
+        }
+    }
+    if interp.align_corners {
+        return None;
+    }
     // the antialias kernel skips a dimension that keeps its size; the plain kernels compute it
     // with weights (1, 0, …), which is the same value
     let wide = if w == ow && interp.antialias {
         planes.to_vec()
     } else {
         let tw = taps(w, ow, interp);
-        let mut out = Vec::with_capacity(c * h * ow);
+        let mut out = Vec::with_capacity(planes.len() / w * ow);
         for row in planes.chunks_exact(w) {
             out.extend(tw.iter().map(|t| dot(t, |i| row[i])));
         }
@@ -220,7 +388,7 @@ pub fn resize(
         return Some(wide);
     }
     let th = taps(h, oh, interp);
-    let mut out = Vec::with_capacity(c * oh * ow);
+    let mut out = Vec::with_capacity(wide.len() / h * oh);
     for plane in wide.chunks_exact(h * ow) {
         for t in &th {
             for x in 0..ow {
@@ -229,4 +397,38 @@ pub fn resize(
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_corners_land_on_corners() {
+        // 4 channels of 3x5 upscaled to 7x9: with align_corners the four corner pixels are copied
+        let planes: Vec<f32> = (0..60).map(|i| (i * 37 % 11) as f32 * 0.25 - 1.0).collect();
+        let interp = Interp {
+            align_corners: true,
+            ..Interp::new(Mode::Bilinear, false)
+        };
+        let out = resize(&planes, [3, 5], [7, 9], interp).unwrap();
+        for c in 0..4 {
+            let (p, o) = (&planes[c * 15..][..15], &out[c * 63..][..63]);
+            assert_eq!([o[0], o[8], o[54], o[62]], [p[0], p[4], p[10], p[14]]);
+        }
+        // the second column sits half-way between the first two input columns
+        assert_eq!(out[1], 0.5 * planes[0] + 0.5 * planes[1]);
+        // without it, a third of the way
+        let plain = resize(&planes, [3, 5], [7, 9], Interp::new(Mode::Bilinear, false)).unwrap();
+        assert_ne!(plain[1], out[1]);
+    }
+
+    #[test]
+    fn aligned_corners_only_for_plain_bilinear() {
+        let interp = Interp {
+            align_corners: true,
+            ..Interp::new(Mode::Bicubic, true)
+        };
+        assert_eq!(resize(&[0.0; 4], [2, 2], [3, 3], interp), None);
+    }
 }

@@ -198,11 +198,7 @@ impl Resample {
             Resample::RelPosLinear { from_len, to_len } => {
                 let c = *shape.get(1)?;
                 let rows = transpose(v, from_len, c);
-                let linear = Interp {
-                    mode: Mode::Bilinear,
-                    antialias: false,
-                };
-                let resized = interp::resize(&rows, [1, from_len], [1, to_len], linear)?;
+                let resized = interp::linear1d(&rows, from_len, to_len)?;
                 Some(transpose(&resized, c, to_len))
             }
         }
@@ -238,7 +234,7 @@ pub fn pinv_resize_matrix(
     for i in 0..old {
         basis[i * old + i] = 1.0;
     }
-    let resized = interp::resize(&basis, from, to, interp)?;
+    let resized = interp::resize_batch(&basis, from, to, interp)?;
     // resized holds `old` planes of `new` values: plane i is column i of the (new, old) matrix
     let m = DMatrix::<f64>::from_fn(new, old, |r, c| f64::from(resized[c * new + r]));
     let svd = m.svd(true, true);
@@ -251,10 +247,7 @@ pub fn pinv_resize_matrix(
 mod tests {
     use super::*;
 
-    const AA_CUBIC: Interp = Interp {
-        mode: Mode::Bicubic,
-        antialias: true,
-    };
+    const AA_CUBIC: Interp = Interp::new(Mode::Bicubic, true);
 
     #[test]
     fn pinv_of_an_upscale_inverts_it() {
