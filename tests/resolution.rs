@@ -70,8 +70,10 @@ fn resampling_matches_torch_and_timm() {
                 let got =
                     interp::resize(&x, pair(&case["frm"]), pair(&case["to"]), interp_of(case))
                         .unwrap();
-                // the channels-last bilinear kernel is reproduced bit for bit
-                let exact = case["exact"].as_bool().unwrap_or(false);
+                // bit for bit: the antialias kernels and plain bilinear (channels-last or
+                // small outputs); plain bicubic, which no timm filter uses, within 1e-6
+                let plain_cubic = case["mode"] == "bicubic" && case["antialias"] == false;
+                let exact = case["exact"].as_bool().unwrap_or(false) || !plain_cubic;
                 (got, if exact { 0.0 } else { 1e-6 })
             }
             "pinv" => {
