@@ -253,7 +253,7 @@ impl Checkpoint {
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Checkpoint> {
         let path = path.as_ref();
         let (file, source) = open_mapped(path)?;
-        let mut ckpt = Self::from_source(source, Some(path.to_path_buf()), opts)
+        let mut ckpt = Self::from_source(source, Some(&file), Some(path.to_path_buf()), opts)
             .map_err(|e| e.with_path(path))?;
         ckpt.file = Some(file);
         Ok(ckpt)
@@ -261,16 +261,19 @@ impl Checkpoint {
 
     /// Opens a checkpoint held in memory.
     pub fn from_bytes(bytes: Vec<u8>, opts: &OpenOptions) -> Result<Checkpoint> {
-        Self::from_source(Source::Owned(bytes), None, opts)
+        Self::from_source(Source::Owned(bytes), None, None, opts)
     }
 
+    /// `file` is the opened file behind `source`, if any: the zip reader reads its headers
+    /// with positioned reads there rather than through the map.
     fn from_source(
         source: Source,
+        file: Option<&File>,
         path: Option<PathBuf>,
         opts: &OpenOptions,
     ) -> Result<Checkpoint> {
         let parsed = match sniff(&source)? {
-            Format::TorchZip => zip::parse(&source)?,
+            Format::TorchZip => zip::parse(&source, file)?,
             Format::TorchLegacy => legacy::parse(&source)?,
             Format::SafeTensors => safetensors::parse(&source)?,
         };

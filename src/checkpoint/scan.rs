@@ -110,9 +110,13 @@ impl Scan {
 /// A file that is no pickle at all, or an archive whose structure is refused (see
 /// [`Checkpoint::open`](super::Checkpoint::open)), is an error rather than a report.
 pub fn scan(bytes: &[u8]) -> Result<Scan> {
+    scan_with(bytes, None)
+}
+
+fn scan_with(bytes: &[u8], file: Option<&std::fs::File>) -> Result<Scan> {
     let mut out = Scan::default();
     match super::sniff(bytes) {
-        Ok(Format::TorchZip) => scan_zip(bytes, &mut out)?,
+        Ok(Format::TorchZip) => scan_zip(bytes, file, &mut out)?,
         Ok(Format::SafeTensors) => {}
         Err(Error::UnsupportedFormat(what)) if is_tar(bytes) => {
             // torch.load still reads these (its `legacy_load`), unpickling their members
@@ -148,8 +152,8 @@ fn is_tar(bytes: &[u8]) -> bool {
     super::is_tar(bytes)
 }
 
-fn scan_zip(bytes: &[u8], out: &mut Scan) -> Result<()> {
-    let archive = Archive::open(bytes)?;
+fn scan_zip(bytes: &[u8], file: Option<&std::fs::File>, out: &mut Scan) -> Result<()> {
+    let archive = Archive::open(bytes, file)?;
     if archive.record("data.pkl").is_none() {
         out.problem(
             format!("{}/", archive.root),
@@ -182,9 +186,9 @@ fn scan_zip(bytes: &[u8], out: &mut Scan) -> Result<()> {
 ///
 /// As [`scan`], plus I/O errors and inputs that are not regular files.
 pub fn scan_file(path: &std::path::Path) -> Result<Scan> {
-    let (_file, source) = super::open_mapped(path)?;
+    let (file, source) = super::open_mapped(path)?;
     if source.is_empty() {
         return Err(Error::UnknownFormat("the file is empty".into()).with_path(path));
     }
-    scan(&source).map_err(|e| e.with_path(path))
+    scan_with(&source, Some(&file)).map_err(|e| e.with_path(path))
 }
