@@ -1,21 +1,32 @@
 #!/usr/bin/env python3
 """Sweep `timmconv convert --img-size` over every architecture whose constructor takes `img_size`
-(from src/registry/resize.jsonl): each gets a randomly initialised checkpoint (seeded) at its
-default size and a target size drawn from a seeded generator; timm 1.0.31 loads it at that size
-(`create_model(NAME, pretrained=True, pretrained_cfg_overlay=dict(file=…), img_size=…)`) and
-timmconv converts it. An architecture passes when both succeed and every tensor matches (resampled
-float32 within 1e-6·max(1, max|ref|), 1e-5 for pseudo-inverse patch embeddings; everything else
-bit-identical), or when both refuse. Not run in CI (it builds hundreds of models).
+(from src/registry/resize.jsonl): each gets a checkpoint of seeded random weights at its default
+size and a target size drawn from a seeded generator; timm 1.0.31 loads it at that size and
+timmconv converts it. An architecture passes when both succeed and every tensor matches
+(resampled float32 within 1e-6·max(1, max|ref|), 1e-5 for pseudo-inverse patch embeddings,
+resampled float16/bfloat16 within one unit in the last place; everything else bit-identical), or
+when both refuse. Not run in CI (it builds hundreds of models).
+
+The reference is timm's own loading path, run lean so that every size fits in memory: the model is
+built on the meta device (`create_model(NAME, pretrained=True,
+pretrained_cfg_overlay=dict(file=SRC), img_size=SIZE)`), timm's `load_pretrained` (its checkpoint
+filter, the strict `load_state_dict` against the model's keys and shapes) runs on the real
+tensors, and what it hands `load_state_dict` is the reference. Sources are written tensor by
+tensor from seeded normals (std 0.02) straight from the meta build's keys, float32 up to
+`--bf16-above` million parameters and bfloat16 above. `--full` uses timm's own init and a real
+`create_model` instead (two float32 models in memory).
 
     PY=~/.cache/timmconv/venv-torch2.11.0-timm1.0.31/bin/python
-    $PY tools/sweep_resize.py --max-params 30 --out sweep.jsonl [--shard 0/2]
-    $PY tools/sweep_resize.py --summary sweep.jsonl
+    $PY tools/sweep_resize.py --max-params 1000 --out sweep.jsonl [--shard 0/2]
+    $PY tools/sweep_resize.py --min-params 1000 --out big.jsonl
+    $PY tools/sweep_resize.py --summary sweep.jsonl   # several files: cat them first
 
 `--max-params` (millions, from the embedded registry) bounds the time: larger architectures are
-recorded as skipped ("over the parameter bound"), so the summary counts them. Architectures run
-smallest first, so a sweep stopped early has covered the most; a rerun with the same `--out`
-resumes after the last recorded architecture (`--rerun-failed` runs the failures again and keeps
-their newest row). Each model's files live in a temporary folder removed right after its check.
+recorded as skipped ("over the parameter bound"), so the summary counts them; `--min-params`
+leaves the smaller ones to another run. Architectures run smallest first, so a sweep stopped
+early has covered the most; a rerun with the same `--out` resumes after the last recorded
+architecture (`--rerun-failed` runs the failures again and keeps their newest row). Each
+model's files live in a temporary folder (`SWEEP_TMP`) removed right after its check.
 """
 
 import argparse
