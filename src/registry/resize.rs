@@ -327,7 +327,7 @@ impl ResizePlan {
     }
 
     /// The family's interpolation (of patch embeddings; position embeddings add
-    /// [`Layout::align_corners`]).
+    /// the layout's `align_corners`).
     pub fn interp(&self) -> Interp {
         let l = self.layout.as_ref();
         Interp::new(
