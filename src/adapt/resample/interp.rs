@@ -387,6 +387,11 @@ fn resize_images(
 ) -> Option<Vec<f32>> {
     let [h, w] = from;
     let [oh, ow] = to;
+    if c == 0 || planes.is_empty() {
+        // a tensor with no channels (a hostile checkpoint's (1, N, 0) embedding): nothing to do
+        return (!interp.align_corners || interp.mode == Mode::Bilinear && !interp.antialias)
+            .then(Vec::new);
+    }
     if interp.mode == Mode::Bilinear && !interp.antialias {
         // `_use_channels_last_kernel_2d`; a single channel is channels-last contiguous too
         if channels_last && c > 3 || oh + ow <= 128 {
@@ -452,6 +457,18 @@ mod tests {
         // without it, a third of the way
         let plain = resize(&planes, [3, 5], [7, 9], Interp::new(Mode::Bilinear, false)).unwrap();
         assert_ne!(plain[1], out[1]);
+    }
+
+    #[test]
+    fn no_channels_is_no_output_not_a_division_by_zero() {
+        for mode in [Mode::Bilinear, Mode::Bicubic] {
+            for aa in [false, true] {
+                let interp = Interp::new(mode, aa);
+                assert_eq!(resize(&[], [2, 2], [3, 3], interp), Some(vec![]));
+                assert_eq!(resize_batch(&[], [2, 2], [3, 3], interp), Some(vec![]));
+            }
+        }
+        assert_eq!(linear1d(&[], 3, 5), Some(vec![]));
     }
 
     #[test]
