@@ -187,17 +187,10 @@ fn taps_linear(input: usize, output: usize) -> Vec<Taps> {
     let scale = scale(input, output);
     (0..output)
         .map(|i| {
-            if input == output {
-                return Taps {
-                    index: vec![i, i],
-                    weight: vec![1.0, 0.0],
-                };
-            }
-            let (index, l1) = source_index(scale, i, input, false);
-            let next = if index < input as i64 - 1 { 1 } else { 0 };
+            let [(i0, w0), (i1, w1)] = linear_pair(scale, i, input, output, false);
             Taps {
-                index: vec![index as usize, (index + next) as usize],
-                weight: vec![1.0 - l1, l1],
+                index: vec![i0, i1],
+                weight: vec![w0, w1],
             }
         })
         .collect()
@@ -290,7 +283,8 @@ fn bilinear_channels_last(
 ) -> Vec<f32> {
     let [h, w] = from;
     let [oh, ow] = to;
-    let n = planes.len() / (c * h * w);
+    // no channels (a hostile checkpoint's (1, N, 0) embedding) is no images
+    let n = planes.len().checked_div(c * h * w).unwrap_or(0);
     let sh = linear_scale(h, oh, align_corners);
     let sw = linear_scale(w, ow, align_corners);
     let rows: Vec<_> = (0..oh)
@@ -387,11 +381,6 @@ fn resize_images(
 ) -> Option<Vec<f32>> {
     let [h, w] = from;
     let [oh, ow] = to;
-    if c == 0 || planes.is_empty() {
-        // a tensor with no channels (a hostile checkpoint's (1, N, 0) embedding): nothing to do
-        return (!interp.align_corners || interp.mode == Mode::Bilinear && !interp.antialias)
-            .then(Vec::new);
-    }
     if interp.mode == Mode::Bilinear && !interp.antialias {
         // `_use_channels_last_kernel_2d`; a single channel is channels-last contiguous too
         if channels_last && c > 3 || oh + ow <= 128 {
