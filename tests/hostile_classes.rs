@@ -74,6 +74,16 @@ fn scan_reads_zip_records_as_torch_finds_them() {
         assert!(err.contains(says), "{file}: {err}");
         assert!(open_err(file).contains(says), "{file}");
     }
+    // from memory (sliced) and from a file (positioned reads) the error names what the local
+    // header says
+    let file = "zip_local_header_disagrees.pth";
+    let err = scan(&std::fs::read(hostile(file)).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("\"archive/data.pkm\""), "{err}");
+    assert!(
+        open_err(file).contains("\"archive/data.pkm\""),
+        "{}",
+        open_err(file)
+    );
     let tar = scan(&std::fs::read(hostile("tar_payload_storages.pth")).unwrap()).unwrap();
     assert!(!tar.is_safe());
 }

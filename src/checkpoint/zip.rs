@@ -419,33 +419,37 @@ fn check_local_header(
     name: &str,
 ) -> Result<()> {
     // the fixed header and as many name bytes as the directory's name has, or what is there
-    let want = (30 + raw.len()).min(bytes.len().saturating_sub(at));
-    let head: Cow<[u8]> = match file {
-        Some(f) => {
-            let mut buf = vec![0u8; want];
-            crate::fileio::read_exact_at(f, &mut buf, at as u64).map_err(|e| {
-                Error::Zip(format!(
-                    "reading the local header of `{name}` at offset {at}: {e}"
-                ))
-            })?;
-            Cow::Owned(buf)
-        }
-        None => Cow::Borrowed(bytes.get(at..at + want).unwrap_or_default()),
-    };
+    let head = span(bytes, file, at, 30 + raw.len())?;
     let len = (head.get(..4) == Some(&LOCAL_SIG[..]))
         .then(|| u16_at(&head, 26))
         .flatten()
         .map(usize::from);
     match len {
         Some(n) if n == raw.len() && head.get(30..30 + n) == Some(raw) => Ok(()),
-        Some(_) => Err(Error::Zip(format!(
-            "entry `{name}` is named otherwise in its local header at offset {at}; the central \
-             directory and the local headers must agree"
+        Some(n) => Err(Error::Zip(format!(
+            "entry `{name}` is named {:?} in its local header at offset {at}; the central \
+             directory and the local headers must agree",
+            String::from_utf8_lossy(&span(bytes, file, at + 30, n)?)
         ))),
         None => Err(Error::Zip(format!(
             "entry `{name}` has no local header at offset {at}"
         ))),
     }
+}
+
+/// Up to `len` bytes at `at` (fewer at the end of the archive): read from `file` when there is
+/// one (see [`Archive::open`]), else sliced from `bytes`.
+fn span<'a>(bytes: &'a [u8], file: Option<&File>, at: usize, len: usize) -> Result<Cow<'a, [u8]>> {
+    let len = len.min(bytes.len().saturating_sub(at));
+    Ok(match file {
+        Some(f) => {
+            let mut buf = vec![0u8; len];
+            crate::fileio::read_exact_at(f, &mut buf, at as u64)
+                .map_err(|e| Error::Zip(format!("reading {len} bytes at offset {at}: {e}")))?;
+            Cow::Owned(buf)
+        }
+        None => Cow::Borrowed(bytes.get(at..at + len).unwrap_or_default()),
+    })
 }
 
 /// What the zip crate reads the archive through: the mapped bytes or the file.
