@@ -11,6 +11,10 @@ torch 2.11.0 / timm 1.0.31 compute from them on CPU, in fixtures/resize/.
 - cl.*: plain bilinear on channels-last planes as timm's resample_abs_pos_embed hands them to
   F.interpolate (FlexiViT, RADIO with and without align_corners), 13 channels (8 in the
   vector loop, 5 in the scalar tail), asserted bit for bit.
+
+torch's resampling kernels are picked by CPU capability and do not give the same bits everywhere
+(tests/resolution.rs says how far they move): the committed fixtures were made at the AVX-512
+capability, which the `capability` field of cases.json records for a regenerated set.
 """
 
 import json
@@ -76,7 +80,7 @@ def main():
         tensors[name + ".in"], tensors[name + ".out"] = x[0].permute(2, 0, 1).contiguous(), y.contiguous()
         cases.append(dict(name=name, op="interp", mode="bilinear", antialias=False, align_corners=align, frm=frm, to=to, exact=True))
     safetensors.torch.save_file(tensors, str(OUT / "cases.safetensors"))
-    (OUT / "cases.json").write_text(json.dumps(dict(torch=torch.__version__, cases=cases), indent=1) + "\n")
+    (OUT / "cases.json").write_text(json.dumps(dict(torch=torch.__version__, capability=torch.backends.cpu.get_cpu_capability(), cases=cases), indent=1) + "\n")
 
 
 if __name__ == "__main__":
