@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import kernels
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("TIMMCONV_BIN", str(ROOT / "target" / "debug" / "timmconv"))
 HOSTILE = ROOT / "fixtures" / "hostile"
@@ -257,6 +259,7 @@ def test_fifo_input_is_refused_at_once(tmp_path):
     assert r.rc == 2 and "folder" in r.err
 
 
+@kernels.needs_vector_kernels("NaN payloads cast to bfloat16")
 def test_bf16_casts_write_torchs_nan(tmp_path):
     src = HOSTILE / "nan_payloads.pth"
     out = tmp_path / "x.safetensors"
