@@ -151,8 +151,16 @@ fn refusals_exit_2_name_the_architecture_and_write_nothing() {
             &["--img-size", "256"],
             "timm cannot load",
         ),
-        ("convnext_tiny", &["--img-size", "288"], "takes no img_size"),
-        ("resnet50", &["--patch-size", "8"], "takes no patch_size"),
+        (
+            "convnext_tiny",
+            &["--img-size", "288"],
+            "does not build `convnext_tiny` with img_size",
+        ),
+        (
+            "resnet50",
+            &["--patch-size", "8"],
+            "does not build `resnet50` with patch_size",
+        ),
         (
             "vit_small_patch16_224",
             &["--img-size", "0"],

@@ -191,6 +191,24 @@ def resolution_of(model, key):
     return None
 
 
+def unexpected(ex, knob):
+    """Whether a TypeError is the constructor's refusal of the keyword `knob` itself."""
+    # Python's own wording names one argument ("unexpected keyword argument 'img_size'"), some
+    # timm constructors list them ("unexpected keyword argument(s): ['img_size']")
+    return "unexpected keyword argument" in str(ex) and f"'{knob}'" in str(ex)
+
+
+def build_probe(name, knob, kw):
+    """`build(name, **kw)`; where the probe's extra img_size is what the constructor refuses
+    (a window_size without an img_size), the knob alone."""
+    try:
+        return build(name, **kw)
+    except TypeError as ex:
+        if len(kw) > 1 and unexpected(ex, "img_size") and knob != "img_size":
+            return build(name, **{knob: kw[knob]})
+        raise
+
+
 def knob_probe(knob, img, patch, window):
     if knob == "img_size":
         return {"img_size": [img[0] + 64, img[1] + 64] if img[0] < 384 else [img[0] - 64, img[1] - 64]}
@@ -246,7 +264,8 @@ def entry(name):
         e["align_corners"] = any(n in name for n in vt._RADIO_ALIGN_CORNERS)
     elif "radio" in name:
         handled = set()
-    if getattr(base, "pos_embed", None) is not None and getattr(base, "pos_embed").ndim != 3:
+    # a learned table of (1, tokens, dim); XCiT's pos_embed is a module computing its encoding
+    if isinstance(getattr(base, "pos_embed", None), torch.Tensor) and base.pos_embed.ndim != 3:
         handled = handled - {"abs_pos"}
     # the filter's own source where the family has one (vision_transformer_sam's module resamples
     # at forward time, its filter does not)
@@ -276,16 +295,15 @@ def entry(name):
         for k in base_shapes:
             if classify(k) == "attn_bias":
                 biases[k] = bias_rule(base, k, img, patch or [1, 1])
+    # every knob is asked of timm for every architecture (a ConvNeXt takes patch_size for its
+    # stem, a DaViT window_size without relative tables): whether timm builds it decides what is
+    # accepted, the shapes that change decide what is refused
     for knob in ("img_size", "patch_size", "window_size"):
-        if knob == "patch_size" and patch is None:
-            continue
-        if knob == "window_size" and e["window_size"] is None:
-            continue
         kw = knob_probe(knob, img, patch or [1, 1], e["window_size"] or [7, 7])
         try:
-            m = build(name, **kw)
+            m = build_probe(name, knob, kw)
         except TypeError as ex:
-            if "unexpected keyword" in str(ex) or "got an unexpected" in str(ex):
+            if unexpected(ex, knob):
                 continue
             refuse[knob] = f"timm 1.0.31 cannot build it with {knob}: {type(ex).__name__}: {ex}"[:300]
             knobs.append(knob)
@@ -381,6 +399,44 @@ def entry(name):
     return e
 
 
+def accepts(name, knob):
+    """Whether timm 1.0.31 builds `name` with `knob` changed (the probe `entry` uses), asked of
+    timm itself: True, False for an unexpected-keyword TypeError, else timm's error text."""
+    base = build(name)
+    img = pair((base.pretrained_cfg or {}).get("input_size", (3, 224, 224))[-2:])
+    patch = default_patch(base) or [1, 1]
+    try:
+        build_probe(name, knob, knob_probe(knob, img, patch, [7, 7]))
+    except TypeError as ex:
+        if unexpected(ex, knob):
+            return False
+        return f"{type(ex).__name__}: {ex}"[:200]
+    except Exception as ex:  # noqa: BLE001 - timm's own refusal, recorded with its reason
+        return f"{type(ex).__name__}: {ex}"[:200]
+    return True
+
+
+def unanalysed(name, error):
+    """An entry for an architecture whose analysis failed: the knobs timm accepts are still
+    recorded (so nothing is reported as "takes no img_size" that timm takes), each refused with
+    what was checked."""
+    e = {"name": name, "knobs": [], "error": error}
+    refuse = {}
+    for knob in ("img_size", "patch_size", "window_size"):
+        try:
+            ok = accepts(name, knob)
+        except Exception:  # noqa: BLE001 - not even the default build: nothing is accepted
+            continue
+        if ok is False:
+            continue
+        e["knobs"].append(knob)
+        refuse[knob] = (f"timm 1.0.31 builds it with {knob}, but timmconv could not analyse the change: {error}"
+                        if ok is True else f"timm 1.0.31 cannot build it with {knob}: {ok}")[:300]
+    if refuse:
+        e["refuse"] = refuse
+    return e
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shard", default="0/1")
@@ -439,7 +495,7 @@ def main():
             try:
                 e = entry(name)
             except Exception as ex:  # noqa: BLE001
-                e = {"name": name, "knobs": [], "error": f"{type(ex).__name__}: {ex}"[:300]}
+                e = unanalysed(name, f"{type(ex).__name__}: {ex}"[:300])
             f.write(json.dumps(e, separators=(",", ":")) + "\n")
             f.flush()
 

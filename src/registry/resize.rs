@@ -302,7 +302,7 @@ impl ResizePlan {
             }
             if !l.knobs.iter().any(|k| k == knob) {
                 return Err(Error::Options(format!(
-                    "`{arch}` takes no {knob}: its constructor has no such argument in timm 1.0.31"
+                    "timm 1.0.31 does not build `{arch}` with {knob}: create_model refuses the keyword"
                 )));
             }
             if let Some(why) = l.refuse.get(knob) {
