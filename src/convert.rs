@@ -66,6 +66,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Checks the output path before any work: not the input, not an existing file unless
 /// overwriting.
 pub(crate) fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    crate::write::check_replaceable(output, false)?;
     if same_file(input, output) {
         return Err(Error::OutputIsInput {
             path: output.to_path_buf(),

@@ -212,6 +212,7 @@ const HUB_FILES: [&str; 2] = ["model.safetensors", "config.json"];
 /// export writes, and not the input: `--force` replaces an export, it never deletes anything
 /// else that lives there.
 fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    crate::write::check_replaceable(output, true)?;
     let Ok(meta) = std::fs::symlink_metadata(output) else {
         return Ok(());
     };

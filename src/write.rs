@@ -183,6 +183,50 @@ impl Write for Temp {
     }
 }
 
+/// Refuses to write over `dest` when it holds anything but what an output may replace: a
+/// regular file, or (`folder`, for a hub folder) a real folder. A FIFO, a socket, a device, a
+/// symbolic link (to anything: renaming over it would replace the link, and a link to a device
+/// is how `/dev/stdout` looks) is refused whether or not replacing was asked for, and the error
+/// says what is there. Every writer calls this before any work and again just before the
+/// rename, so one check decides what an output may replace.
+///
+/// # Errors
+///
+/// [`Error::OutputNotRegular`], or the I/O error of looking.
+pub fn check_replaceable(dest: &Path, folder: bool) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dest, e)),
+    };
+    let t = meta.file_type();
+    if (!folder && t.is_file()) || (folder && t.is_dir()) {
+        return Ok(());
+    }
+    // a hub folder's path holding a regular file is the hub writer's to word
+    if folder && t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_symlink() {
+        let to = std::fs::read_link(dest)
+            .map(|p| crate::error::printable(&p.display().to_string()).into_owned())
+            .unwrap_or_else(|_| "?".to_owned());
+        match std::fs::metadata(dest) {
+            Ok(m) => format!(
+                "a symbolic link to {to}, which is {}",
+                crate::small_file::kind(m.file_type())
+            ),
+            Err(_) => format!("a symbolic link to {to}, which does not exist"),
+        }
+    } else {
+        crate::small_file::kind(t).to_owned()
+    };
+    Err(Error::OutputNotRegular {
+        path: dest.to_path_buf(),
+        what,
+    })
+}
+
 /// An output file being written: a temporary file in the destination's folder until
 /// [`Output::commit`] renames it into place. Dropped without commit, it is removed (and on
 /// Linux it never had a name: a crash, abort or SIGKILL leaves nothing either).
@@ -254,6 +298,9 @@ impl Output {
     /// price of waiting for the disk); without it, like `cp`, the page cache holds it.
     pub fn commit(self, overwrite: bool, sync: bool) -> Result<()> {
         let dest = self.dest;
+        // again at the last moment: what is at `dest` may have changed while the data was
+        // written (a rename cannot ask for "only over a regular file")
+        check_replaceable(&dest, false)?;
         let tmp = self
             .file
             .into_inner()
@@ -341,6 +388,20 @@ fn rand_u64(salt: i32) -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+/// Writes `bytes` (a chart, a small report) to `dest` the way every output is written: staged
+/// beside it, checked with [`check_replaceable`], and renamed into place as `policy` says.
+///
+/// # Errors
+///
+/// What is at `dest` may not be replaced, or the folder cannot be written; nothing is left
+/// behind then.
+pub fn write_bytes(dest: &Path, bytes: &[u8], policy: CommitPolicy) -> Result<()> {
+    check_replaceable(dest, false)?;
+    let mut out = Output::create(dest)?;
+    out.write(bytes)?;
+    out.commit(policy.overwrite, policy.sync)
 }
 
 /// How a finished output takes its place.

@@ -1,0 +1,228 @@
+//! One regression test per class of issue 21 (the fourth attack pass), named after the bug it
+//! pins. FIFOs and device nodes are made inside temporary folders only: no test ever points
+//! timmconv at a path under /dev (as root, a rename over /dev/null replaces it machine-wide).
+#![cfg(unix)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, fixture};
+
+/// Runs timmconv with `env`, killed after 60 s: a test of "refused at once" must not hang.
+fn run_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("TIMMCONV_REGISTRY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run timmconv");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("timmconv {args:?} hung (killed after 60 s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn mkfifo(p: &Path) {
+    rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+}
+
+/// A character device with /dev/null's numbers (1, 3), made in a temporary folder; `false`
+/// where this process may not make one (not root).
+fn mknod_null(p: &Path) -> bool {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        p,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .is_ok()
+}
+
+fn resnet() -> PathBuf {
+    fixture("ckpt/test_resnet.f32.safetensors")
+}
+
+fn file_type(p: &Path) -> std::fs::FileType {
+    std::fs::symlink_metadata(p).unwrap().file_type()
+}
+
+/// Class 7: `--force` replaced a FIFO, a device node and links to them (as root it replaced
+/// /dev/null). Now anything but a regular file is refused, with or without `--force`, the error
+/// says what is there, and it is left as it was.
+#[test]
+fn force_never_replaces_a_fifo_a_device_or_a_link() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.safetensors");
+    mkfifo(&fifo);
+    let link = dir.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    let dangling = dir.path().join("dangling.safetensors");
+    std::os::unix::fs::symlink(dir.path().join("nothing"), &dangling).unwrap();
+    let null = dir.path().join("null");
+    let mut cases = vec![
+        (&fifo, "a FIFO"),
+        (&link, "a symbolic link to"),
+        (&dangling, "does not exist"),
+    ];
+    let have_device = mknod_null(&null);
+    if have_device {
+        cases.push((&null, "a character device"));
+    }
+    let input = resnet();
+    for (out, says) in cases {
+        let before = file_type(out);
+        for force in [true, false] {
+            let mut args = vec!["convert", s(&input), "-o", s(out)];
+            if force {
+                args.push("--force");
+            }
+            let o = run(&args);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{}: {}",
+                out.display(),
+                stderr(&o)
+            );
+            let err = stderr(&o);
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains("only ever replaces a regular file"), "{err}");
+            assert_eq!(file_type(out), before, "{} changed", out.display());
+        }
+    }
+    assert!(file_type(&fifo).is_fifo());
+    if have_device {
+        assert!(file_type(&null).is_char_device());
+    }
+    // the hub layout: a FIFO where its folder goes is refused the same way
+    let o = run(&[
+        "convert",
+        s(&resnet()),
+        "--model",
+        "resnet18",
+        "--layout",
+        "hub",
+        "-o",
+        s(&fifo),
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a FIFO"), "{}", stderr(&o));
+    // a chart goes through the same check
+    let o = run(&["models", "vit_tiny*", "--plot", s(&fifo)]);
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(file_type(&fifo).is_fifo());
+    // only timmconv's output is left beside them: nothing else was written
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".timmconv"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+/// Class 5: a hub folder's `config.json` (and `--registry FILE`) was read without a file-type
+/// or size check: a FIFO hung forever, a link to /dev/zero ate gigabytes.
+#[test]
+fn hub_folder_config_and_registry_must_be_small_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("repo");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(resnet(), folder.join("model.safetensors")).unwrap();
+    let config = folder.join("config.json");
+    mkfifo(&config);
+    let out = dir.path().join("out.safetensors");
+    let o = run(&["convert", s(&folder), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a FIFO, not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(&config).unwrap();
+    // a file over MAX_CONFIG_BYTES (16 MiB) is refused by its size, unread
+    let big = std::fs::File::create(&config).unwrap();
+    big.set_len((16 << 20) + 1).unwrap();
+    let o = run(&["inspect", s(&folder)]);
+    let o = if o.status.code() == Some(0) {
+        run(&["convert", s(&folder), "-o", s(&out)])
+    } else {
+        o
+    };
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAX_CONFIG_BYTES"), "{}", stderr(&o));
+    assert!(!out.exists());
+    // the registry file: by flag and by environment
+    let reg = dir.path().join("registry.jsonl");
+    mkfifo(&reg);
+    let o = run(&["--registry", s(&reg), "models", "resnet18"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a FIFO"), "{}", stderr(&o));
+    let o = run_env(&["models", "resnet18"], &[("TIMMCONV_REGISTRY", &reg)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a FIFO"), "{}", stderr(&o));
+    std::fs::remove_file(&reg).unwrap();
+    std::fs::File::create(&reg)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    let o = run(&["--registry", s(&reg), "models", "resnet18"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAX_REGISTRY_BYTES"), "{}", stderr(&o));
+}
+
+/// Class 6: the Hugging Face cache's `refs/REVISION` was read the same way: a FIFO hung, a link
+/// to /dev/zero read 2.1 GB and then said "not in the cache".
+#[test]
+fn hf_cache_refs_must_be_a_small_regular_file() {
+    let cache = tempfile::tempdir().unwrap();
+    let refs = cache.path().join("models--org--repo").join("refs");
+    std::fs::create_dir_all(&refs).unwrap();
+    let main = refs.join("main");
+    mkfifo(&main);
+    let out = cache.path().join("out.safetensors");
+    let args = ["convert", "hf-hub:org/repo", "-o", s(&out)];
+    let o = run_env(&args, &[("HF_HUB_CACHE", cache.path())]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a FIFO, not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(&main).unwrap();
+    std::fs::File::create(&main)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let o = run_env(&args, &[("HF_HUB_CACHE", cache.path())]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAX_REF_BYTES"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
