@@ -226,3 +226,140 @@ fn hf_cache_refs_must_be_a_small_regular_file() {
     assert!(stderr(&o).contains("MAX_REF_BYTES"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+fn vit() -> PathBuf {
+    fixture("ckpt/test_vit.f32.zip.pth")
+}
+
+/// Writes a safetensors file of float32 zeros with these tensors.
+fn safetensors_of(path: &Path, tensors: &[(&str, Vec<usize>)]) {
+    let data: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, shape)| {
+            (
+                (*n).to_owned(),
+                vec![0u8; 4 * shape.iter().product::<usize>()],
+                shape.clone(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, bytes, shape)| {
+            let v =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .unwrap();
+            (n.clone(), v)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// Class 1: `--img-size` and `--patch-size` were each bounded, their combination was not:
+/// `--img-size 4096 --patch-size 1` asked for a 16 Mi-token position embedding (12.9 GB on
+/// vit_tiny, exit 134). Now every tensor a resampling produces is checked against
+/// MAX_ADAPTED_TENSOR_BYTES while planning, before anything is read.
+#[test]
+fn img_size_and_patch_size_together_cannot_size_a_huge_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let start = Instant::now();
+    let o = run(&[
+        "convert",
+        s(&vit()),
+        "--model",
+        "vit_tiny_patch16_224",
+        "--allow-mismatch",
+        "--img-size",
+        "4096",
+        "--patch-size",
+        "1",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("MAX_ADAPTED_TENSOR_BYTES"), "{err}");
+    assert!(err.contains("[1, 16777217, 64]"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(!out.exists());
+}
+
+/// Class 2: with `--allow-mismatch` and a resolution flag, the checkpoint's own patch kernel
+/// (here 128×128) sized an old·old pseudo-inverse matrix (16 Ki × 16 Ki; 256×256 needed 17 GB).
+/// The kernel's sides are now held to MAX_PATCH_SIZE like the flag's, and the matrix to
+/// MAX_PINV_ELEMENTS.
+#[test]
+fn checkpoint_patch_kernel_cannot_size_the_pseudo_inverse() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("kernel.safetensors");
+    safetensors_of(&input, &[("patch_embed.proj.weight", vec![1, 1, 128, 128])]);
+    let out = dir.path().join("out.safetensors");
+    let start = Instant::now();
+    let o = run(&[
+        "convert",
+        s(&input),
+        "--model",
+        "vit_tiny_patch16_224",
+        "--allow-mismatch",
+        "--patch-size",
+        "8",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAX_PATCH_SIZE"), "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(20));
+    // a kernel within MAX_PATCH_SIZE whose matrix is not: 64×64 to 48×48 is 9.4 Mi elements
+    safetensors_of(&input, &[("patch_embed.proj.weight", vec![1, 1, 64, 64])]);
+    let o = run(&[
+        "convert",
+        s(&input),
+        "--model",
+        "vit_tiny_patch16_224",
+        "--allow-mismatch",
+        "--patch-size",
+        "48",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAX_PINV_ELEMENTS"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+/// Class 3: `--in-chans` had no upper bound (1 000 000 aborted on a 12.5 GB allocation; 100 000
+/// succeeded at 2.46 GB). It is now held to MAX_IN_CHANS, and any adapted tensor to
+/// MAX_ADAPTED_TENSOR_BYTES.
+#[test]
+fn in_chans_is_bounded_before_the_kernel_is_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    for n in ["1000000", "100000", "1025"] {
+        let o = run(&[
+            "convert",
+            s(&vit()),
+            "--model",
+            "vit_tiny_patch16_224",
+            "--allow-mismatch",
+            "--in-chans",
+            n,
+            "-o",
+            s(&out),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{n}: {}", stderr(&o));
+        assert!(stderr(&o).contains("MAX_IN_CHANS"), "{}", stderr(&o));
+    }
+    let o = run(&[
+        "convert",
+        s(&vit()),
+        "--model",
+        "vit_tiny_patch16_224",
+        "--allow-mismatch",
+        "--in-chans",
+        "1024",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
