@@ -420,3 +420,186 @@ fn safetensors_with_a_million_tensors_is_refused_before_parsing() {
         2
     );
 }
+
+/// A manifest of `lines` in `dir`, with `in.safetensors` (the resnet fixture) beside it.
+fn manifest(dir: &Path, lines: &[String]) -> PathBuf {
+    std::fs::copy(resnet(), dir.join("in.safetensors")).unwrap();
+    let m = dir.join("manifest.jsonl");
+    std::fs::write(&m, lines.join("\n") + "\n").unwrap();
+    m
+}
+
+fn job(output: &str, args: &[&str]) -> String {
+    serde_json::json!({"input": "in.safetensors", "output": output, "args": args}).to_string()
+}
+
+fn report(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Class 8: batch compared outputs as raw strings: `out` and `sub/../out`, or a path through a
+/// linked folder, were two jobs writing one file. Outputs are now compared by identity (the
+/// device and inode of the folder, and the name).
+#[test]
+fn batch_refuses_two_spellings_of_one_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("sub", dir.path().join("linked")).unwrap();
+    for (a, b) in [
+        ("out.safetensors", "sub/../out.safetensors"),
+        ("sub/o.safetensors", "linked/o.safetensors"),
+        ("new/../o.safetensors", "./o.safetensors"),
+    ] {
+        let m = manifest(dir.path(), &[job(a, &[]), job(b, &[])]);
+        let o = run(&["batch", s(&m)]);
+        assert_eq!(o.status.code(), Some(2), "{a} {b}: {}", stderr(&o));
+        assert!(stderr(&o).contains("is also line 1's"), "{}", stderr(&o));
+    }
+    assert!(!dir.path().join("out.safetensors").exists());
+    // distinct files are fine
+    let m = manifest(
+        dir.path(),
+        &[job("a.safetensors", &[]), job("sub/a.safetensors", &[])],
+    );
+    let o = run(&["batch", s(&m)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Class 9: batch "skipped" an output truncated after its header as current, on every run.
+/// Current now means readable: the header valid and the file as long as it says.
+#[test]
+fn batch_reconverts_a_truncated_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), &[job("out.safetensors", &[])]);
+    let rep = dir.path().join("report.jsonl");
+    let out = dir.path().join("out.safetensors");
+    for _ in 0..2 {
+        let o = run(&["batch", s(&m), "--report", s(&rep)]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let full = std::fs::metadata(&out).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&out)
+        .unwrap()
+        .set_len(full / 2)
+        .unwrap();
+    let w = timmconv::write::read_written(&out).unwrap();
+    assert!(!w.complete && w.metadata.contains_key("options_sha256"));
+    let o = run(&["batch", s(&m), "--report", s(&rep)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let statuses: Vec<_> = report(&rep)
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["converted", "skipped", "converted"]);
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), full);
+    assert!(timmconv::write::read_written(&out).unwrap().complete);
+}
+
+/// Class 10: manifest lines and arguments had no size limit (a 30 MB `--rename` pattern
+/// aborted; a 1 M-line manifest spent 35 s and 693 MB) and `SLURM_ARRAY_TASK_MAX = 2^64 - 1`
+/// wrapped the shard count. Lines, jobs and the file are now bounded by named limits, and the
+/// count is checked arithmetic.
+#[test]
+fn batch_manifest_size_and_slurm_count_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("{}=b", "a".repeat(70 << 10));
+    let m = manifest(dir.path(), &[job("out.safetensors", &["--rename", &long])]);
+    let o = run(&["batch", s(&m)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("MAX_MANIFEST_LINE_BYTES"),
+        "{}",
+        stderr(&o)
+    );
+    let many: Vec<String> = (0..100_001)
+        .map(|i| job(&format!("o{i}.safetensors"), &[]))
+        .collect();
+    let m = manifest(dir.path(), &many);
+    let start = Instant::now();
+    let o = run(&["batch", s(&m)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAX_MANIFEST_JOBS"), "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(50));
+    let fifo = dir.path().join("fifo.jsonl");
+    mkfifo(&fifo);
+    let o = run(&["batch", s(&fifo)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a FIFO"), "{}", stderr(&o));
+    let m = manifest(dir.path(), &[job("out.safetensors", &[])]);
+    let o = run_env(
+        &["batch", s(&m)],
+        &[
+            ("SLURM_ARRAY_TASK_ID", Path::new("0")),
+            ("SLURM_ARRAY_TASK_MAX", Path::new("18446744073709551615")),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("overflow"), "{}", stderr(&o));
+    assert!(!dir.path().join("out.safetensors").exists());
+}
+
+/// Issue 22 item 6: a failed job is an `error:` (exit 1); `--shard I/N` with another
+/// `--shard-count` is refused; a misspelt flag in a manifest gets convert's "similar argument"
+/// tip; `bytes_read` is what the job read (the hash of a skipped job's input, nothing for a job
+/// that failed before reading); the Slurm note reads as docs/batch.md shows it.
+#[test]
+fn batch_reports_failures_shards_and_bytes_truthfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = std::fs::metadata(resnet()).unwrap().len();
+    let missing =
+        serde_json::json!({"input": "missing.pth", "output": "m.safetensors"}).to_string();
+    let m = manifest(dir.path(), &[job("out.safetensors", &[]), missing]);
+    let rep = dir.path().join("report.jsonl");
+    for _ in 0..2 {
+        let o = run(&["batch", s(&m), "--report", s(&rep)]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("error: line 2:"), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("warning: line 2"), "{}", stderr(&o));
+    }
+    let rows = report(&rep);
+    let bytes = |status: &str| -> Vec<u64> {
+        rows.iter()
+            .filter(|r| r["status"] == status)
+            .map(|r| r["bytes_read"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(bytes("converted"), [size]);
+    assert_eq!(bytes("skipped"), [size], "the skipped job hashed its input");
+    assert_eq!(bytes("failed"), [0, 0], "the failed job read nothing");
+    let o = run(&["batch", s(&m), "--no-hash", "--report", s(&rep)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    let o = run(&["batch", s(&m), "--shard", "0/2", "--shard-count", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--shard-count says 3"),
+        "{}",
+        stderr(&o)
+    );
+
+    let typo = manifest(dir.path(), &[job("t.safetensors", &["--in-chan", "4"])]);
+    let o = run(&["batch", s(&typo)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("'--in-chans'"), "{}", stderr(&o));
+
+    let good = manifest(dir.path(), &[job("out.safetensors", &[])]);
+    let o = run(&["batch", s(&good), "--shard", "0/1"]);
+    assert!(stderr(&o).contains("shard 0/1 (--shard)"), "{}", stderr(&o));
+    let o = run_env(
+        &["batch", s(&good)],
+        &[
+            ("SLURM_ARRAY_TASK_ID", Path::new("3")),
+            ("SLURM_ARRAY_TASK_COUNT", Path::new("8")),
+        ],
+    );
+    let docs = std::fs::read_to_string(common::root().join("docs/batch.md")).unwrap();
+    let note = "shard 3/8 (SLURM_ARRAY_TASK_ID 3 of SLURM_ARRAY_TASK_COUNT 8)";
+    assert!(stderr(&o).contains(note), "{}", stderr(&o));
+    assert!(docs.contains(note), "docs/batch.md does not show {note}");
+}

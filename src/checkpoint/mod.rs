@@ -3,7 +3,7 @@
 
 mod legacy;
 mod modules;
-mod safetensors;
+pub(crate) mod safetensors;
 mod scan;
 mod tree;
 mod view;

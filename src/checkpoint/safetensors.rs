@@ -52,7 +52,7 @@ impl<'de> serde::de::Visitor<'de> for CountEntries<'_> {
 
 /// Refuses a header of more than [`MAX_SAFETENSORS_TENSORS`] entries (and one that is not a
 /// JSON object of a length the file holds), before anything is allocated per entry.
-fn count_tensors(bytes: &[u8]) -> Result<()> {
+pub(crate) fn count_tensors(bytes: &[u8]) -> Result<()> {
     let (Some(len), Some(rest)) = (bytes.get(..8), bytes.get(8..)) else {
         return Err(Error::SafeTensors(
             "the file is shorter than its header length".into(),
