@@ -603,3 +603,27 @@ fn batch_reports_failures_shards_and_bytes_truthfully() {
     assert!(stderr(&o).contains(note), "{}", stderr(&o));
     assert!(docs.contains(note), "docs/batch.md does not show {note}");
 }
+
+/// Found in the fifth pass: one job's output named as another job's input (in either order)
+/// made what the second job reads depend on the order the jobs happen to run in (and on which
+/// machine a shard ran); and a manifest's paths were printed raw, so an escape sequence in an
+/// output name could rewrite the terminal.
+#[test]
+fn batch_never_reads_what_it_writes_and_prints_paths_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    for lines in [
+        [job("mid.safetensors", &[]), serde_json::json!({"input": "mid.safetensors", "output": "last.safetensors"}).to_string()],
+        [serde_json::json!({"input": "x.safetensors", "output": "in.safetensors", "args": ["--force"]}).to_string(), job("z.safetensors", &[])],
+    ] {
+        let m = manifest(dir.path(), &lines);
+        let o = run(&["batch", s(&m)]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("one batch never reads what it writes"), "{}", stderr(&o));
+    }
+    let evil = "a\u{1b}[2Jb.safetensors";
+    let m = manifest(dir.path(), &[job(evil, &[]), job(evil, &[])]);
+    let o = run(&["batch", s(&m)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\u{1b}'), "{}", stderr(&o));
+    assert!(stderr(&o).contains(r"a\u{1b}[2Jb"), "{}", stderr(&o));
+}

@@ -138,7 +138,12 @@ pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
     if !a.quiet {
         for r in &records {
             match &r.error {
-                Some(e) => printer::error(format_args!("line {}: {e}", r.line)),
+                // the message names paths a manifest chose: escaped, as every name read from a file
+                Some(e) => printer::error(format_args!(
+                    "line {}: {}",
+                    r.line,
+                    timmconv::error::printable(e)
+                )),
                 None if a.verbose => printer::note(format_args!(
                     "line {}: {} {}",
                     r.line,
@@ -174,6 +179,7 @@ fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
     let base = path.parent().unwrap_or(Path::new(""));
     let mut jobs = Vec::new();
     let mut outputs: HashMap<timmconv::write::OutputId, usize> = HashMap::new();
+    let mut inputs: HashMap<timmconv::write::OutputId, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
@@ -208,20 +214,46 @@ fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
         convert::options_sha256(&w.convert).map_err(|e| bad(format!("{e:#}")))?;
         // one file however it is spelt: `out`, `sub/../out`, a path through a linked folder
         let id = timmconv::write::OutputId::of(&w.convert.output)
-            .map_err(|e| bad(format!("output {}: {e}", w.convert.output.display())))?;
-        if let Some(first) = outputs.insert(id, line) {
+            .map_err(|e| bad(format!("output {}: {e}", printable_path(&w.convert.output))))?;
+        if let Some(first) = outputs.get(&id) {
             return Err(bad(format!(
                 "output {} is also line {first}'s (the same file, however it is spelt); two \
                  jobs never write one output",
-                w.convert.output.display()
+                printable_path(&w.convert.output)
             )));
         }
+        // one job's output read as another's input: which version it reads would depend on
+        // the order the jobs happen to run in
+        if let Some(reader) = inputs.get(&id) {
+            return Err(bad(format!(
+                "output {} is line {reader}'s input; one batch never reads what it writes",
+                printable_path(&w.convert.output)
+            )));
+        }
+        if !l.input.starts_with("hf-hub:") {
+            let input_id = timmconv::write::OutputId::of(&w.convert.input)
+                .map_err(|e| bad(format!("input {}: {e}", printable_path(&w.convert.input))))?;
+            if let Some(writer) = outputs.get(&input_id) {
+                return Err(bad(format!(
+                    "input {} is line {writer}'s output; one batch never reads what it writes",
+                    printable_path(&w.convert.input)
+                )));
+            }
+            inputs.entry(input_id).or_insert(line);
+        }
+        outputs.insert(id, line);
         jobs.push(Job {
             line,
             args: w.convert,
         });
     }
     Ok(jobs)
+}
+
+/// A path from a manifest as it may be printed: control characters escaped, so a name cannot
+/// rewrite the terminal.
+fn printable_path(p: &Path) -> String {
+    timmconv::error::printable(&p.display().to_string()).into_owned()
 }
 
 /// clap's error for a manifest line: its `error:` line and its tips ("a similar argument
