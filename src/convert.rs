@@ -157,7 +157,8 @@ pub(crate) fn options_fingerprint(opts: &Settings) -> String {
 
 /// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // a regular file only: a FIFO named as an input would block the hash forever
+    let f = crate::small_file::open_existing(path)?;
     sha256_open_file(&f, path)
 }
 

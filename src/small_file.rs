@@ -65,12 +65,17 @@ pub fn kind(t: FileType) -> &'static str {
 /// The regular file `path`, opened for reading without blocking on a FIFO: `Ok(None)` when
 /// nothing is there, [`Error::NotARegularFile`] for anything else that is.
 pub fn open_regular(path: &Path) -> Result<Option<File>> {
+    match open_existing(path) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        other => other.map(Some),
+    }
+}
+
+/// [`open_regular`] for a file that must be there: a missing one is the operating system's
+/// error on `path`.
+pub fn open_existing(path: &Path) -> Result<File> {
     // the metadata first (following links), so a FIFO or a device is never opened at all
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let not_regular = |t: FileType| Error::NotARegularFile {
         path: path.to_path_buf(),
         what: kind(t),
@@ -88,16 +93,12 @@ pub fn open_regular(path: &Path) -> Result<Option<File>> {
         options
             .custom_flags(i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or_default());
     }
-    let file = match options.open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
+    let file = options.open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         return Err(not_regular(meta.file_type()));
     }
-    Ok(Some(file))
+    Ok(file)
 }
 
 /// The text of the regular file `path`, at most `limit` bytes (the limit named `limit_name`);
@@ -111,6 +112,19 @@ pub fn read_text(path: &Path, limit_name: &'static str, limit: u64) -> Result<Op
     let Some(file) = open_regular(path)? else {
         return Ok(None);
     };
+    read_from(file, path, limit_name, limit).map(Some)
+}
+
+/// [`read_text`] for a file that must be there: a missing one is the operating system's error.
+///
+/// # Errors
+///
+/// As [`read_text`], and a missing file.
+pub fn read_existing_text(path: &Path, limit_name: &'static str, limit: u64) -> Result<String> {
+    read_from(open_existing(path)?, path, limit_name, limit)
+}
+
+fn read_from(file: File, path: &Path, limit_name: &'static str, limit: u64) -> Result<String> {
     let over = |size: u64| {
         Error::limit(
             limit_name,
@@ -132,7 +146,7 @@ pub fn read_text(path: &Path, limit_name: &'static str, limit: u64) -> Result<Op
     if read > limit {
         return Err(over(read));
     }
-    String::from_utf8(bytes).map(Some).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         Error::io(
             path,
             std::io::Error::new(

@@ -424,8 +424,7 @@ pub struct WrittenOutput {
 ///
 /// Nothing there, not a regular file, or a header no reader accepts.
 pub fn read_written(path: &Path) -> Result<WrittenOutput> {
-    let file = crate::small_file::open_regular(path)?
-        .ok_or_else(|| Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+    let file = crate::small_file::open_existing(path)?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut len = [0u8; 8];
     crate::fileio::read_exact_at(&file, &mut len, 0).map_err(|e| Error::io(path, e))?;

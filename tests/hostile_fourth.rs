@@ -627,3 +627,24 @@ fn batch_never_reads_what_it_writes_and_prints_paths_escaped() {
     assert!(!stderr(&o).contains('\u{1b}'), "{}", stderr(&o));
     assert!(stderr(&o).contains(r"a\u{1b}[2Jb"), "{}", stderr(&o));
 }
+
+/// Found in the fifth pass: `batch --report FIFO` blocked forever in the open (before any job
+/// ran), and a report path naming a device was appended to. The report is an output: a regular
+/// file only. (And `sha256_file`, which batch uses to check an output is current, opened its
+/// input without the regular-file check every other reader has.)
+#[test]
+fn batch_report_must_be_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), &[job("out.safetensors", &[])]);
+    let fifo = dir.path().join("report.jsonl");
+    mkfifo(&fifo);
+    let o = run(&["batch", s(&m), "--report", s(&fifo)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a FIFO"), "{}", stderr(&o));
+    assert!(!dir.path().join("out.safetensors").exists());
+    let err = timmconv::convert::sha256_file(&fifo).unwrap_err();
+    assert!(
+        matches!(err, timmconv::Error::NotARegularFile { .. }),
+        "{err}"
+    );
+}

@@ -36,8 +36,7 @@ static FILE: OnceLock<&'static str> = OnceLock::new();
 /// effect only before the first lookup; the file is read once and kept for the process.
 pub fn use_file(path: &std::path::Path) -> Result<()> {
     let limit = crate::small_file::MAX_REGISTRY_BYTES;
-    let text = crate::small_file::read_text(path, "MAX_REGISTRY_BYTES", limit)?
-        .ok_or_else(|| Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+    let text = crate::small_file::read_existing_text(path, "MAX_REGISTRY_BYTES", limit)?;
     let bad = |what: String| {
         Error::Options(format!(
             "{}: not a registry made by tools/gen_registry.py: {what}",

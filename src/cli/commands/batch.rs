@@ -76,13 +76,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, mine.len().max(1));
     let mut report = match &a.report {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-        ),
+        Some(p) => Some(open_report(p)?),
         None => None,
     };
     let bar = jobs_bar(mine.len() as u64, a.quiet);
@@ -170,35 +164,67 @@ pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The `--report` file, opened to append: a regular file only (created if missing), like every
+/// output; a FIFO is never opened (it would block until a reader comes) nor a device written.
+fn open_report(p: &Path) -> anyhow::Result<std::fs::File> {
+    timmconv::write::check_replaceable(p, false)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options
+            .custom_flags(i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or_default());
+    }
+    let f = options
+        .open(p)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        anyhow::bail!(
+            "{}: not a regular file; the report is only appended to one",
+            p.display()
+        );
+    }
+    Ok(f)
+}
+
 /// Reads and checks every line before anything runs: a regular file within
 /// [`MAX_MANIFEST_BYTES`], lines within [`MAX_MANIFEST_LINE_BYTES`], at most
 /// [`MAX_MANIFEST_JOBS`] jobs, no output written by two jobs.
 fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
-    let text = timmconv::small_file::read_text(path, "MAX_MANIFEST_BYTES", MAX_MANIFEST_BYTES)?
-        .ok_or_else(|| anyhow::anyhow!("{}: no such file", path.display()))?;
+    let text =
+        timmconv::small_file::read_existing_text(path, "MAX_MANIFEST_BYTES", MAX_MANIFEST_BYTES)?;
     let base = path.parent().unwrap_or(Path::new(""));
     let mut jobs = Vec::new();
     let mut outputs: HashMap<timmconv::write::OutputId, usize> = HashMap::new();
     let mut inputs: HashMap<timmconv::write::OutputId, usize> = HashMap::new();
+    // the sizes first, in one cheap pass, before any line is parsed
+    let mut count = 0usize;
+    for (i, raw) in text.lines().enumerate() {
+        if raw.len() > MAX_MANIFEST_LINE_BYTES {
+            anyhow::bail!(
+                "{}: line {}: limit exceeded: bytes of one line ({} > {MAX_MANIFEST_LINE_BYTES}, \
+                 the limit `MAX_MANIFEST_LINE_BYTES`)",
+                path.display(),
+                i + 1,
+                raw.len()
+            );
+        }
+        count += usize::from(!raw.trim().is_empty());
+    }
+    if count > MAX_MANIFEST_JOBS {
+        anyhow::bail!(
+            "{}: limit exceeded: jobs in one manifest ({count} > {MAX_MANIFEST_JOBS}, the limit \
+             `MAX_MANIFEST_JOBS`); split it into several manifests",
+            path.display()
+        );
+    }
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
             continue;
         }
         let bad = |why: String| anyhow::anyhow!("{}: line {line}: {why}", path.display());
-        if raw.len() > MAX_MANIFEST_LINE_BYTES {
-            return Err(bad(format!(
-                "limit exceeded: bytes of one line ({} > {MAX_MANIFEST_LINE_BYTES}, the limit \
-                 `MAX_MANIFEST_LINE_BYTES`)",
-                raw.len()
-            )));
-        }
-        if jobs.len() >= MAX_MANIFEST_JOBS {
-            return Err(bad(format!(
-                "limit exceeded: jobs in one manifest (more than {MAX_MANIFEST_JOBS}, the limit \
-                 `MAX_MANIFEST_JOBS`); split it into several manifests"
-            )));
-        }
         let l: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
         // a hub name is no path: it stays as convert takes it
         let input = if l.input.starts_with("hf-hub:") {
