@@ -13,7 +13,7 @@
 //! assert_eq!(text.as_deref(), Some("{}"));
 //! let missing = timmconv::small_file::read_text(&dir.path().join("nope"), "MAX_CONFIG_BYTES", 1);
 //! assert!(missing?.is_none());
-//! # Ok::<(), timmconv::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::fs::{File, FileType};

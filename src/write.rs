@@ -473,7 +473,7 @@ pub fn read_written(path: &Path) -> Result<WrittenOutput> {
 /// let c = OutputId::of(&dir.path().join("new/../out.safetensors"))?;
 /// assert_eq!(a, b);
 /// assert_eq!(a, c);
-/// # Ok::<(), timmconv::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutputId {
