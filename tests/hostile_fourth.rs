@@ -648,3 +648,18 @@ fn batch_report_must_be_a_regular_file() {
         "{err}"
     );
 }
+
+/// Found in the fifth pass: `batch --jobs` had no upper bound; 3 000 conversions at once took
+/// 1.7 GB and ran past two minutes on 2 cores (and a thread each). It is held to
+/// MAX_PARALLEL_JOBS, refused before any job starts.
+#[test]
+fn batch_jobs_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), &[job("out.safetensors", &[])]);
+    let o = run(&["batch", s(&m), "--jobs", "100000"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAX_PARALLEL_JOBS"), "{}", stderr(&o));
+    assert!(!dir.path().join("out.safetensors").exists());
+    let o = run(&["batch", s(&m), "--jobs", "256"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
