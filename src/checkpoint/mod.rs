@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::pickle::GlobalRef;
 pub use modules::{modules, Module, MAX_MODULE_DEPTH};
-pub use safetensors::MAX_SAFETENSORS_TENSORS;
+pub use safetensors::{MAX_SAFETENSORS_METADATA_ENTRIES, MAX_SAFETENSORS_TENSORS};
 pub use scan::{scan, scan_file, Finding, Problem, Scan};
 use tree::Node;
 pub use view::TensorInfo;
