@@ -630,7 +630,7 @@ fn batch_never_reads_what_it_writes_and_prints_paths_escaped() {
 
 /// Found in the fifth pass: `batch --report FIFO` blocked forever in the open (before any job
 /// ran), and a report path naming a device was appended to. The report is an output: a regular
-/// file only. (And `sha256_file`, which batch uses to check an output is current, opened its
+/// file only, and neither a job's output nor the manifest. (And `sha256_file`, which batch uses to check an output is current, opened its
 /// input without the regular-file check every other reader has.)
 #[test]
 fn batch_report_must_be_a_regular_file() {
@@ -641,6 +641,13 @@ fn batch_report_must_be_a_regular_file() {
     let o = run(&["batch", s(&m), "--report", s(&fifo)]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("a FIFO"), "{}", stderr(&o));
+    assert!(!dir.path().join("out.safetensors").exists());
+    // a report appended to an output (or to the manifest) would corrupt it
+    for report in [dir.path().join("sub/../out.safetensors"), m.clone()] {
+        let o = run(&["batch", s(&m), "--report", s(&report)]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("--report"), "{}", stderr(&o));
+    }
     assert!(!dir.path().join("out.safetensors").exists());
     let err = timmconv::convert::sha256_file(&fifo).unwrap_err();
     assert!(

@@ -47,6 +47,8 @@ struct Wrapper {
 struct Job {
     line: usize,
     args: ConvertArgs,
+    /// The file its output is, however it is spelt.
+    output_id: timmconv::write::OutputId,
 }
 
 /// What happened to one job; one line of `--report`.
@@ -71,6 +73,20 @@ pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
         );
     }
     let jobs = read_manifest(&a.manifest)?;
+    if let Some(p) = &a.report {
+        // the report appended to an output (or the manifest) would corrupt it
+        let id = timmconv::write::OutputId::of(p)?;
+        if let Some(j) = jobs.iter().find(|j| j.output_id == id) {
+            anyhow::bail!(
+                "--report {} is line {}'s output; give the report another name",
+                printable_path(p),
+                j.line
+            );
+        }
+        if timmconv::write::OutputId::of(&a.manifest).is_ok_and(|m| m == id) {
+            anyhow::bail!("--report {} is the manifest itself", printable_path(p));
+        }
+    }
     let (index, count, why) = shard(&a)?;
     if !a.quiet {
         printer::note(format_args!("shard {index}/{count} ({why})"));
@@ -277,10 +293,11 @@ fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
             }
             inputs.entry(input_id).or_insert(line);
         }
-        outputs.insert(id, line);
+        outputs.insert(id.clone(), line);
         jobs.push(Job {
             line,
             args: w.convert,
+            output_id: id,
         });
     }
     Ok(jobs)
