@@ -706,3 +706,27 @@ fn safetensors_metadata_entries_are_counted_before_parsing() {
     // batch's read-back goes through the same count
     assert!(timmconv::write::read_written(&path).is_err());
 }
+
+/// Found in the fifth pass: converting a hub folder with `-o FOLDER/config.json --force`
+/// replaced the folder's own config.json (part of the input) with the converted weights; the
+/// "never modifies its input" check only compared the weights file.
+#[test]
+fn output_is_never_the_inputs_config_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::copy(resnet(), repo.join("model.safetensors")).unwrap();
+    std::fs::write(repo.join("config.json"), "{}").unwrap();
+    let out = dir.path().join("repo/../repo/config.json");
+    let o = run(&["convert", s(&repo), "-o", s(&out), "--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("never modifies its input"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("config.json")).unwrap(),
+        "{}"
+    );
+}
