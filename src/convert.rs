@@ -66,6 +66,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Checks the output path before any work: not the input, not an existing file unless
 /// overwriting.
 pub(crate) fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    crate::write::check_replaceable(output, false)?;
     if same_file(input, output) {
         return Err(Error::OutputIsInput {
             path: output.to_path_buf(),
@@ -156,7 +157,8 @@ pub(crate) fn options_fingerprint(opts: &Settings) -> String {
 
 /// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // a regular file only: a FIFO named as an input would block the hash forever
+    let f = crate::small_file::open_existing(path)?;
     sha256_open_file(&f, path)
 }
 

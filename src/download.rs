@@ -37,8 +37,8 @@ const HUB_ORIGINS: [&str; 3] = [
 pub const MAX_REDIRECTS: usize = 5;
 /// Longest etag accepted as a blob name (a SHA-256 is 64, a git blob id 40).
 pub const MAX_ETAG_LEN: usize = 128;
-/// Largest `config.json` read.
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Largest `config.json` read (the one bound for a downloaded or a local one).
+pub const MAX_CONFIG_BYTES: u64 = crate::small_file::MAX_CONFIG_BYTES;
 /// Largest token file read.
 const MAX_TOKEN_FILE_BYTES: u64 = 64 << 10;
 /// Time allowed to open a connection.
@@ -372,16 +372,12 @@ fn token_from_env(hf_home: &Path) -> Result<Option<String>> {
             let path = std::env::var_os("HF_TOKEN_PATH")
                 .filter(|p| !p.is_empty())
                 .map_or_else(|| hf_home.join("token"), PathBuf::from);
-            let mut text = String::new();
-            match std::fs::File::open(&path) {
-                Ok(f) => {
-                    f.take(MAX_TOKEN_FILE_BYTES)
-                        .read_to_string(&mut text)
-                        .map_err(|e| Error::io(&path, e))?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(Error::io(&path, e)),
-            }
+            // a regular file only: a FIFO at HF_TOKEN_PATH would block forever
+            let Some(text) =
+                crate::small_file::read_text(&path, "MAX_TOKEN_FILE_BYTES", MAX_TOKEN_FILE_BYTES)?
+            else {
+                return Ok(None);
+            };
             (path.display().to_string(), text)
         }
     };

@@ -105,6 +105,28 @@ pub enum Error {
         /// The output path.
         path: PathBuf,
     },
+    /// A file that must be a regular file (a config, a registry, a manifest, a cache ref) is a
+    /// FIFO, socket, device or folder, or a link to one; it was not read.
+    #[error("{}: is {what}, not a regular file; refusing to read it", path.display())]
+    NotARegularFile {
+        /// The path named.
+        path: PathBuf,
+        /// What is there (`"a FIFO"`).
+        what: &'static str,
+    },
+    /// The output path holds something other than a regular file (a FIFO, a device, a socket, a
+    /// symbolic link, or a folder where a file is written), which is never replaced.
+    #[error(
+        "output {} is {what}; timmconv only ever replaces a regular file, so it leaves this \
+         in place (remove it yourself, or choose another output)",
+        path.display()
+    )]
+    OutputNotRegular {
+        /// The output path.
+        path: PathBuf,
+        /// What is there, in words.
+        what: String,
+    },
     /// A hub folder's output path holds a file, which the hub layout does not replace.
     #[error(
         "output {} exists and is not a folder; the hub layout only replaces a folder it wrote",
@@ -304,6 +326,8 @@ impl Error {
             | Error::OutputExists { .. }
             | Error::OutputIsInput { .. }
             | Error::OutputNotAFolder { .. }
+            | Error::OutputNotRegular { .. }
+            | Error::NotARegularFile { .. }
             | Error::OutputHoldsOthers { .. }
             | Error::InputInOutput { .. } => self,
             other => Error::WithPath {

@@ -137,14 +137,22 @@ pub(crate) fn write_hub(
     };
     // the weights are written first, under a temporary name beside the folder (unnamed until
     // complete on Linux); the staging folder exists only for the few renames at the end
-    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let model = parent.join(format!(
-        "{}{}-{}.model.safetensors",
-        crate::write::TEMP_PREFIX,
-        std::process::id(),
-        SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let report = convert::write_file(input, ckpt, opts, plan, &model, write_opts, progress)?;
+    // a random name (not the pid and a counter): no one who can write the folder can take the
+    // name first; written without replacing anything, so a name taken meanwhile fails cleanly
+    let model = tempfile::Builder::new()
+        .prefix(crate::write::TEMP_PREFIX)
+        .suffix(".model.safetensors")
+        .rand_bytes(16)
+        .make_in(&parent, |p| Ok(p.to_path_buf()))
+        .map_err(|e| Error::io(&parent, e))?
+        .keep()
+        .map_err(|e| Error::io(&parent, e.error))?
+        .1;
+    let write_model = WriteOptions {
+        overwrite: false,
+        ..*write_opts
+    };
+    let report = convert::write_file(input, ckpt, opts, plan, &model, &write_model, progress)?;
     let staging = match tempfile::Builder::new()
         .prefix(crate::write::TEMP_PREFIX)
         .tempdir_in(&parent)
@@ -212,6 +220,7 @@ const HUB_FILES: [&str; 2] = ["model.safetensors", "config.json"];
 /// export writes, and not the input: `--force` replaces an export, it never deletes anything
 /// else that lives there.
 fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+    crate::write::check_replaceable(output, true)?;
     let Ok(meta) = std::fs::symlink_metadata(output) else {
         return Ok(());
     };

@@ -84,6 +84,7 @@ mod hub;
 pub mod identify;
 pub mod pickle;
 pub mod registry;
+pub mod small_file;
 pub mod source;
 pub mod write;
 

@@ -114,20 +114,31 @@ pub fn offline() -> bool {
 }
 
 /// The snapshot folder of `id` in `cache`: `refs/REVISION` names the commit, unless the
-/// revision is a commit hash itself.
+/// revision is a commit hash itself. `None` when it is not there, or cannot be read.
 pub fn snapshot(cache: &Path, id: &HubId) -> Option<PathBuf> {
+    snapshot_checked(cache, id).ok().flatten()
+}
+
+/// [`snapshot`], with the reasons a `refs/REVISION` is refused: a FIFO, device or link to one
+/// (never opened), or a file larger than a commit hash could need
+/// ([`MAX_REF_BYTES`](crate::small_file::MAX_REF_BYTES)).
+fn snapshot_checked(cache: &Path, id: &HubId) -> Result<Option<PathBuf>> {
     let repo = cache.join(id.folder_name());
     let commit = if id.is_commit() {
         id.revision.clone()
     } else {
-        let text = std::fs::read_to_string(repo.join("refs").join(&id.revision)).ok()?;
-        text.trim().to_owned()
+        let refs = repo.join("refs").join(&id.revision);
+        let limit = crate::small_file::MAX_REF_BYTES;
+        match crate::small_file::read_text(&refs, "MAX_REF_BYTES", limit)? {
+            Some(text) => text.trim().to_owned(),
+            None => return Ok(None),
+        }
     };
     if commit.is_empty() || commit.contains(['/', '\\']) || commit.starts_with('.') {
-        return None;
+        return Ok(None);
     }
     let dir = repo.join("snapshots").join(commit);
-    dir.is_dir().then_some(dir)
+    Ok(dir.is_dir().then_some(dir))
 }
 
 /// `file` in the cached snapshot of `id`, if it is there.
@@ -181,11 +192,12 @@ pub fn resolve(input: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Sourc
     })
 }
 
+/// A hub folder's or snapshot's `config.json`: a regular file of at most
+/// [`MAX_CONFIG_BYTES`](crate::small_file::MAX_CONFIG_BYTES), the same bound a download has.
 fn read_config(path: &Path) -> Result<Option<Map<String, Value>>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
+    let limit = crate::small_file::MAX_CONFIG_BYTES;
+    let Some(text) = crate::small_file::read_text(path, "MAX_CONFIG_BYTES", limit)? else {
+        return Ok(None);
     };
     match serde_json::from_str(&text) {
         Ok(Value::Object(m)) => Ok(Some(m)),
@@ -199,6 +211,8 @@ fn read_config(path: &Path) -> Result<Option<Map<String, Value>>> {
 
 fn resolve_hub(id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
     let cache = cache_dir();
+    // a refs file that is refused (a FIFO, a device, too large) is an error, not "not cached"
+    snapshot_checked(&cache, id)?;
     let found = WEIGHT_FILES.iter().find_map(|f| cached(&cache, id, f));
     if let Some(weights) = found {
         let config = match cached(&cache, id, CONFIG_FILE) {
@@ -376,6 +390,7 @@ pub fn check_output_path(output: &Path, folder_layout: bool) -> Result<()> {
             output.join("model.safetensors").display()
         )));
     }
+    crate::write::check_replaceable(output, folder_layout)?;
     if folder_layout && output.exists() && !output.is_dir() {
         return Err(Error::Options(format!(
             "{} is not a folder: --layout hub writes a folder; give a new folder name",

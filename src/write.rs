@@ -183,6 +183,50 @@ impl Write for Temp {
     }
 }
 
+/// Refuses to write over `dest` when it holds anything but what an output may replace: a
+/// regular file, or (`folder`, for a hub folder) a real folder. A FIFO, a socket, a device, a
+/// symbolic link (to anything: renaming over it would replace the link, and a link to a device
+/// is how `/dev/stdout` looks) is refused whether or not replacing was asked for, and the error
+/// says what is there. Every writer calls this before any work and again just before the
+/// rename, so one check decides what an output may replace.
+///
+/// # Errors
+///
+/// [`Error::OutputNotRegular`], or the I/O error of looking.
+pub fn check_replaceable(dest: &Path, folder: bool) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dest, e)),
+    };
+    let t = meta.file_type();
+    if (!folder && t.is_file()) || (folder && t.is_dir()) {
+        return Ok(());
+    }
+    // a hub folder's path holding a regular file is the hub writer's to word
+    if folder && t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_symlink() {
+        let to = std::fs::read_link(dest)
+            .map(|p| crate::error::printable(&p.display().to_string()).into_owned())
+            .unwrap_or_else(|_| "?".to_owned());
+        match std::fs::metadata(dest) {
+            Ok(m) => format!(
+                "a symbolic link to {to}, which is {}",
+                crate::small_file::kind(m.file_type())
+            ),
+            Err(_) => format!("a symbolic link to {to}, which does not exist"),
+        }
+    } else {
+        crate::small_file::kind(t).to_owned()
+    };
+    Err(Error::OutputNotRegular {
+        path: dest.to_path_buf(),
+        what,
+    })
+}
+
 /// An output file being written: a temporary file in the destination's folder until
 /// [`Output::commit`] renames it into place. Dropped without commit, it is removed (and on
 /// Linux it never had a name: a crash, abort or SIGKILL leaves nothing either).
@@ -254,6 +298,9 @@ impl Output {
     /// price of waiting for the disk); without it, like `cp`, the page cache holds it.
     pub fn commit(self, overwrite: bool, sync: bool) -> Result<()> {
         let dest = self.dest;
+        // again at the last moment: what is at `dest` may have changed while the data was
+        // written (a rename cannot ask for "only over a regular file")
+        check_replaceable(&dest, false)?;
         let tmp = self
             .file
             .into_inner()
@@ -341,6 +388,172 @@ fn rand_u64(salt: i32) -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+/// Writes `bytes` (a chart, a small report) to `dest` the way every output is written: staged
+/// beside it, checked with [`check_replaceable`], and renamed into place as `policy` says.
+///
+/// # Errors
+///
+/// What is at `dest` may not be replaced, or the folder cannot be written; nothing is left
+/// behind then.
+pub fn write_bytes(dest: &Path, bytes: &[u8], policy: CommitPolicy) -> Result<()> {
+    check_replaceable(dest, false)?;
+    let mut out = Output::create(dest)?;
+    out.write(bytes)?;
+    out.commit(policy.overwrite, policy.sync)
+}
+
+/// What a safetensors file at an output path holds, read from its header alone.
+#[derive(Debug, Clone, Default)]
+pub struct WrittenOutput {
+    /// Its `__metadata__`.
+    pub metadata: BTreeMap<String, String>,
+    /// Whether a reader can read it back: the file is exactly as long as the header says (a
+    /// file truncated after its header is not).
+    pub complete: bool,
+}
+
+/// Reads the header of the safetensors file at `path` (a regular file only) as every reader
+/// checks it (offsets contiguous from 0, each tensor's bytes what its dtype and shape need, no
+/// more than [`MAX_SAFETENSORS_TENSORS`](crate::checkpoint::MAX_SAFETENSORS_TENSORS) tensors,
+/// a header within [`MAX_HEADER_BYTES`]) and compares the file's length with what it says;
+/// no tensor data is read.
+///
+/// # Errors
+///
+/// Nothing there, not a regular file, or a header no reader accepts.
+pub fn read_written(path: &Path) -> Result<WrittenOutput> {
+    let file = crate::small_file::open_existing(path)?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut len = [0u8; 8];
+    crate::fileio::read_exact_at(&file, &mut len, 0).map_err(|e| Error::io(path, e))?;
+    let n = u64::from_le_bytes(len);
+    if n > size.saturating_sub(8) {
+        return Err(Error::SafeTensors(format!(
+            "{}: the header says {n} bytes, the file holds {size}",
+            path.display()
+        )));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    Error::at_most("MAX_HEADER_BYTES", n, MAX_HEADER_BYTES, || {
+        "bytes of the safetensors header"
+    })?;
+    let mut bytes = vec![0u8; n.saturating_add(8)];
+    crate::fileio::read_exact_at(&file, &mut bytes, 0).map_err(|e| Error::io(path, e))?;
+    crate::checkpoint::safetensors::count_tensors(&bytes)?;
+    let header = bytes.get(8..).unwrap_or_default();
+    let meta: safetensors::tensor::Metadata =
+        serde_json::from_slice(header).map_err(|e| Error::SafeTensors(e.to_string()))?;
+    let end = u64::try_from(meta.data_len())
+        .ok()
+        .and_then(|d| d.checked_add(8))
+        .and_then(|d| d.checked_add(n as u64));
+    Ok(WrittenOutput {
+        metadata: meta
+            .metadata()
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        complete: end == Some(size),
+    })
+}
+
+/// Which file an output path names, however it is spelt: the device and inode of the deepest
+/// folder of it that exists (links followed, `..` resolved as the kernel resolves it) and the
+/// names below it. `out`, `sub/../out` and a path through a linked folder to the same place
+/// are one [`OutputId`]; so are two mounts of one folder.
+///
+/// ```
+/// use timmconv::write::OutputId;
+/// let dir = tempfile::tempdir()?;
+/// std::fs::create_dir(dir.path().join("sub"))?;
+/// let a = OutputId::of(&dir.path().join("out.safetensors"))?;
+/// let b = OutputId::of(&dir.path().join("sub/../out.safetensors"))?;
+/// let c = OutputId::of(&dir.path().join("new/../out.safetensors"))?;
+/// assert_eq!(a, b);
+/// assert_eq!(a, c);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutputId {
+    dev: u64,
+    ino: u64,
+    /// Where there are no inode numbers, the folder's canonical path stands for them.
+    #[cfg(not(unix))]
+    dir: PathBuf,
+    rest: Vec<std::ffi::OsString>,
+}
+
+impl OutputId {
+    /// The identity of `path` (which need not exist, nor its folder).
+    ///
+    /// # Errors
+    ///
+    /// The current folder cannot be read, or a path that names no file (`/`, ending in `..`).
+    pub fn of(path: &Path) -> Result<OutputId> {
+        use std::path::Component;
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(path, e))?
+                .join(path)
+        };
+        // the names past the deepest existing folder, `.` and `..` resolved: a folder that does
+        // not exist yet cannot be a link, so its `..` is lexical; one that exists is
+        // canonicalised, and the walk starts again from there
+        let mut dir = PathBuf::new();
+        let mut rest: Vec<std::ffi::OsString> = Vec::new();
+        for c in abs.components() {
+            match c {
+                Component::Prefix(_) | Component::RootDir => dir.push(c.as_os_str()),
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if rest.pop().is_none() {
+                        dir = dir.parent().map(Path::to_path_buf).unwrap_or(dir);
+                    }
+                }
+                Component::Normal(name) => {
+                    if rest.is_empty() {
+                        let next = dir.join(name);
+                        match std::fs::canonicalize(&next) {
+                            Ok(real) if real.is_dir() => dir = real,
+                            _ => rest.push(name.to_owned()),
+                        }
+                    } else {
+                        rest.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        if rest.is_empty() {
+            return Err(Error::io(
+                path,
+                std::io::Error::other("names a folder, not a file to write"),
+            ));
+        }
+        let meta = std::fs::metadata(&dir).map_err(|e| Error::io(&dir, e))?;
+        let (dev, ino) = dev_ino(&meta);
+        Ok(OutputId {
+            dev,
+            ino,
+            #[cfg(not(unix))]
+            dir,
+            rest,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn dev_ino(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn dev_ino(_m: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
 }
 
 /// How a finished output takes its place.

@@ -3,6 +3,7 @@
 
 pub mod cast;
 pub mod in_chans;
+pub mod limits;
 pub mod rename;
 pub mod resample;
 
@@ -330,6 +331,7 @@ impl Plan {
         if in_chans != base && a.first_conv.is_empty() {
             return Err(Error::Setting(Setting::InChansNeedsFirstConv));
         }
+        limits::check_in_chans(in_chans, base)?;
         let cfg_classes = a.cfg_num_classes;
         let drop_head = match (a.num_classes, cfg_classes) {
             (Some(n), Some(c)) => n != c,
@@ -390,6 +392,7 @@ impl Plan {
                     let Some(to) = rs.out_shape(&t.shape) else {
                         return Err(Error::tensor(&t.name, "does not fit its resampling"));
                     };
+                    limits::check_resample(&t.name, &rs, &t.shape, &to)?;
                     report.resampled.push(Resampled {
                         key: t.name.clone(),
                         from_shape: t.shape.clone(),
@@ -403,6 +406,7 @@ impl Plan {
             if in_chans != base && a.first_conv.iter().any(|m| t.name == format!("{m}.weight")) {
                 match in_chans::plan(&t.name, &shape, in_chans, base) {
                     Ok((method, to_shape)) => {
+                        limits::check_tensor(&t.name, "adapted to shape", &to_shape)?;
                         if !t.dtype.is_float() {
                             return Err(Error::tensor(
                                 &t.name,

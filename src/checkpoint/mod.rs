@@ -3,7 +3,7 @@
 
 mod legacy;
 mod modules;
-mod safetensors;
+pub(crate) mod safetensors;
 mod scan;
 mod tree;
 mod view;
@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::pickle::GlobalRef;
 pub use modules::{modules, Module, MAX_MODULE_DEPTH};
+pub use safetensors::{MAX_SAFETENSORS_METADATA_ENTRIES, MAX_SAFETENSORS_TENSORS};
 pub use scan::{scan, scan_file, Finding, Problem, Scan};
 use tree::Node;
 pub use view::TensorInfo;
@@ -121,42 +122,10 @@ fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
 /// folder is a mistake. The type is checked before opening (opening a FIFO blocks until a
 /// writer comes) and again on the opened file (the path could have been swapped meanwhile).
 fn open_mapped(path: &Path) -> Result<(File, Source)> {
-    let not_regular = |kind: &str| {
-        Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("is {kind}, not a regular file; give a checkpoint file"),
-            ),
-        )
-    };
-    let kind = |m: &std::fs::Metadata| {
-        let t = m.file_type();
-        if t.is_file() {
-            None
-        } else if t.is_dir() {
-            Some("a folder")
-        } else {
-            Some("a FIFO, socket or device")
-        }
-    };
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if let Some(k) = kind(&meta) {
-        return Err(not_regular(k));
-    }
-    let mut open = std::fs::OpenOptions::new();
-    open.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // never wait for a FIFO's writer, should one be swapped in after the check above
-        open.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    }
-    let file = open.open(path).map_err(|e| Error::io(path, e))?;
+    // the one check every user-named file goes through (small_file): type from the metadata,
+    // opened without blocking, type again on the descriptor
+    let file = crate::small_file::open_existing(path)?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if let Some(k) = kind(&meta) {
-        return Err(not_regular(k));
-    }
     let len = meta.len();
     let source = if len == 0 {
         Source::Owned(Vec::new())

@@ -39,28 +39,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
 }
 
 /// Writes a chart (or any small output) beside `path` and renames it into place, so an error
-/// leaves no partial file.
+/// leaves no partial file; through the library's one output path, so a FIFO, a device or a
+/// link is never replaced.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
+    let policy = timmconv::write::CommitPolicy {
+        overwrite: true,
+        sync: false,
     };
-    let context = || format!("cannot write {}", path.display());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".timmconv-").suffix(".tmp");
-    // a chart is for reading: the usual 0o666 less the umask, not tempfile's private 0o600
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| anyhow::anyhow!(e).context(context()))?;
-    tmp.write_all(bytes)
-        .map_err(|e| anyhow::anyhow!(e).context(context()))?;
-    tmp.persist(path)
-        .map_err(|e| anyhow::anyhow!(e.error).context(context()))?;
-    Ok(())
+    timmconv::write::write_bytes(path, bytes, policy)
+        .map_err(|e| anyhow::anyhow!(e).context(format!("cannot write {}", path.display())))
 }

@@ -24,6 +24,11 @@ pub fn note(text: impl std::fmt::Display) {
     eprintln!("{text}");
 }
 
+/// Prints an error on stderr (one that does not end the command: a failed batch job).
+pub fn error(text: impl std::fmt::Display) {
+    eprintln!("error: {text}");
+}
+
 /// Prints a warning on stderr.
 pub fn warn(text: impl std::fmt::Display) {
     eprintln!("warning: {text}");

@@ -35,7 +35,8 @@ static FILE: OnceLock<&'static str> = OnceLock::new();
 /// instead of the embedded data (the CLI's `--registry FILE` or `TIMMCONV_REGISTRY`). Takes
 /// effect only before the first lookup; the file is read once and kept for the process.
 pub fn use_file(path: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let limit = crate::small_file::MAX_REGISTRY_BYTES;
+    let text = crate::small_file::read_existing_text(path, "MAX_REGISTRY_BYTES", limit)?;
     let bad = |what: String| {
         Error::Options(format!(
             "{}: not a registry made by tools/gen_registry.py: {what}",

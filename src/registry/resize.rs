@@ -273,6 +273,11 @@ pub struct ResizePlan {
     source_img: Option<[usize; 2]>,
 }
 
+/// `h * w`, `None` on overflow.
+fn area(g: [usize; 2]) -> Option<usize> {
+    g[0].checked_mul(g[1])
+}
+
 fn div(a: [usize; 2], b: [usize; 2]) -> [usize; 2] {
     [a[0] / b[0].max(1), a[1] / b[1].max(1)]
 }
@@ -438,7 +443,8 @@ impl ResizePlan {
             // timm's get_pretrained_grid_size: the cfg's input size over the checkpoint's
             // patch kernel when that accounts for every token, else a square grid
             let from_grid = match (self.source_img, patch_kernel) {
-                (Some(img), Some(k)) if div(img, k)[0] * div(img, k)[1] == tokens => div(img, k),
+                // checked: the cfg's input size may come from a config.json
+                (Some(img), Some(k)) if area(div(img, k)) == Some(tokens) => div(img, k),
                 _ => {
                     let s = (tokens as f64).sqrt() as usize;
                     [s, s]
@@ -447,7 +453,7 @@ impl ResizePlan {
             if n == prefix + to_grid[0] * to_grid[1] && from_grid == to_grid {
                 return Ok(None);
             }
-            if from_grid[0] * from_grid[1] != tokens {
+            if area(from_grid) != Some(tokens) {
                 return Err(Error::tensor(
                     key,
                     format!(

@@ -86,8 +86,12 @@ impl Resample {
                 ..
             } => {
                 let &[1, n, c] = shape else { return None };
-                (n == prefix_tokens + from_grid[0] * from_grid[1])
-                    .then(|| vec![1, prefix_tokens + to_grid[0] * to_grid[1], c])
+                let tokens = |g: [usize; 2]| {
+                    g[0].checked_mul(g[1])
+                        .and_then(|a| a.checked_add(prefix_tokens))
+                };
+                (Some(n) == tokens(from_grid)).then_some(())?;
+                Some(vec![1, tokens(to_grid)?, c])
             }
             Resample::PatchEmbed {
                 from_patch,
@@ -230,7 +234,7 @@ pub fn pinv_resize_matrix(
     if old == 0 || new == 0 {
         return None;
     }
-    let mut basis = vec![0.0f32; old * old];
+    let mut basis = vec![0.0f32; old.checked_mul(old)?];
     for i in 0..old {
         basis[i * old + i] = 1.0;
     }

@@ -14,6 +14,17 @@ use crate::cli::args::{BatchArgs, ConvertArgs, LayoutArg};
 use crate::cli::commands::convert;
 use crate::cli::{printer, Outcome};
 
+/// Largest manifest read (about 200 000 typical lines).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Longest manifest line: one job with its arguments (a `--rename` pattern included).
+pub const MAX_MANIFEST_LINE_BYTES: usize = 64 << 10;
+/// Most jobs one manifest may hold; split a larger zoo into several manifests.
+pub const MAX_MANIFEST_JOBS: usize = 100_000;
+
+/// Most conversions `--jobs` runs at once: each holds a conversion's buffers and a thread, so
+/// thousands at once exhaust memory (3 000 took 1.7 GB and ran past two minutes on 2 cores).
+pub const MAX_PARALLEL_JOBS: usize = 256;
+
 /// One manifest line as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +47,8 @@ struct Wrapper {
 struct Job {
     line: usize,
     args: ConvertArgs,
+    /// The file its output is, however it is spelt.
+    output_id: timmconv::write::OutputId,
 }
 
 /// What happened to one job; one line of `--report`.
@@ -53,7 +66,27 @@ struct Record {
 
 /// Runs `batch`.
 pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
+    if let Some(j) = a.jobs.filter(|j| *j > MAX_PARALLEL_JOBS) {
+        anyhow::bail!(
+            "limit exceeded: --jobs {j} (more than {MAX_PARALLEL_JOBS}, the limit \
+             `MAX_PARALLEL_JOBS`); conversions at once beyond the cores only share the disk"
+        );
+    }
     let jobs = read_manifest(&a.manifest)?;
+    if let Some(p) = &a.report {
+        // the report appended to an output (or the manifest) would corrupt it
+        let id = timmconv::write::OutputId::of(p)?;
+        if let Some(j) = jobs.iter().find(|j| j.output_id == id) {
+            anyhow::bail!(
+                "--report {} is line {}'s output; give the report another name",
+                printable_path(p),
+                j.line
+            );
+        }
+        if timmconv::write::OutputId::of(&a.manifest).is_ok_and(|m| m == id) {
+            anyhow::bail!("--report {} is the manifest itself", printable_path(p));
+        }
+    }
     let (index, count, why) = shard(&a)?;
     if !a.quiet {
         printer::note(format_args!("shard {index}/{count} ({why})"));
@@ -69,13 +102,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, mine.len().max(1));
     let mut report = match &a.report {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-        ),
+        Some(p) => Some(open_report(p)?),
         None => None,
     };
     let bar = jobs_bar(mine.len() as u64, a.quiet);
@@ -131,7 +158,12 @@ pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
     if !a.quiet {
         for r in &records {
             match &r.error {
-                Some(e) => printer::warn(format_args!("line {}: {e}", r.line)),
+                // the message names paths a manifest chose: escaped, as every name read from a file
+                Some(e) => printer::error(format_args!(
+                    "line {}: {}",
+                    r.line,
+                    timmconv::error::printable(e)
+                )),
                 None if a.verbose => printer::note(format_args!(
                     "line {}: {} {}",
                     r.line,
@@ -158,13 +190,61 @@ pub fn run(a: BatchArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Reads and checks every line before anything runs.
+/// The `--report` file, opened to append: a regular file only (created if missing), like every
+/// output; a FIFO is never opened (it would block until a reader comes) nor a device written.
+fn open_report(p: &Path) -> anyhow::Result<std::fs::File> {
+    timmconv::write::check_replaceable(p, false)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options
+            .custom_flags(i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or_default());
+    }
+    let f = options
+        .open(p)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        anyhow::bail!(
+            "{}: not a regular file; the report is only appended to one",
+            p.display()
+        );
+    }
+    Ok(f)
+}
+
+/// Reads and checks every line before anything runs: a regular file within
+/// [`MAX_MANIFEST_BYTES`], lines within [`MAX_MANIFEST_LINE_BYTES`], at most
+/// [`MAX_MANIFEST_JOBS`] jobs, no output written by two jobs.
 fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
     let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        timmconv::small_file::read_existing_text(path, "MAX_MANIFEST_BYTES", MAX_MANIFEST_BYTES)?;
     let base = path.parent().unwrap_or(Path::new(""));
     let mut jobs = Vec::new();
-    let mut outputs: HashMap<PathBuf, usize> = HashMap::new();
+    let mut outputs: HashMap<timmconv::write::OutputId, usize> = HashMap::new();
+    let mut inputs: HashMap<timmconv::write::OutputId, usize> = HashMap::new();
+    // the sizes first, in one cheap pass, before any line is parsed
+    let mut count = 0usize;
+    for (i, raw) in text.lines().enumerate() {
+        if raw.len() > MAX_MANIFEST_LINE_BYTES {
+            anyhow::bail!(
+                "{}: line {}: limit exceeded: bytes of one line ({} > {MAX_MANIFEST_LINE_BYTES}, \
+                 the limit `MAX_MANIFEST_LINE_BYTES`)",
+                path.display(),
+                i + 1,
+                raw.len()
+            );
+        }
+        count += usize::from(!raw.trim().is_empty());
+    }
+    if count > MAX_MANIFEST_JOBS {
+        anyhow::bail!(
+            "{}: limit exceeded: jobs in one manifest ({count} > {MAX_MANIFEST_JOBS}, the limit \
+             `MAX_MANIFEST_JOBS`); split it into several manifests",
+            path.display()
+        );
+    }
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
@@ -182,28 +262,70 @@ fn read_manifest(path: &Path) -> anyhow::Result<Vec<Job>> {
         let mut argv: Vec<std::ffi::OsString> =
             vec![input.into(), "--output".into(), output.into()];
         argv.extend(l.args.iter().map(Into::into));
-        let w = Wrapper::try_parse_from(argv).map_err(|e| {
-            let msg = e.to_string();
-            bad(msg
-                .lines()
-                .find(|l| l.starts_with("error:"))
-                .unwrap_or(msg.trim())
-                .trim_start_matches("error: ")
-                .to_owned())
-        })?;
+        let w = Wrapper::try_parse_from(argv).map_err(|e| bad(clap_message(&e)))?;
         convert::options_sha256(&w.convert).map_err(|e| bad(format!("{e:#}")))?;
-        if let Some(first) = outputs.insert(w.convert.output.clone(), line) {
+        // one file however it is spelt: `out`, `sub/../out`, a path through a linked folder
+        let id = timmconv::write::OutputId::of(&w.convert.output)
+            .map_err(|e| bad(format!("output {}: {e}", printable_path(&w.convert.output))))?;
+        if let Some(first) = outputs.get(&id) {
             return Err(bad(format!(
-                "output {} is also line {first}'s",
-                w.convert.output.display()
+                "output {} is also line {first}'s (the same file, however it is spelt); two \
+                 jobs never write one output",
+                printable_path(&w.convert.output)
             )));
         }
+        // one job's output read as another's input: which version it reads would depend on
+        // the order the jobs happen to run in
+        if let Some(reader) = inputs.get(&id) {
+            return Err(bad(format!(
+                "output {} is line {reader}'s input; one batch never reads what it writes",
+                printable_path(&w.convert.output)
+            )));
+        }
+        if !l.input.starts_with("hf-hub:") {
+            let input_id = timmconv::write::OutputId::of(&w.convert.input)
+                .map_err(|e| bad(format!("input {}: {e}", printable_path(&w.convert.input))))?;
+            if let Some(writer) = outputs.get(&input_id) {
+                return Err(bad(format!(
+                    "input {} is line {writer}'s output; one batch never reads what it writes",
+                    printable_path(&w.convert.input)
+                )));
+            }
+            inputs.entry(input_id).or_insert(line);
+        }
+        outputs.insert(id.clone(), line);
         jobs.push(Job {
             line,
             args: w.convert,
+            output_id: id,
         });
     }
     Ok(jobs)
+}
+
+/// A path from a manifest as it may be printed: control characters escaped, so a name cannot
+/// rewrite the terminal.
+fn printable_path(p: &Path) -> String {
+    timmconv::error::printable(&p.display().to_string()).into_owned()
+}
+
+/// clap's error for a manifest line: its `error:` line and its tips ("a similar argument
+/// exists"), as `convert` prints them.
+fn clap_message(e: &clap::Error) -> String {
+    let msg = e.to_string();
+    let lines = msg.lines().map(str::trim);
+    let first = lines
+        .clone()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or(msg.trim())
+        .trim_start_matches("error: ")
+        .to_owned();
+    let tips: Vec<&str> = lines.filter(|l| l.starts_with("tip:")).collect();
+    if tips.is_empty() {
+        first
+    } else {
+        format!("{first} ({})", tips.join("; "))
+    }
 }
 
 /// The shard to run: (index, count, where it came from).
@@ -218,7 +340,11 @@ fn shard(a: &BatchArgs) -> anyhow::Result<(usize, usize, String)> {
         let (i, n) = s
             .split_once('/')
             .ok_or_else(|| anyhow::anyhow!("--shard `{s}` is not I/N"))?;
-        (num("--shard", i)?, num("--shard", n)?, "--shard".to_owned())
+        let (i, n) = (num("--shard", i)?, num("--shard", n)?);
+        if let Some(c) = a.shard_count.filter(|c| *c != n) {
+            anyhow::bail!("--shard {s} says {n} shards, --shard-count says {c}: give one of them");
+        }
+        (i, n, "--shard".to_owned())
     } else if let Some(id) = env("SLURM_ARRAY_TASK_ID") {
         let id = num("SLURM_ARRAY_TASK_ID", &id)?;
         let min = env("SLURM_ARRAY_TASK_MIN")
@@ -230,22 +356,39 @@ fn shard(a: &BatchArgs) -> anyhow::Result<(usize, usize, String)> {
             .transpose()?
             .unwrap_or(1)
             .max(1);
-        let count = if let Some(c) = env("SLURM_ARRAY_TASK_COUNT") {
-            num("SLURM_ARRAY_TASK_COUNT", &c)?
-        } else if let Some(max) = env("SLURM_ARRAY_TASK_MAX") {
-            let max = num("SLURM_ARRAY_TASK_MAX", &max)?;
-            max.checked_sub(min).map_or(0, |d| d / step + 1)
-        } else {
-            anyhow::bail!("SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX is");
-        };
         let index = id.checked_sub(min).ok_or_else(|| {
             anyhow::anyhow!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")
         })? / step;
-        (
-            index,
-            count,
-            format!("SLURM_ARRAY_TASK_ID={id}, min {min}, step {step}, {count} tasks"),
-        )
+        if let Some(c) = env("SLURM_ARRAY_TASK_COUNT") {
+            let count = num("SLURM_ARRAY_TASK_COUNT", &c)?;
+            (
+                index,
+                count,
+                format!("SLURM_ARRAY_TASK_ID {id} of SLURM_ARRAY_TASK_COUNT {count}"),
+            )
+        } else if let Some(max) = env("SLURM_ARRAY_TASK_MAX") {
+            let max = num("SLURM_ARRAY_TASK_MAX", &max)?;
+            // checked: SLURM_ARRAY_TASK_MAX = 2^64 - 1 with step 1 must not wrap to 0 tasks
+            let count = max
+                .checked_sub(min)
+                .and_then(|d| (d / step).checked_add(1))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "SLURM_ARRAY_TASK_MIN {min}, SLURM_ARRAY_TASK_MAX {max} and \
+                         SLURM_ARRAY_TASK_STEP {step} overflow the task count ((MAX - MIN) / STEP + 1)"
+                    )
+                })?;
+            (
+                index,
+                count,
+                format!(
+                    "SLURM_ARRAY_TASK_ID {id} of SLURM_ARRAY_TASK_MIN {min} to \
+                     SLURM_ARRAY_TASK_MAX {max} step {step}: {count} tasks"
+                ),
+            )
+        } else {
+            anyhow::bail!("SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX is");
+        }
     } else if let Some(idx) = env("JOB_COMPLETION_INDEX") {
         let index = num("JOB_COMPLETION_INDEX", &idx)?;
         let (count, src) = match (a.shard_count, env("TIMMCONV_SHARD_COUNT")) {
@@ -258,7 +401,7 @@ fn shard(a: &BatchArgs) -> anyhow::Result<(usize, usize, String)> {
         (
             index,
             count,
-            format!("JOB_COMPLETION_INDEX={index}, count from {src}"),
+            format!("JOB_COMPLETION_INDEX {index} of {count} from {src}"),
         )
     } else {
         (
@@ -283,7 +426,12 @@ fn run_job(
     let started = Instant::now();
     // `batch --no-hash` converts without hashing too, so outputs record size and mtime instead;
     // an output timmconv wrote for other options or another input is stale, and replaced
-    let is_current = !job.args.force && current(&job.args, no_hash || job.args.no_hash);
+    let check = if job.args.force {
+        Currency::default()
+    } else {
+        current(&job.args, no_hash || job.args.no_hash)
+    };
+    let is_current = check.current;
     let stale = !job.args.force && !is_current && written_by_us(&job.args);
     let mut args;
     let a = if (no_hash && !job.args.no_hash) || stale {
@@ -294,7 +442,8 @@ fn run_job(
     } else {
         &job.args
     };
-    let bytes_read = std::fs::metadata(&a.input).map_or(0, |m| m.len());
+    // what this job read of its input: the hash that checked an existing output, plus the whole
+    // input when it is converted; a failed conversion counts only the check's
     let mut rec = Record {
         line: job.line,
         input: a.input.clone(),
@@ -302,12 +451,11 @@ fn run_job(
         status: "converted",
         error: None,
         seconds: 0.0,
-        bytes_read,
+        bytes_read: check.hashed,
         bytes_written: 0,
     };
     if is_current {
         rec.status = "skipped";
-        rec.bytes_read = 0;
     } else {
         let mut last = 0;
         // a zoo's outputs go to a tree of folders: make the output's, as `mkdir -p` would
@@ -325,7 +473,11 @@ fn run_job(
                 })
             });
         match result {
-            Ok(r) => rec.bytes_written = r.bytes,
+            Ok(r) => {
+                rec.bytes_written = r.bytes;
+                let size = std::fs::metadata(&r.input).map_or(0, |m| m.len());
+                rec.bytes_read = rec.bytes_read.saturating_add(size);
+            }
             Err(e) => {
                 rec.status = "failed";
                 rec.error = Some(e.to_string());
@@ -336,43 +488,64 @@ fn run_job(
     rec
 }
 
-/// Whether the output exists and records this input and these options.
-fn current(a: &ConvertArgs, no_hash: bool) -> bool {
-    let Ok(meta) = output_metadata(&output_file(a)) else {
-        return false;
+/// Whether a job's output is current, and the input bytes hashed to decide it.
+#[derive(Debug, Default)]
+struct Currency {
+    current: bool,
+    hashed: u64,
+}
+
+/// Whether the output exists, can be read back whole (its header valid and the file as long as
+/// the header says: a truncated file is never "current") and records this input and these
+/// options.
+fn current(a: &ConvertArgs, no_hash: bool) -> Currency {
+    let no = Currency::default();
+    let Ok(out) = timmconv::write::read_written(&output_file(a)) else {
+        return no;
     };
+    let meta = out.metadata;
+    if !out.complete {
+        return no;
+    }
     let Ok(options_sha256) = convert::options_sha256(a) else {
-        return false;
+        return no;
     };
     if meta.get("options_sha256") != Some(&options_sha256) {
-        return false;
+        return no;
     }
     if no_hash {
         // the input's size and mtime, as the output recorded them when converted without a hash
         let stamp = std::fs::metadata(&a.input)
             .ok()
             .and_then(|m| timmconv::convert::source_stamp(&m));
-        match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
+        let current = match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
             (Some((size, mtime)), Some(s), Some(m)) => {
                 *s == size.to_string() && *m == mtime.to_string()
             }
             _ => false,
-        }
+        };
+        Currency { current, hashed: 0 }
     } else {
-        match (
-            meta.get("source_sha256"),
-            timmconv::convert::sha256_file(&a.input),
-        ) {
-            (Some(recorded), Ok(sha)) => *recorded == sha,
-            _ => false,
+        let Some(recorded) = meta.get("source_sha256") else {
+            return no;
+        };
+        let hashed = std::fs::metadata(&a.input).map_or(0, |m| m.len());
+        match timmconv::convert::sha256_file(&a.input) {
+            Ok(sha) => Currency {
+                current: *recorded == sha,
+                hashed,
+            },
+            Err(_) => no,
         }
     }
 }
 
 /// Whether the job's output exists and is a timmconv output (its metadata has `options_sha256`):
-/// one batch may replace when stale; anything else at that path is left alone (the job fails).
+/// one batch may replace when stale (a truncated one included); anything else at that path is
+/// left alone (the job fails).
 fn written_by_us(a: &ConvertArgs) -> bool {
-    output_metadata(&output_file(a)).is_ok_and(|m| m.contains_key("options_sha256"))
+    timmconv::write::read_written(&output_file(a))
+        .is_ok_and(|m| m.metadata.contains_key("options_sha256"))
 }
 
 /// The safetensors file a job writes (the weights of a hub folder).
@@ -381,22 +554,6 @@ fn output_file(a: &ConvertArgs) -> PathBuf {
         LayoutArg::File => a.output.clone(),
         LayoutArg::Hub => a.output.join("model.safetensors"),
     }
-}
-
-/// The `__metadata__` of a safetensors file, reading only its header.
-fn output_metadata(path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)?;
-    let n = u64::from_le_bytes(len);
-    anyhow::ensure!(n <= 100 << 20, "header too large");
-    let mut header = vec![0u8; usize::try_from(n)?];
-    f.read_exact(&mut header)?;
-    let v: serde_json::Value = serde_json::from_slice(&header)?;
-    Ok(v.get("__metadata__")
-        .and_then(|m| serde_json::from_value(m.clone()).ok())
-        .unwrap_or_default())
 }
 
 /// A progress bar of jobs with the bytes converted, on a terminal only.

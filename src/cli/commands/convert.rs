@@ -193,6 +193,17 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
     timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
     let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    // a hub folder's (or snapshot's) config.json is input too: never the output
+    if source.config.is_some() {
+        let config = source.weights.with_file_name(timmconv::source::CONFIG_FILE);
+        let same = |p: &std::path::Path| timmconv::write::OutputId::of(p).ok();
+        if same(&a.output).is_some() && same(&a.output) == same(&config) {
+            return Err(Error::OutputIsInput {
+                path: a.output.clone(),
+            }
+            .into());
+        }
+    }
     let write = WriteOptions {
         overwrite: a.force,
         fsync: a.fsync,
