@@ -448,8 +448,12 @@ impl Conversion {
         let from_config = self.config.as_ref().filter(|_| self.model.is_none());
         let config_model = match from_config.and_then(crate::source::config_model) {
             Some(name) => {
-                let (arch, tag) = registry::lookup(&name)?;
-                Some((arch, tag, name))
+                let (arch, known) = registry::lookup(&name)?;
+                // the config.json that came with the weights is their pretrained cfg, as in
+                // timm's create_model('hf-hub:…'); the registry's tag of that name only fills in
+                // when the file carries no cfg at all
+                let cfg = from_config.and_then(crate::source::config_tag).or(known);
+                Some((arch, cfg, name))
             }
             None => None,
         };
