@@ -425,6 +425,11 @@ impl Conversion {
     /// Every decision, in one place: the registry lookup, the cfg merge (explicit settings
     /// win), and the registry layouts for features-only, pooling and resolution.
     fn resolve(&self) -> Result<Settings> {
+        for (setting, v) in [("in_chans", self.in_chans), ("base_chans", self.base_chans)] {
+            if v == Some(0) {
+                return Err(Error::Setting(Setting::NotPositive { setting }));
+            }
+        }
         let mut adapt = Adaptation {
             in_chans: self.in_chans,
             num_classes: self.num_classes,
