@@ -244,3 +244,41 @@ fn plot_refuses_a_picture_name_it_cannot_write() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read_to_string(&out).unwrap().starts_with("<svg"));
 }
+
+#[test]
+fn verify_plot_wraps_a_long_subject_inside_the_canvas() {
+    let reference: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.1 - 2.0).collect();
+    let output: Vec<f64> = reference.iter().map(|v| v + 1e-7).collect();
+    let dir = "/data/experiments/2026-12/checkpoints/convnext_tiny.in12k_ft_in1k/converted";
+    let svg = timmconv::chart::parity::svg(&timmconv::chart::parity::Report {
+        subject: format!(
+            "{dir}/weights.safetensors in {dir}/module.pt on cpu, fixture {dir}/io.safetensors"
+        ),
+        reference: &reference,
+        output: &output,
+        atol: 1e-5,
+        rtol: 1e-5,
+        passed: true,
+    })
+    .unwrap();
+    if let Some(path) = std::env::var_os("TIMMCONV_PARITY_DUMP") {
+        std::fs::write(path, &svg).unwrap();
+    }
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts = texts(&doc);
+    for t in &texts {
+        assert!(
+            t.x0 >= 0.0 && t.x1 <= WIDTH,
+            "`{}` spans x {:.0}..{:.0} of {WIDTH}",
+            t.s,
+            t.x0,
+            t.x1
+        );
+    }
+    let all: String = texts
+        .iter()
+        .map(|t| t.s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(all.contains("io.safetensors; 40 logits"), "{all}");
+}

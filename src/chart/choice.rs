@@ -134,7 +134,7 @@ pub fn text_width(text: &str, size: i32) -> i32 {
 }
 
 /// `text` broken at spaces into lines of at most `width` pixels at font size `size`.
-fn wrap(text: &str, size: i32, width: i32) -> Vec<String> {
+pub(crate) fn wrap(text: &str, size: i32, width: i32) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
