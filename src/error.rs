@@ -291,6 +291,8 @@ pub enum Setting {
          image would hold no patch"
     )]
     ImageSmallerThanPatch {
+        /// The setting that made it so: `img_size`, or `patch_size` when only that was set.
+        setting: &'static str,
         /// The model.
         model: String,
         /// The image size (height, width).

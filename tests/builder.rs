@@ -243,6 +243,21 @@ fn errors_in_the_users_words_typed_in_the_library() {
             && !e.contains("pos_embed"),
         "{e}"
     );
+    let e = run(
+        &vit,
+        &[
+            "--model",
+            "test_vit.r160_in1k",
+            "--img-size",
+            "32",
+            "--patch-size",
+            "48",
+        ],
+    );
+    assert!(
+        e.contains("--img-size 32: the image (32 px) is smaller than one patch (48 px)"),
+        "{e}"
+    );
     let e = run(&input, &["--model", "test_resnet", "--in-chans", "0"]);
     assert!(e.contains("--in-chans must be positive"), "{e}");
     let e = run(&input, &["--base-chans", "0", "--first-conv", "conv1.0"]);

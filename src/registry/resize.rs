@@ -322,6 +322,11 @@ impl ResizePlan {
         if let (Some(img), Some(patch)) = (img_size, patch_size) {
             if img[0] < patch[0] || img[1] < patch[1] {
                 return Err(Error::Setting(Setting::ImageSmallerThanPatch {
+                    setting: if knobs.img_size.is_some() {
+                        "img_size"
+                    } else {
+                        "patch_size"
+                    },
                     model: arch.to_owned(),
                     img_size: img,
                     patch_size: patch,

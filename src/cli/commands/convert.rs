@@ -199,7 +199,13 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
                 flag(setting),
                 typed(*value)
             ),
-            Setting::ImageSmallerThanPatch { model, img_size, patch_size } => format!(
+            Setting::ImageSmallerThanPatch { setting: "patch_size", model, img_size, patch_size } => format!(
+                "--patch-size {}: one patch ({}) is larger than the image ({}) of `{model}`; pass a larger --img-size too",
+                typed(*patch_size),
+                px(*patch_size),
+                px(*img_size)
+            ),
+            Setting::ImageSmallerThanPatch { model, img_size, patch_size, .. } => format!(
                 "--img-size {}: the image ({}) is smaller than one patch ({}) of `{model}`",
                 typed(*img_size),
                 px(*img_size),
