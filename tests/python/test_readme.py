@@ -14,13 +14,23 @@ README = (ROOT / "README.md").read_text()
 
 
 def section(title):
-    """The text under a heading, up to the next heading of the same or a higher level."""
-    m = re.search(rf"^(#+) {re.escape(title)}\n", README, re.M)
-    assert m, title
-    level = len(m.group(1))
-    rest = README[m.end():]
-    end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
-    return rest[: end.start()] if end else rest
+    """The text under a heading, up to the next heading of the same or a higher level (lines in
+    fenced code blocks, such as a doctest's hidden `# ` lines, are not headings)."""
+    lines = README.splitlines(keepends=True)
+    out, level, fenced = None, 0, False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        m = None if fenced else re.match(r"^(#+) (.*)$", line.rstrip("\n"))
+        if out is None:
+            if m and m.group(2) == title:
+                out, level = [], len(m.group(1))
+            continue
+        if m and len(m.group(1)) <= level:
+            break
+        out.append(line)
+    assert out is not None, title
+    return "".join(out)
 
 
 def blocks(text, lang):
@@ -46,7 +56,7 @@ def test_use_the_output_recipe_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(python[0], "README.md (Use the output, Python)", "exec"), {})
     sh = blocks(use, "sh")
-    assert len(sh) == 1 and "--layout hub" in sh[0]
+    assert len(sh) == 1 and "--layout hub" in sh[0], sh
     run_sh(sh[0], tmp_path)
     exec(compile(python[1], "README.md (Use the output, local-dir)", "exec"), {})
 
