@@ -425,6 +425,11 @@ impl Conversion {
     /// Every decision, in one place: the registry lookup, the cfg merge (explicit settings
     /// win), and the registry layouts for features-only, pooling and resolution.
     fn resolve(&self) -> Result<Settings> {
+        for (setting, v) in [("in_chans", self.in_chans), ("base_chans", self.base_chans)] {
+            if v == Some(0) {
+                return Err(Error::Setting(Setting::NotPositive { setting }));
+            }
+        }
         let mut adapt = Adaptation {
             in_chans: self.in_chans,
             num_classes: self.num_classes,
@@ -448,8 +453,12 @@ impl Conversion {
         let from_config = self.config.as_ref().filter(|_| self.model.is_none());
         let config_model = match from_config.and_then(crate::source::config_model) {
             Some(name) => {
-                let (arch, tag) = registry::lookup(&name)?;
-                Some((arch, tag, name))
+                let (arch, known) = registry::lookup(&name)?;
+                // the config.json that came with the weights is their pretrained cfg, as in
+                // timm's create_model('hf-hub:…'); the registry's tag of that name only fills in
+                // when the file carries no cfg at all
+                let cfg = from_config.and_then(crate::source::config_tag).or(known);
+                Some((arch, cfg, name))
             }
             None => None,
         };

@@ -288,6 +288,40 @@ pub enum Setting {
     /// An `in_chans` or `base_chans` of 0.
     #[error("in_chans and the base channel count must be positive")]
     ZeroChannels,
+    /// A count or size setting of 0 (`in_chans`, `base_chans`, `img_size`, `patch_size`,
+    /// `window_size`).
+    #[error("{setting} must be positive")]
+    NotPositive {
+        /// The setting, by its builder name.
+        setting: &'static str,
+    },
+    /// An `img_size`, `patch_size` or `window_size` beyond what timmconv accepts.
+    #[error("{setting} {value:?} of `{model}` is larger than timmconv accepts ({max})")]
+    TooLarge {
+        /// The setting, by its builder name.
+        setting: &'static str,
+        /// The model it was set for.
+        model: String,
+        /// What was given.
+        value: [usize; 2],
+        /// The largest accepted.
+        max: usize,
+    },
+    /// An image smaller than one patch: the model would have no patch grid to embed.
+    #[error(
+        "img_size {img_size:?} of `{model}` is smaller than one patch ({patch_size:?}): the \
+         image would hold no patch"
+    )]
+    ImageSmallerThanPatch {
+        /// The setting that made it so: `img_size`, or `patch_size` when only that was set.
+        setting: &'static str,
+        /// The model.
+        model: String,
+        /// The image size (height, width).
+        img_size: [usize; 2],
+        /// The patch size (height, width).
+        patch_size: [usize; 2],
+    },
     /// An `in_chans` change without a first conv to adapt.
     #[error("in_chans needs to know the first conv: set a model or first_conv")]
     InChansNeedsFirstConv,

@@ -215,11 +215,187 @@ pub struct Candidate {
     pub architecture: String,
     /// Keys and shapes are exactly the model's.
     pub exact: bool,
+    /// Every difference is one a conversion makes (in_chans, num_classes, img_size): the
+    /// checkpoint is this model adapted, a near fit. False when some shape could not have been
+    /// adapted from the model's (another kernel, another width) or keys are missing or extra.
+    pub adaptable: bool,
+    /// The architecture timmconv recorded in the file's metadata when it wrote it.
+    pub recorded: bool,
     /// What differs, in words (in_chans, num_classes, img_size, then keys).
     pub differences: Vec<String>,
     /// Missing + unexpected + mismatched keys.
     #[serde(skip)]
     pub distance: usize,
+}
+
+/// What timmconv recorded in the metadata of a file it wrote (`__metadata__["timmconv"]`): the
+/// model it converted for and the settings that shape the tensors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// The timmconv version that wrote the file.
+    pub version: Option<String>,
+    /// The architecture.
+    pub model: Option<String>,
+    /// The pretrained tag.
+    pub tag: Option<String>,
+    /// Input channels of the output.
+    pub in_chans: Option<usize>,
+    /// The channels the source weights were trained with.
+    pub base_chans: Option<usize>,
+    /// Classes asked for (0: headless).
+    pub num_classes: Option<usize>,
+    /// Image size (height, width) the output was resampled for.
+    pub img_size: Option<[usize; 2]>,
+    /// Patch size, when resampled for one.
+    pub patch_size: Option<[usize; 2]>,
+    /// The first conv(s) adapted.
+    pub first_conv: Vec<String>,
+    /// The classifier module(s).
+    pub classifier: Vec<String>,
+}
+
+impl Recorded {
+    /// What `ckpt`'s metadata says timmconv made it from, if timmconv wrote it. Read
+    /// leniently: a field of the wrong type is absent, never an error.
+    pub fn of(ckpt: &Checkpoint) -> Option<Recorded> {
+        let text = ckpt.metadata()?.get("timmconv")?;
+        let serde_json::Value::Object(m) = serde_json::from_str(text).ok()? else {
+            return None;
+        };
+        let string = |k: &str| m.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let count = |k: &str| {
+            m.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|v| usize::try_from(v).ok())
+        };
+        let pair = |k: &str| -> Option<[usize; 2]> {
+            match m.get(k)?.as_array()?.as_slice() {
+                [h, w] => Some([
+                    usize::try_from(h.as_u64()?).ok()?,
+                    usize::try_from(w.as_u64()?).ok()?,
+                ]),
+                _ => None,
+            }
+        };
+        let names = |k: &str| -> Vec<String> {
+            m.get(k)
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Some(Recorded {
+            version: string("version"),
+            model: string("model"),
+            tag: string("tag").filter(|t| !t.is_empty()),
+            in_chans: count("in_chans"),
+            base_chans: count("base_chans"),
+            num_classes: count("num_classes"),
+            img_size: pair("img_size"),
+            patch_size: pair("patch_size"),
+            first_conv: names("first_conv"),
+            classifier: names("classifier"),
+        })
+    }
+
+    /// `model` or `model.tag`.
+    pub fn name(&self) -> Option<String> {
+        let model = self.model.as_ref()?;
+        Some(match &self.tag {
+            Some(t) => format!("{model}.{t}"),
+            None => model.clone(),
+        })
+    }
+
+    /// One line: `test_vit.r160_in1k, in_chans 4, num_classes 10, img_size 192`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.name().into_iter().collect();
+        if let Some(c) = self.in_chans {
+            parts.push(format!("in_chans {c}"));
+        }
+        if let Some(n) = self.num_classes {
+            parts.push(format!("num_classes {n}"));
+        }
+        for (what, v) in [("img_size", self.img_size), ("patch_size", self.patch_size)] {
+            match v {
+                Some([h, w]) if h == w => parts.push(format!("{what} {h}")),
+                Some([h, w]) => parts.push(format!("{what} {h}x{w}")),
+                None => {}
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+/// A position embedding whose token grid (and, laid out as an image, its height and width) is
+/// all that differs: what the image size changes. Its embedding width is not.
+fn grid_only(m: &ShapeMismatch) -> bool {
+    let n = m.model.len();
+    let channels_first = n == 4 && m.model.get(1) == m.checkpoint.get(1);
+    m.checkpoint.len() == n
+        && m.checkpoint
+            .iter()
+            .zip(&m.model)
+            .enumerate()
+            .all(|(i, (a, b))| {
+                a == b
+                    || if channels_first {
+                        i >= 2
+                    } else {
+                        i != 0 && i + 1 != n
+                    }
+            })
+}
+
+/// How many of `c`'s differences no conversion explains: missing keys other than a whole
+/// classifier, unexpected keys, and shapes that are not the model's with another input-channel
+/// count (the first conv), row count (the classifier) or token grid (position embeddings and
+/// relative-position tables). An 8x8 patch kernel cannot hold a 16x16 one: that is structural.
+fn structural(c: &Comparison, want: &Keys, cfg: Option<&crate::registry::Tag>) -> usize {
+    let first: Vec<String> = cfg.map(|t| t.first_conv()).unwrap_or_default();
+    let head: Vec<String> = cfg.map(|t| t.classifier()).unwrap_or_default();
+    let head_keys: Vec<&String> = want
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| Leeway::is_param_of(&head, k))
+        .collect();
+    let headless = !head_keys.is_empty() && head_keys.iter().all(|k| c.missing.contains(k));
+    let missing = c
+        .missing
+        .iter()
+        .filter(|k| !(headless && Leeway::is_param_of(&head, k)))
+        .count();
+    let same_but = |m: &ShapeMismatch, free: &dyn Fn(usize) -> bool| {
+        m.checkpoint.len() == m.model.len()
+            && m.checkpoint
+                .iter()
+                .zip(&m.model)
+                .enumerate()
+                .all(|(i, (a, b))| a == b || free(i))
+    };
+    let reshaped = c
+        .mismatched
+        .iter()
+        .filter(|m| {
+            let adaptable = if Leeway::is_param_of(&first, &m.key) && m.key.ends_with(".weight") {
+                m.model.len() >= 2 && same_but(m, &|i| i == 1)
+            } else if Leeway::is_param_of(&head, &m.key) {
+                same_but(m, &|i| i == 0)
+            } else if m.key.contains("relative_position") {
+                // tables follow the window or the grid; their last dimension is the heads
+                m.key.ends_with("index") || same_but(m, &|i| i + 1 < m.model.len())
+            } else if m.key.contains("pos_embed") {
+                grid_only(m)
+            } else {
+                false
+            };
+            !adaptable
+        })
+        .count();
+    missing + c.unexpected.len() + reshaped
 }
 
 fn explain(c: &Comparison, want: &Keys, cfg: Option<&crate::registry::Tag>) -> Vec<String> {
@@ -258,7 +434,7 @@ fn explain(c: &Comparison, want: &Keys, cfg: Option<&crate::registry::Tag>) -> V
             }
             return false;
         }
-        if m.key.contains("pos_embed") || m.key.contains("relative_position") {
+        if (m.key.contains("pos_embed") && grid_only(m)) || m.key.contains("relative_position") {
             let msg = format!(
                 "img_size: `{}` is {:?}, the model's {:?}",
                 m.key, m.checkpoint, m.model
@@ -282,13 +458,34 @@ fn explain(c: &Comparison, want: &Keys, cfg: Option<&crate::registry::Tag>) -> V
     out
 }
 
-/// Every architecture the checkpoint could be, best first: exact matches, then by how few keys
-/// differ; `limit` of them (0: all that share at least half their keys with it).
+/// Every architecture the checkpoint could be, best first: exact matches, then near fits (every
+/// difference one a conversion makes: in_chans, num_classes, img_size) by how few keys differ,
+/// then the rest; `limit` of them (0: all that share at least half their keys with it). When
+/// timmconv wrote the file, the architecture its metadata records comes first if its keys fit.
 pub fn identify(ckpt: &Checkpoint, limit: usize) -> Result<Vec<Candidate>> {
-    let have = shapes(ckpt);
+    identify_shapes(&shapes(ckpt), Recorded::of(ckpt).as_ref(), limit)
+}
+
+/// [`identify`] on a `(key, shape)` list, with what the file's metadata recorded, if anything.
+pub fn identify_shapes(
+    have: &[(&str, &[usize])],
+    recorded: Option<&Recorded>,
+    limit: usize,
+) -> Result<Vec<Candidate>> {
     let have_keys: std::collections::HashSet<&str> = have.iter().map(|(k, _)| *k).collect();
-    let mut scored: Vec<(usize, String, Comparison, Keys)> = Vec::new();
-    for name in keys::names()? {
+    let recorded_name = recorded.and_then(Recorded::name);
+    let recorded_arch = recorded.and_then(|r| r.model.clone());
+    let mut names = keys::names()?;
+    if let Some(r) = recorded_name.as_ref().filter(|r| !names.contains(r)) {
+        // a tag without keys of its own: the architecture's keys, under the recorded name
+        match names.iter().position(|n| Some(n) == recorded_arch.as_ref()) {
+            Some(i) => names[i] = r.clone(),
+            None => names.push(r.clone()),
+        }
+    }
+    let mut scored: Vec<(usize, usize, String, Comparison, Keys)> = Vec::new();
+    for name in names {
+        let is_recorded = recorded_name.as_ref() == Some(&name);
         let Some(want) = keys::keys(&name)? else {
             continue;
         };
@@ -297,28 +494,51 @@ pub fn identify(ckpt: &Checkpoint, limit: usize) -> Result<Vec<Candidate>> {
             .iter()
             .filter(|(k, _)| have_keys.contains(k.as_str()))
             .count();
-        if shared * 2 < want.len().max(have.len()) {
+        if shared * 2 < want.len().max(have.len()) && !is_recorded {
             continue;
         }
-        let c = compare(&have, &want, &Leeway::default());
-        scored.push((c.count(), name, c, want));
+        let c = compare(have, &want, &Leeway::default());
+        let cfg = crate::registry::lookup(&name).ok().and_then(|(_, t)| t);
+        let hard = structural(&c, &want, cfg.as_ref());
+        scored.push((hard, c.count(), name, c, want));
     }
+    let first = |name: &str, hard: usize| hard == 0 && recorded_name.as_deref() == Some(name);
+    // the recorded model when it fits; then what fits by adaptation, fewest differences first;
     // ties (architectures with the very same keys and shapes) go to the plainer name
     scored.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| a.1.len().cmp(&b.1.len()))
+        first(&b.2, b.0)
+            .cmp(&first(&a.2, a.0))
+            .then_with(|| (a.0 > 0).cmp(&(b.0 > 0)))
             .then_with(|| a.1.cmp(&b.1))
+            .then_with(|| a.0.cmp(&b.0))
+            .then_with(|| a.2.len().cmp(&b.2.len()))
+            .then_with(|| a.2.cmp(&b.2))
     });
     if limit > 0 {
         scored.truncate(limit);
     }
     Ok(scored
         .into_iter()
-        .map(|(distance, name, c, want)| {
+        .map(|(hard, distance, name, c, want)| {
             let cfg = crate::registry::lookup(&name).ok().and_then(|(_, t)| t);
+            let is_recorded = recorded_name.as_deref() == Some(name.as_str());
+            let mut differences = explain(&c, &want, cfg.as_ref());
+            if is_recorded {
+                if let Some(r) = recorded {
+                    differences.insert(
+                        0,
+                        format!(
+                            "recorded by timmconv in the file's metadata: {}",
+                            r.describe()
+                        ),
+                    );
+                }
+            }
             Candidate {
                 exact: c.is_exact(),
-                differences: explain(&c, &want, cfg.as_ref()),
+                adaptable: hard == 0,
+                recorded: is_recorded,
+                differences,
                 architecture: name,
                 distance,
             }

@@ -341,10 +341,33 @@ pub fn config_model(config: &Map<String, Value>) -> Option<String> {
     })
 }
 
-/// The pretrained cfg a `config.json` carries, as a registry [`Tag`](crate::registry::Tag), for
-/// an architecture the registry does not know.
+/// The pretrained cfg a `config.json` carries, as a registry [`Tag`](crate::registry::Tag): the
+/// cfg the weights came with, as timm's `load_model_config_from_hf` reads it. Its
+/// `pretrained_cfg` object (or, in the old form without one, the file's own fields), with the
+/// file's top-level `num_classes` and `label_names` over it. Every field (`num_classes`,
+/// `input_size`, `first_conv`, `classifier`, `label_offset`, `mean`, `std`) is the file's, never
+/// the embedded registry's tag of the same name: a fine-tune saved with `save_for_hf` keeps its
+/// upstream tag but not its head.
 pub fn config_tag(config: &Map<String, Value>) -> Option<crate::registry::Tag> {
-    let cfg = config.get("pretrained_cfg")?.as_object()?.clone();
+    let mut cfg = match config.get("pretrained_cfg") {
+        Some(Value::Object(c)) => c.clone(),
+        Some(_) => return None,
+        None => {
+            // timm: "old form, pull pretrain_cfg out of the base dict"
+            let mut c = config.clone();
+            c.shift_remove("architecture")?;
+            c.shift_remove("num_features");
+            if let Some(labels) = c.shift_remove("labels") {
+                c.insert("label_names".into(), labels);
+            }
+            c
+        }
+    };
+    for key in ["num_classes", "label_names"] {
+        if let Some(v) = config.get(key) {
+            cfg.insert(key.into(), v.clone());
+        }
+    }
     Some(crate::registry::Tag {
         tag: cfg
             .get("tag")

@@ -186,6 +186,91 @@ fn settings_errors_name_library_settings_and_the_cli_names_flags() {
     );
 }
 
+/// Issue 22, item 5: the errors a new user hits first, in the words of the flags they typed.
+#[test]
+fn errors_in_the_users_words_typed_in_the_library() {
+    let input = fixture("ckpt/test_resnet.f32.zip.pth");
+    let vit = fixture("ckpt/test_vit.f32.zip.pth");
+    // the library: typed settings, no flag names
+    let err = Conversion::from_file(&input)
+        .in_chans(0)
+        .plan()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.root(),
+            timmconv::Error::Setting(timmconv::error::Setting::NotPositive {
+                setting: "in_chans"
+            })
+        ),
+        "{err}"
+    );
+    let err = Conversion::from_file(&vit)
+        .model("test_vit.r160_in1k")
+        .unwrap()
+        .img_size([7, 7])
+        .plan()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.root(),
+            timmconv::Error::Setting(timmconv::error::Setting::ImageSmallerThanPatch {
+                img_size: [7, 7],
+                patch_size: [16, 16],
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("--"), "{err}");
+    // the CLI: the flag, and what to do
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |input: &Path, args: &[&str]| {
+        let o = Command::new(bin())
+            .arg("convert")
+            .arg(input)
+            .arg("-o")
+            .arg(tmp.path().join("o.safetensors"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = run(&vit, &["--model", "test_vit.r160_in1k", "--img-size", "7"]);
+    assert!(
+        e.contains("the image (7 px) is smaller than one patch (16 px)")
+            && !e.contains("pos_embed"),
+        "{e}"
+    );
+    let e = run(
+        &vit,
+        &[
+            "--model",
+            "test_vit.r160_in1k",
+            "--img-size",
+            "32",
+            "--patch-size",
+            "48",
+        ],
+    );
+    assert!(
+        e.contains("--img-size 32: the image (32 px) is smaller than one patch (48 px)"),
+        "{e}"
+    );
+    let e = run(&input, &["--model", "test_resnet", "--in-chans", "0"]);
+    assert!(e.contains("--in-chans must be positive"), "{e}");
+    let e = run(&input, &["--base-chans", "0", "--first-conv", "conv1.0"]);
+    assert!(e.contains("--base-chans must be positive"), "{e}");
+    let e = run(&input, &["--in-chans", "4"]);
+    assert!(
+        e.contains(&format!("`timmconv identify {}`", input.display())),
+        "{e}"
+    );
+    let e = run(&input, &["--num-classes", "4"]);
+    assert!(e.contains("`timmconv identify "), "{e}");
+}
+
 #[test]
 fn a_wrong_model_is_a_typed_mismatch_unless_allowed() {
     let input = fixture("ckpt/test_resnet.f32.zip.pth");

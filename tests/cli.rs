@@ -352,3 +352,119 @@ fn label_offset_slices_the_background_rows_off() {
     assert_eq!(weight.shape, [1000, 2]);
     assert_eq!(&got.tensor_bytes(weight).unwrap()[..], &w[8..]);
 }
+
+/// Issue 22, item 7: one vocabulary across every command's `--help`: the input is INPUT, a
+/// picture is `--plot FILE.svg`, `--report` is batch's JSON lines only, every value placeholder
+/// is one of a few words (never clap's field-derived `<LIMIT>` or `<OUT_INDICES>`), and the
+/// columns are not described with sort orders. README's Commands block uses the same words.
+#[test]
+fn help_speaks_one_vocabulary() {
+    const PLACEHOLDERS: [&str; 28] = [
+        "INPUT",
+        "OUTPUT",
+        "FILE",
+        "FILE.svg",
+        "FILE.jsonl",
+        "MANIFEST",
+        "N",
+        "M",
+        "J",
+        "A",
+        "R",
+        "I/N",
+        "I,J,...",
+        "NAME",
+        "NAME[.TAG]",
+        "KEY",
+        "HEX",
+        "TYPE",
+        "FIELD",
+        "FIELD,...",
+        "PATTERN",
+        "H[,W]",
+        "P[,Q]",
+        "N[,M]",
+        "REGEX=REPLACEMENT",
+        "MODULE.pt",
+        "IO.safetensors",
+        "DTYPE",
+    ];
+    const ENUMS: [&str; 2] = ["LAYOUT", "DEVICE"];
+    let help = |cmd: &str| {
+        let o = run(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for cmd in [
+        "inspect", "convert", "identify", "models", "info", "verify", "batch",
+    ] {
+        let text = help(cmd);
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find('<') {
+            let Some(j) = rest[i..].find('>') else { break };
+            let p = &rest[i + 1..i + j];
+            assert!(
+                PLACEHOLDERS.contains(&p) || ENUMS.contains(&p),
+                "`{cmd} --help` has the placeholder <{p}>"
+            );
+            rest = &rest[i + j..];
+        }
+        if ["inspect", "convert", "identify", "verify"].contains(&cmd) {
+            let usage = text.lines().find(|l| l.starts_with("Usage:")).unwrap();
+            assert!(usage.ends_with("<INPUT>"), "{cmd}: {usage}");
+        }
+        assert_eq!(
+            text.contains("--report"),
+            cmd == "batch",
+            "{cmd}: --report is batch's JSON lines"
+        );
+        if cmd == "models" || cmd == "verify" {
+            assert!(text.contains("--plot <FILE.svg>"), "{cmd}: {text}");
+        }
+        if cmd == "models" {
+            let columns: String = text
+                .split("--columns")
+                .nth(1)
+                .unwrap()
+                .split("--plot")
+                .next()
+                .unwrap()
+                .into();
+            assert!(
+                !columns.contains(" first"),
+                "--columns is described with sort-order words: {columns}"
+            );
+        }
+    }
+    // the old spelling still parses (a script that used it keeps working)
+    let o = run(&[
+        "verify",
+        "x.safetensors",
+        "--module",
+        "m.pt",
+        "--fixture",
+        "f.safetensors",
+        "--report",
+        "r.svg",
+    ]);
+    assert!(
+        !stderr(&o).contains("unexpected argument"),
+        "{}",
+        stderr(&o)
+    );
+    // README's Commands block: the same words
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("timmconv [--registry FILE] COMMAND").unwrap();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    for cmd in ["inspect", "convert", "identify", "verify"] {
+        assert!(block.contains(&format!("timmconv {cmd} INPUT")), "{block}");
+    }
+    for old in ["WEIGHTS", "--report FILE.svg", "OUT_INDICES"] {
+        assert!(
+            !block.contains(old),
+            "README's Commands block still says {old}"
+        );
+    }
+    assert!(block.contains("--plot FILE.svg"));
+}

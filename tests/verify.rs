@@ -225,7 +225,7 @@ fn a_nudged_weight_fails_with_exit_1_and_missing_files_exit_2() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
-    // --report: the same verdict in the chart's title, one scatter mark per logit
+    // --plot (once --report): the same verdict in the chart's title, one scatter mark per logit
     let logits = Checkpoint::open(&io, &OpenOptions::default())
         .unwrap()
         .tensor("logits")
@@ -243,7 +243,7 @@ fn a_nudged_weight_fails_with_exit_1_and_missing_files_exit_2() {
                 io.to_str().unwrap(),
                 "--device",
                 "cpu",
-                "--report",
+                "--plot",
                 svg.to_str().unwrap(),
             ])
             .output()

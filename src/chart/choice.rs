@@ -112,12 +112,48 @@ const PALETTE: [RGBColor; 20] = [
     RGBColor(206, 109, 189),
 ];
 
-/// Label font size and the width of one of its characters, in pixels (for laying labels out).
+/// Label font size (plotters' size; the SVG says `font-size` [`SVG_FONT_SCALE`] times smaller).
 const LABEL_PX: i32 = 12;
-const LABEL_CHAR_PX: i32 = 7;
+/// plotters-svg writes a font of size `s` as `font-size = s / 1.24`.
+pub const SVG_FONT_SCALE: f64 = 1.24;
+/// Advance of one character, in ems of the written `font-size`: a little above DejaVu Sans'
+/// average for names (lower case, digits, `_`), so that an estimated extent is never short.
+pub const CHAR_EM: f64 = 0.62;
 
+/// Canvas size.
+const SIZE: (u32, u32) = (1400, 900);
+/// Width of the legend column, right of the plot, where it covers no mark.
+const LEGEND_W: u32 = 250;
 /// Families shown in the legend (the most populous; the rest are still coloured).
 const LEGEND_MAX: usize = 20;
+
+/// The estimated width in pixels of `text` drawn with plotters' font size `size`.
+pub fn text_width(text: &str, size: i32) -> i32 {
+    let n = text.chars().count() as f64;
+    (n * CHAR_EM * f64::from(size) / SVG_FONT_SCALE).ceil() as i32
+}
+
+/// `text` broken at spaces into lines of at most `width` pixels at font size `size`.
+pub(crate) fn wrap(text: &str, size: i32, width: i32) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let candidate = if line.is_empty() {
+            word.to_owned()
+        } else {
+            format!("{line} {word}")
+        };
+        if !line.is_empty() && text_width(&candidate, size) > width {
+            lines.push(std::mem::replace(&mut line, word.to_owned()));
+        } else {
+            line = candidate;
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
 
 fn radius(params_m: Option<f64>) -> i32 {
     // area grows with parameters: 1 M -> 3 px, 100 M -> 8 px, 1 B -> 15 px
@@ -145,6 +181,35 @@ fn padded(lo: f64, hi: f64, log: bool) -> (f64, f64) {
     }
 }
 
+/// The labelled ticks of a log axis over `lo..hi`: 1, 2 and 5 times each power of ten inside
+/// it (more where it spans less than a decade: every whole multiple), so that even an axis of one
+/// decade has several labels.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite()) {
+        return Vec::new();
+    }
+    let decades = (hi / lo).log10();
+    let steps: &[f64] = if decades < 1.5 {
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    } else if decades < 4.0 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
+    let mut out = Vec::new();
+    let mut p = 10f64.powf(lo.log10().floor());
+    while p <= hi {
+        for m in steps {
+            let v = m * p;
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        p *= 10.0;
+    }
+    out
+}
+
 /// Draws the chart as an SVG document. Each mark is a `<circle data-name="…">`.
 pub fn svg(chart: &Chart) -> Result<String> {
     if chart.points.is_empty() {
@@ -166,9 +231,15 @@ pub fn svg(chart: &Chart) -> Result<String> {
     let (y_lo, y_hi) = padded(y_lo, y_hi, false);
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, (1400, 900)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         if log {
-            draw(&root, chart, (x_lo..x_hi).log_scale(), y_lo..y_hi)?;
+            let ticks = log_ticks(x_lo, x_hi);
+            draw(
+                &root,
+                chart,
+                (x_lo..x_hi).log_scale().with_key_points(ticks),
+                y_lo..y_hi,
+            )?;
         } else {
             draw(&root, chart, x_lo..x_hi, y_lo..y_hi)?;
         }
@@ -176,6 +247,43 @@ pub fn svg(chart: &Chart) -> Result<String> {
     }
     let names: Vec<&str> = chart.points.iter().map(|p| p.name.as_str()).collect();
     Ok(name_circles(&out, &names))
+}
+
+/// A box in pixels: `(x0, x1, y0, y1)`.
+type Box2 = (i32, i32, i32, i32);
+
+fn overlaps(a: Box2, b: Box2) -> bool {
+    a.0 < b.1 && b.0 < a.1 && a.2 < b.3 && b.2 < a.3
+}
+
+/// Whether the segment `p..q` passes through the box (Liang-Barsky clipping).
+fn crosses(p: (i32, i32), q: (i32, i32), b: Box2) -> bool {
+    let (x0, y0) = (f64::from(p.0), f64::from(p.1));
+    let (dx, dy) = (f64::from(q.0) - x0, f64::from(q.1) - y0);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (pk, qk) in [
+        (-dx, x0 - f64::from(b.0)),
+        (dx, f64::from(b.1) - x0),
+        (-dy, y0 - f64::from(b.2)),
+        (dy, f64::from(b.3) - y0),
+    ] {
+        if pk == 0.0 {
+            if qk < 0.0 {
+                return false;
+            }
+        } else {
+            let t = qk / pk;
+            if pk < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+            if t0 > t1 {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn draw<DB, X>(
@@ -190,20 +298,33 @@ where
     X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     root.fill(&WHITE).map_err(err)?;
-    let (top, body) = root.split_vertically(64);
-    top.draw(&Text::new(
-        chart.title.clone(),
-        (20, 10),
-        ("sans-serif", 22).into_font().color(&BLACK),
-    ))
-    .map_err(err)?;
-    top.draw(&Text::new(
-        chart.source.clone(),
-        (20, 38),
-        ("sans-serif", 14).into_font().color(&RGBColor(90, 90, 90)),
-    ))
-    .map_err(err)?;
-    let mut cc = ChartBuilder::on(&body)
+    let (w, _) = root.dim_in_pixel();
+    let text_room = i32::try_from(w).unwrap_or(i32::MAX) - 40;
+    // the title and the source line, wrapped to the canvas
+    let title = wrap(&chart.title, 22, text_room);
+    let source = wrap(&chart.source, 14, text_room);
+    let mut y = 10;
+    let mut header = Vec::new();
+    for line in &title {
+        header.push((line.clone(), y, 22, BLACK));
+        y += 26;
+    }
+    y += 2;
+    for line in &source {
+        header.push((line.clone(), y, 14, RGBColor(90, 90, 90)));
+        y += 17;
+    }
+    let (top, body) = root.split_vertically(y + 6);
+    for (line, y, size, colour) in header {
+        top.draw(&Text::new(
+            line,
+            (20, y),
+            ("sans-serif", size).into_font().color(&colour),
+        ))
+        .map_err(err)?;
+    }
+    let (plot, side) = body.split_horizontally(w.saturating_sub(LEGEND_W));
+    let mut cc = ChartBuilder::on(&plot)
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(60)
@@ -230,6 +351,7 @@ where
         .collect();
     let mut legend: Vec<(&str, usize)> = counts.iter().map(|(f, n)| (*f, *n)).collect();
     legend.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let hidden = legend.len().saturating_sub(LEGEND_MAX);
     legend.truncate(LEGEND_MAX);
     legend.sort();
 
@@ -239,14 +361,6 @@ where
         Circle::new((p.x, p.y), radius(p.params_m), c.mix(0.6).filled())
     }))
     .map_err(err)?;
-    // the legend: squares, so circles stay one per model
-    for (family, n) in &legend {
-        let c = colour.get(family).copied().unwrap_or(BLACK);
-        cc.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(err)?
-            .label(format!("{family} ({n})"))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
-    }
 
     // the frontier: a staircase through its points (the best y reachable at each x), each point
     // labelled with its full name
@@ -276,53 +390,124 @@ where
     if let Some(last) = front.last() {
         steps.push((last.x, last.y));
     }
+    let step_px: Vec<(i32, i32)> = steps.iter().map(|s| cc.backend_coord(s)).collect();
     cc.draw_series(LineSeries::new(steps, BLACK.stroke_width(2)))
-        .map_err(err)?
-        .label("Pareto frontier")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-    // labels: right of the point (left of it in the right third), moved down past labels already
-    // placed so that none overlap
-    let (w, _) = root.dim_in_pixel();
-    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+        .map_err(err)?;
+
+    // labels: beside their point, at the first of the four corners around it that crosses
+    // neither the frontier nor a label already placed and stays in the plot, moved away from
+    // the point (with a leader line) when all four are taken
+    let (xr, yr) = cc.plotting_area().get_pixel_range();
+    let area: Box2 = (xr.start, xr.end, yr.start, yr.end);
+    let inside = |b: Box2| b.0 >= area.0 && b.1 <= area.1 && b.2 >= area.2 && b.3 <= area.3;
+    let free = |b: Box2, placed: &[Box2]| {
+        inside(b)
+            && !placed.iter().any(|&q| overlaps(b, q))
+            && !step_px.windows(2).any(|s| crosses(s[0], s[1], b))
+    };
+    let mut placed: Vec<Box2> = Vec::new();
     for p in front.iter().rev() {
         let (px, py) = cc.backend_coord(&(p.x, p.y));
-        let width = LABEL_CHAR_PX * i32::try_from(p.name.len()).unwrap_or(i32::MAX / 8);
-        let right_side = i64::from(px) < i64::from(w) * 2 / 3;
-        let x0 = if right_side { px + 8 } else { px - 8 - width };
-        let mut y0 = py - LABEL_PX / 2;
-        for _ in 0..40 {
-            let clash = placed.iter().any(|&(a0, a1, b0, b1)| {
-                x0 < a1 && a0 < x0 + width && y0 < b1 && b0 < y0 + LABEL_PX
-            });
-            if !clash {
-                break;
+        let width = text_width(&p.name, LABEL_PX);
+        let height = (f64::from(LABEL_PX) / SVG_FONT_SCALE).ceil() as i32 + 2;
+        let gap = radius(p.params_m) + 3;
+        // (x0, y0) of each corner, and the direction it moves in when taken
+        let corners = [
+            ((px + gap, py - gap - height), -1),
+            ((px + gap, py + gap), 1),
+            ((px - gap - width, py - gap - height), -1),
+            ((px - gap - width, py + gap), 1),
+        ];
+        let mut chosen = None;
+        'search: for shift in 0..60 {
+            for &((x0, y0), dir) in &corners {
+                let y0 = y0 + dir * shift * (height / 2).max(1);
+                let b = (x0, x0 + width, y0, y0 + height);
+                if free(b, &placed) {
+                    chosen = Some((b, shift > 0));
+                    break 'search;
+                }
             }
-            y0 += LABEL_PX;
         }
-        placed.push((x0, x0 + width, y0, y0 + LABEL_PX));
-        if (y0 - (py - LABEL_PX / 2)).abs() > 1 {
+        // nowhere free (a crowded chart): the first corner, as before
+        let (b, moved) = chosen.unwrap_or((
+            (
+                corners[0].0 .0,
+                corners[0].0 .0 + width,
+                corners[0].0 .1,
+                corners[0].0 .1 + height,
+            ),
+            false,
+        ));
+        placed.push(b);
+        if moved {
             // a leader line from the moved label back to its point
-            let lx = if right_side { x0 } else { x0 + width };
+            let lx = if b.0 > px { b.0 } else { b.1 };
+            let ly = if b.2 > py { b.2 } else { b.3 };
             root.draw(&PathElement::new(
-                [(px, py), (lx, y0 + LABEL_PX / 2)],
+                [(px, py), (lx, ly)],
                 RGBColor(150, 150, 150),
             ))
             .map_err(err)?;
         }
         root.draw(&Text::new(
             p.name.clone(),
-            (x0, y0),
+            (b.0, b.2 + 1),
             ("sans-serif", LABEL_PX).into_font().color(&BLACK),
         ))
         .map_err(err)?;
     }
-    cc.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(200, 200, 200))
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(err)?;
+
+    // the legend, in its own column right of the plot: it covers no mark
+    let mut entries: Vec<(String, Option<RGBColor>)> = legend
+        .iter()
+        .map(|(f, n)| (format!("{f} ({n})"), colour.get(f).copied()))
+        .collect();
+    if hidden > 0 {
+        entries.push((format!("{hidden} more families"), None));
+    }
+    let row = 18;
+    let lx = 10;
+    let ly = 20;
+    let inner_w = i32::try_from(LEGEND_W).unwrap_or(250) - 2 * lx;
+    let rows = i32::try_from(entries.len()).unwrap_or(0) + 2;
+    side.draw(&Rectangle::new(
+        [(lx, ly), (lx + inner_w, ly + 10 + rows * row)],
+        RGBColor(200, 200, 200),
+    ))
+    .map_err(err)?;
+    let mut y = ly + 8;
+    let font = ("sans-serif", 12).into_font().color(&BLACK);
+    for (text, c) in &entries {
+        if let Some(c) = c {
+            side.draw(&Rectangle::new(
+                [(lx + 8, y + 1), (lx + 18, y + 11)],
+                c.filled(),
+            ))
+            .map_err(err)?;
+        }
+        side.draw(&Text::new(text.clone(), (lx + 26, y), font.clone()))
+            .map_err(err)?;
+        y += row;
+    }
+    side.draw(&PathElement::new(
+        [(lx + 6, y + 6), (lx + 20, y + 6)],
+        BLACK.stroke_width(2),
+    ))
+    .map_err(err)?;
+    side.draw(&Text::new(
+        "Pareto frontier".to_owned(),
+        (lx + 26, y),
+        font.clone(),
+    ))
+    .map_err(err)?;
+    y += row;
+    side.draw(&Text::new(
+        "mark area: parameters".to_owned(),
+        (lx + 26, y),
+        font,
+    ))
+    .map_err(err)?;
     Ok(())
 }
 

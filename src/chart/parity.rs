@@ -88,7 +88,19 @@ pub fn svg(r: &Report<'_>) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut out, (1400, 700)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let (top, body) = root.split_vertically(70);
+        let subject = format!(
+            "{}; {n} logits{}",
+            r.subject,
+            if stride > 1 {
+                format!(", every {stride}th drawn in the scatter")
+            } else {
+                String::new()
+            }
+        );
+        // a long path wraps instead of running off the canvas
+        let subject = super::choice::wrap(&subject, 14, 1360);
+        let lines = i32::try_from(subject.len()).unwrap_or(1);
+        let (top, body) = root.split_vertically(40 + 17 * lines + 13);
         let verdict = if r.passed { "PASS" } else { "FAIL" };
         let colour = if r.passed {
             RGBColor(0, 128, 0)
@@ -104,20 +116,14 @@ pub fn svg(r: &Report<'_>) -> Result<String> {
             ("sans-serif", 22).into_font().color(&colour),
         ))
         .map_err(err)?;
-        top.draw(&Text::new(
-            format!(
-                "{}; {n} logits{}",
-                r.subject,
-                if stride > 1 {
-                    format!(", every {stride}th drawn in the scatter")
-                } else {
-                    String::new()
-                }
-            ),
-            (20, 40),
-            ("sans-serif", 14).into_font().color(&RGBColor(90, 90, 90)),
-        ))
-        .map_err(err)?;
+        for (i, line) in (0..).zip(subject) {
+            top.draw(&Text::new(
+                line,
+                (20, 40 + 17 * i),
+                ("sans-serif", 14).into_font().color(&RGBColor(90, 90, 90)),
+            ))
+            .map_err(err)?;
+        }
         let (left, right) = body.split_horizontally(700);
 
         let mut sc = ChartBuilder::on(&left)

@@ -94,7 +94,8 @@ pub enum DeviceArg {
 /// `timmconv verify`
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Converted weights (safetensors, or any checkpoint timmconv reads).
+    /// The converted weights: a file (safetensors, or any checkpoint timmconv reads).
+    #[arg(value_name = "INPUT")]
     pub weights: PathBuf,
     /// TorchScript export of the timm model built with the target in_chans / num_classes.
     #[arg(long, value_name = "MODULE.pt")]
@@ -103,13 +104,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "IO.safetensors")]
     pub fixture: PathBuf,
     /// Where to run.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    #[arg(long, value_enum, value_name = "DEVICE", default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Absolute tolerance (default: 1e-5 on CPU, 1e-3 on CUDA).
-    #[arg(long)]
+    #[arg(long, value_name = "A")]
     pub atol: Option<f64>,
     /// Relative tolerance (default: 1e-5 on CPU, 1e-3 on CUDA).
-    #[arg(long)]
+    #[arg(long, value_name = "R")]
     pub rtol: Option<f64>,
     /// Ignore weights the module does not have instead of failing.
     #[arg(long)]
@@ -118,30 +119,32 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     /// Also draw the comparison (logits scatter with y = x, |difference| histogram) to an SVG.
-    #[arg(long, value_name = "FILE.svg")]
+    // `--plot`, as in `models`; `--report` is batch's JSON-lines record, and stays here only
+    // as a hidden alias so scripts that used it keep working
+    #[arg(long = "plot", alias = "report", value_name = "FILE.svg")]
     pub report: Option<PathBuf>,
 }
 
 /// A results figure, spelled as in `--json` (`samples_per_sec`); `-` is accepted for `_`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Field {
-    /// Parameters (millions), smallest first.
+    /// Parameters (millions).
     Params,
-    /// ImageNet top-1, best first.
+    /// ImageNet top-1 accuracy (%).
     Top1,
-    /// ImageNet top-5, best first.
+    /// ImageNet top-5 accuracy (%).
     Top5,
-    /// Image size the figures are from.
+    /// Image size the figures are from (px).
     #[value(name = "img_size", alias = "img-size")]
     ImgSize,
-    /// GMACs, cheapest first.
+    /// Giga multiply-accumulates per image.
     Gmacs,
-    /// Activations (millions), fewest first.
+    /// Activations (millions).
     Macts,
-    /// Inference throughput, fastest first.
+    /// Inference throughput (samples/s).
     #[value(name = "samples_per_sec", alias = "samples-per-sec")]
     SamplesPerSec,
-    /// Training throughput, fastest first.
+    /// Training throughput (samples/s).
     #[value(name = "train_samples_per_sec", alias = "train-samples-per-sec")]
     TrainSamplesPerSec,
 }
@@ -173,6 +176,7 @@ pub enum YAxis {
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
     /// fnmatch patterns (`resnet*`, `*vit_*`); several are OR-ed.
+    #[arg(value_name = "PATTERN")]
     pub patterns: Vec<String>,
     /// List `arch.tag` names that have pretrained weights.
     #[arg(long)]
@@ -180,37 +184,41 @@ pub struct ModelsArgs {
     /// Print a JSON array of names (exactly timm's list when not sorting or filtering).
     #[arg(long)]
     pub json: bool,
-    /// Order by a results figure.
-    #[arg(long, value_enum)]
+    /// Order by a results figure, best first: top1, top5, samples_per_sec and
+    /// train_samples_per_sec highest first; params, gmacs and macts lowest first; img_size
+    /// smallest first.
+    #[arg(long, value_enum, value_name = "FIELD")]
     pub sort: Option<Field>,
     /// Keep models with at most M million parameters.
     #[arg(long, value_name = "M")]
     pub max_params: Option<f64>,
-    /// Table columns, comma-separated (default: params, top1, top5, img_size, gmacs, macts,
-    /// samples_per_sec; on a terminal, those that fit).
-    #[arg(long, value_enum, value_delimiter = ',')]
+    /// Which figures the table shows, in this order, comma-separated (default: params, top1,
+    /// top5, img_size, gmacs, macts, samples_per_sec; on a terminal, those that fit).
+    #[arg(long, value_enum, value_name = "FIELD,...", value_delimiter = ',')]
     pub columns: Vec<Field>,
     /// Draw accuracy against speed or cost, with the Pareto frontier labelled, to an SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// The plot's x axis.
-    #[arg(long, value_enum, default_value_t = XAxis::SamplesPerSec, requires = "plot")]
+    #[arg(long, value_enum, value_name = "FIELD", default_value_t = XAxis::SamplesPerSec, requires = "plot")]
     pub x: XAxis,
     /// The plot's y axis.
-    #[arg(long, value_enum, default_value_t = YAxis::Top1, requires = "plot")]
+    #[arg(long, value_enum, value_name = "FIELD", default_value_t = YAxis::Top1, requires = "plot")]
     pub y: YAxis,
 }
 
 /// `timmconv identify`
 #[derive(Debug, Args)]
 pub struct IdentifyArgs {
-    /// The checkpoint: a file, `hf-hub:ORG/REPO[@REVISION]` or a hub-layout folder.
+    /// The checkpoint: a file, a hub folder, or hf-hub:ORG/REPO[@REVISION].
+    #[arg(value_name = "INPUT")]
     pub input: PathBuf,
-    /// Print a JSON array, best first, of {"architecture", "exact", "differences"}.
+    /// Print a JSON array, best first, of {"architecture", "exact", "adaptable", "recorded",
+    /// "differences"}.
     #[arg(long)]
     pub json: bool,
     /// How many candidates to list (0: every one that shares at least half its keys).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = 5)]
     pub limit: usize,
     /// Which state dict to read.
     #[command(flatten)]
@@ -221,6 +229,7 @@ pub struct IdentifyArgs {
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// NAME or NAME.TAG.
+    #[arg(value_name = "NAME[.TAG]")]
     pub name: String,
     /// Print one JSON object.
     #[arg(long)]
@@ -256,8 +265,9 @@ impl StateArgs {
 /// `timmconv inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The checkpoint (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub folder, or
-    /// hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION.
+    /// The checkpoint: a file (.pth/.pt/.bin zip or legacy torch.save, or .safetensors), a hub
+    /// folder, or hf-hub:ORG/REPO[@REVISION].
+    #[arg(value_name = "INPUT")]
     pub file: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -305,8 +315,9 @@ pub enum LayoutArg {
 /// `timmconv convert`
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION (from the
+    /// The checkpoint to convert: a file, a hub folder, or hf-hub:ORG/REPO[@REVISION] (from the
     /// Hugging Face cache, downloaded into it when missing unless HF_HUB_OFFLINE is set).
+    #[arg(value_name = "INPUT")]
     pub input: PathBuf,
     /// Where to write (a .safetensors file, or a folder with --layout hub).
     #[arg(short, long, value_name = "OUTPUT")]
@@ -360,13 +371,14 @@ pub struct ConvertArgs {
     /// With --features-only: timm's out_indices (comma-separated; negative count from the end).
     #[arg(
         long,
+        value_name = "I,J,...",
         value_delimiter = ',',
         allow_hyphen_values = true,
         requires = "features_only"
     )]
     pub out_indices: Option<Vec<i64>>,
     /// Output dtype of floating-point tensors (integers are never cast).
-    #[arg(long, value_enum, default_value_t = DTypeArg::Keep)]
+    #[arg(long, value_enum, value_name = "DTYPE", default_value_t = DTypeArg::Keep)]
     pub dtype: DTypeArg,
     /// Target input size `H[,W]` (timm's img_size; needs --model): position embeddings and
     /// relative-position tables are resampled as timm does at load time.
@@ -388,7 +400,7 @@ pub struct ConvertArgs {
     #[command(flatten)]
     pub state: StateArgs,
     /// Output layout.
-    #[arg(long, value_enum, default_value_t = LayoutArg::File)]
+    #[arg(long, value_enum, value_name = "LAYOUT", default_value_t = LayoutArg::File)]
     pub layout: LayoutArg,
     /// Refuse the input unless its SHA-256 starts with HEX.
     #[arg(long, value_name = "HEX")]

@@ -38,6 +38,23 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Refuses a `--plot` file name that is not `.svg`: the charts are SVG, and SVG bytes in a
+/// `.png` (or any other picture's name) would open as a broken picture.
+pub fn check_svg_name(path: &std::path::Path) -> anyhow::Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if ext.as_deref() == Some("svg") {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--plot {}: timmconv draws SVG only; give a name ending in .svg (for a PNG, convert it, \
+         such as with `rsvg-convert chart.svg -o chart.png`)",
+        path.display()
+    )
+}
+
 /// Writes a chart (or any small output) beside `path` and renames it into place, so an error
 /// leaves no partial file; through the library's one output path, so a FIFO, a device or a
 /// link is never replaced.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Lines;
 use crate::adapt::resample::{Interp, Mode, Resample};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 static DATA: &str = include_str!("resize.jsonl");
 
@@ -289,10 +289,7 @@ impl ResizePlan {
         let l = layout(arch)?;
         for (knob, v) in knobs.set() {
             if v.contains(&0) {
-                return Err(Error::Options(format!(
-                    "`{arch}`: --{} must be positive",
-                    knob.replace('_', "-")
-                )));
+                return Err(Error::Setting(Setting::NotPositive { setting: knob }));
             }
             let max = if knob == "img_size" {
                 MAX_IMG_SIZE
@@ -300,10 +297,12 @@ impl ResizePlan {
                 MAX_PATCH_SIZE
             };
             if v.iter().any(|&x| x > max) {
-                return Err(Error::Options(format!(
-                    "`{arch}`: --{} {v:?} is larger than timmconv accepts ({max})",
-                    knob.replace('_', "-")
-                )));
+                return Err(Error::Setting(Setting::TooLarge {
+                    setting: knob,
+                    model: arch.to_owned(),
+                    value: v,
+                    max,
+                }));
             }
             if !l.knobs.iter().any(|k| k == knob) {
                 return Err(Error::Options(format!(
@@ -321,9 +320,27 @@ impl ResizePlan {
                 "`{arch}` could not be built by timm: {e}"
             )));
         }
+        let (img_size, patch_size) = (
+            knobs.img_size.or(l.img_size),
+            knobs.patch_size.or(l.patch_size),
+        );
+        if let (Some(img), Some(patch)) = (img_size, patch_size) {
+            if img[0] < patch[0] || img[1] < patch[1] {
+                return Err(Error::Setting(Setting::ImageSmallerThanPatch {
+                    setting: if knobs.img_size.is_some() {
+                        "img_size"
+                    } else {
+                        "patch_size"
+                    },
+                    model: arch.to_owned(),
+                    img_size: img,
+                    patch_size: patch,
+                }));
+            }
+        }
         Ok(ResizePlan {
-            img_size: knobs.img_size.or(l.img_size),
-            patch_size: knobs.patch_size.or(l.patch_size),
+            img_size,
+            patch_size,
             window_size: knobs.window_size.or(l.window_size),
             source_img: source_img.or(l.img_size),
             asked: knobs.clone(),

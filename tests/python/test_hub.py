@@ -70,3 +70,30 @@ def test_config_matches_timms_save_config_for_hf(tmp_path, src, model, in_chans,
     save_config_for_hf(reference, str(path))
     theirs = json.loads(path.read_text())
     assert ours == theirs
+
+
+FINETUNE = ROOT / "fixtures" / "hub" / "test_resnet-ft37"
+
+
+@pytest.mark.parametrize("in_chans,num_classes", [(3, 37), (4, 37), (3, None), (1, 10)])
+def test_save_for_hf_finetune_converts_as_timm_loads_it(tmp_path, in_chans, num_classes):
+    """Issue 22, item 1: the folder's config.json (num_classes 37, tag r160_in1k, whose registry
+    cfg says 1000) is the pretrained cfg; timm keeps the 37-class head, and so must we."""
+    out = tmp_path / "out.safetensors"
+    args = [BIN, "convert", str(FINETUNE), "-o", str(out), "--in-chans", str(in_chans), "-q"]
+    if num_classes is not None:
+        args += ["--num-classes", str(num_classes)]
+    subprocess.run(args, check=True)
+    kwargs = {"in_chans": in_chans}
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    reference = timm.create_model(f"local-dir:{FINETUNE}", pretrained=True, **kwargs).state_dict()
+    ours = safetensors.torch.load_file(str(out))
+    # timm re-initialises the head only when num_classes differs from the folder's 37
+    head = {"fc.weight", "fc.bias"} if num_classes not in (None, 37) else set()
+    assert set(reference) - set(ours) == head
+    assert set(ours) <= set(reference)
+    for k, v in ours.items():
+        assert torch.equal(reference[k], v), k
+    if not head:
+        assert ours["fc.weight"].shape[0] == 37

@@ -55,7 +55,7 @@ def test_identify_ranks_the_right_architecture_first(ckpts, arch):
     assert found[0]["architecture"] == arch, found[:3]
     assert found[0]["exact"] is True
     assert found[0]["differences"] == []
-    assert all(set(c) == {"architecture", "exact", "differences"} for c in found)
+    assert all(set(c) == {"architecture", "exact", "adaptable", "recorded", "differences"} for c in found)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -125,3 +125,28 @@ def test_fixed_stem_converts_for_any_in_chans_as_timm_loads_it(tmp_path):
     target.load_state_dict(ours, strict=True)
     for k, v in model.state_dict().items():
         assert torch.equal(ours[k], v), k
+
+
+def test_identify_on_timmconvs_own_output_names_its_model_first(tmp_path):
+    """Issue 22, item 3: vit_small_patch16_224 converted to 4 channels, 10 classes, 384 px was
+    identified as vit_small_patch8_224 first (an 8x8 kernel cannot hold a 16x16 one)."""
+    torch.manual_seed(0)
+    src = tmp_path / "vits.pth"
+    torch.save(timm.create_model("vit_small_patch16_224", pretrained=False).state_dict(), src)
+    out = tmp_path / "vits4.safetensors"
+    run("convert", str(src), "-o", str(out), "--model", "vit_small_patch16_224", "--in-chans", "4",
+        "--num-classes", "10", "--img-size", "384", "-q", check=True)
+    found = json.loads(run("identify", str(out), "--json", "--limit", "0", check=True).stdout)
+    assert found[0]["architecture"].split(".")[0] == "vit_small_patch16_224", found[:3]
+    assert found[0]["recorded"] and found[0]["adaptable"]
+    assert "in_chans 4, num_classes 10, img_size 384" in found[0]["differences"][0]
+    p8 = [c for c in found if c["architecture"].startswith("vit_small_patch8_224")]
+    assert p8 and not any(c["adaptable"] for c in p8), p8
+    near = [c["architecture"] for c in found if c["adaptable"]]
+    assert any(a.startswith("vit_small_patch16_384") for a in near), near
+    # and what that candidate says the file is loads into timm as the README's recipe does
+    model = timm.create_model("vit_small_patch16_224", in_chans=4, num_classes=10, img_size=384)
+    import safetensors.torch
+
+    missing, unexpected = model.load_state_dict(safetensors.torch.load_file(str(out)), strict=False)
+    assert sorted(missing) == ["head.bias", "head.weight"] and unexpected == []

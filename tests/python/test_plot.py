@@ -59,7 +59,9 @@ def test_plot_has_one_mark_per_model_and_labels_the_frontier(tmp_path, x, y, hig
     assert (models - front).isdisjoint(texts)
     title = next(t for t in texts if t.startswith(f"{y} against {x}"))
     assert f"{len(models)} timm pretrained tags" in title
-    assert any("RTX 5090" in t and "results-imagenet.csv" in t for t in texts)
+    # the source line, wrapped to the canvas: its lines read in order
+    lines = " ".join("".join(t.itertext()).strip() for t in root.iter(f"{SVG}text"))
+    assert "RTX 5090" in lines and "results-imagenet.csv" in lines
 
 
 def test_same_command_same_bytes(tmp_path):

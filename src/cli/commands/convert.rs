@@ -1,6 +1,8 @@
 //! `timmconv convert`: flags become one library [`Conversion`], in one place; the report is
 //! printed; library errors are worded with the flags that set what they name.
 
+use std::path::Path;
+
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
 use crate::cli::{printer, Outcome};
 use timmconv::adapt::Rule;
@@ -105,15 +107,52 @@ fn pair(flag: &str, v: &Option<Vec<usize>>) -> anyhow::Result<Option<[usize; 2]>
 
 /// A library error worded with the flags that set what it names (`in_chans` is `--in-chans`).
 pub fn flags(e: Error) -> anyhow::Error {
-    match flag_message(&e) {
+    flags_for(e, None)
+}
+
+/// [`flags`], where a missing model can point at `timmconv identify INPUT`.
+fn flags_for(e: Error, input: Option<&Path>) -> anyhow::Error {
+    match flag_message(&e, input) {
         Some(msg) => anyhow::anyhow!(msg),
         None => e.into(),
     }
 }
 
-fn flag_message(e: &Error) -> Option<String> {
+/// `H px` for a square size, `H×W px` otherwise.
+fn px([h, w]: [usize; 2]) -> String {
+    if h == w {
+        format!("{h} px")
+    } else {
+        format!("{h}×{w} px")
+    }
+}
+
+/// The flag's value as it is typed: `H` for a square size, `H,W` otherwise.
+fn typed([h, w]: [usize; 2]) -> String {
+    if h == w {
+        h.to_string()
+    } else {
+        format!("{h},{w}")
+    }
+}
+
+fn flag(setting: &str) -> String {
+    format!("--{}", setting.replace('_', "-"))
+}
+
+fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
+    // a file the conversion cannot place without a model: identify names what it fits
+    let identify = match input {
+        Some(p) => format!(
+            "`timmconv identify {}` lists the architectures it fits",
+            p.display()
+        ),
+        None => "`timmconv identify` lists the architectures a file fits".to_owned(),
+    };
     Some(match e {
-        Error::WithPath { path, source } => format!("{}: {}", path.display(), flag_message(source)?),
+        Error::WithPath { path, source } => {
+            format!("{}: {}", path.display(), flag_message(source, input.or(Some(path)))?)
+        }
         Error::OutputExists { path } => {
             format!("output {} exists; pass --force to replace it", path.display())
         }
@@ -142,17 +181,36 @@ fn flag_message(e: &Error) -> Option<String> {
             Setting::NoPretrainedCfg { model } => {
                 format!("`{model}` has no pretrained cfg; pass --first-conv and --classifier")
             }
-            Setting::ResolutionNeedsModel => "--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry".into(),
-            Setting::FeaturesNeedModel => "--features-only needs --model NAME: the features layout comes from the registry".into(),
+            Setting::ResolutionNeedsModel => format!("--img-size, --patch-size, --window-size and --global-pool need --model NAME: what each changes comes from the registry; {identify}"),
+            Setting::FeaturesNeedModel => format!("--features-only needs --model NAME: the features layout comes from the registry; {identify}"),
             Setting::EmptyOutIndices => "--out-indices needs at least one index".into(),
             Setting::FeaturesNeedKnownArch => "--features-only needs an architecture the registry knows".into(),
             Setting::HubFeatures => "--features-only writes a features model's weights; timm's hub folders hold classification models, use --layout file".into(),
-            Setting::HubNeedsModel => "--layout hub writes timm's config.json, which needs --model NAME[.TAG]".into(),
+            Setting::HubNeedsModel => format!("--layout hub writes timm's config.json, which needs --model NAME[.TAG]; {identify}"),
             Setting::HubRenames => "--layout hub writes a folder timm loads by its own key names; renames would break that: convert to --layout file to rename".into(),
             Setting::BadSha256 { hex } => format!("--expect-sha256 `{hex}` is not 8 to 64 hex digits"),
             Setting::NoHashWithChecksum => "--no-hash cannot check the input's SHA-256 (--expect-sha256, or the hash in its file name)".into(),
-            Setting::InChansNeedsFirstConv => "--in-chans needs to know the first conv: pass --model NAME or --first-conv NAME".into(),
-            Setting::NumClassesNeedsClassifier => "--num-classes needs to know the classifier: pass --model NAME or --classifier NAME".into(),
+            Setting::InChansNeedsFirstConv => format!("--in-chans needs to know the first conv: pass --model NAME or --first-conv NAME; {identify}"),
+            Setting::NumClassesNeedsClassifier => format!("--num-classes needs to know the classifier: pass --model NAME or --classifier NAME; {identify}"),
+            Setting::ZeroChannels => "--in-chans and the pretrained channel count (--base-chans, or the cfg's input_size) must be positive".into(),
+            Setting::NotPositive { setting } => format!("{} must be positive", flag(setting)),
+            Setting::TooLarge { setting, model, value, max } => format!(
+                "{} {} is larger than timmconv accepts for `{model}` ({max})",
+                flag(setting),
+                typed(*value)
+            ),
+            Setting::ImageSmallerThanPatch { setting: "patch_size", model, img_size, patch_size } => format!(
+                "--patch-size {}: one patch ({}) is larger than the image ({}) of `{model}`; pass a larger --img-size too",
+                typed(*patch_size),
+                px(*patch_size),
+                px(*img_size)
+            ),
+            Setting::ImageSmallerThanPatch { model, img_size, patch_size, .. } => format!(
+                "--img-size {}: the image ({}) is smaller than one patch ({}) of `{model}`",
+                typed(*img_size),
+                px(*img_size),
+                px(*patch_size)
+            ),
             Setting::RenameNeedsOneModule { setting, modules } => format!(
                 "--{} needs exactly one module to rename, the cfg has {} ({})",
                 setting.replace('_', "-"),
@@ -211,7 +269,7 @@ pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Resul
     conversion(a, Conversion::from_source(source))?
         .plan()
         .and_then(|plan| plan.write(&a.output, &write, progress))
-        .map_err(flags)
+        .map_err(|e| flags_for(e, Some(&a.input)))
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {

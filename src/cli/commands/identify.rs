@@ -23,7 +23,12 @@ pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
         .max()
         .unwrap_or(0);
     for c in &found {
-        let what = if c.exact { "exact" } else { "close" };
+        // close: the model adapted (in_chans, num_classes, img_size); far: not this model
+        let what = match (c.exact, c.adaptable) {
+            (true, _) => "exact",
+            (false, true) => "close",
+            (false, false) => "far  ",
+        };
         let first = c.differences.first().map(String::as_str).unwrap_or("");
         printer::line(format_args!(
             "{what}  {}  {}",

@@ -33,6 +33,8 @@ struct Report<'a> {
     pickle_protocol: Option<u8>,
     globals: Vec<GlobalCount>,
     top_level_keys: &'a [String],
+    /// What timmconv recorded when it wrote the file (model, tag, in_chans, img_size, ...).
+    timmconv: Option<timmconv::identify::Recorded>,
     state_key: Option<&'a str>,
     skipped: &'a [checkpoint::Skipped],
     tensors: Vec<TensorRow<'a>>,
@@ -72,6 +74,7 @@ pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
             })
             .collect(),
         top_level_keys: ckpt.top_level_keys(),
+        timmconv: timmconv::identify::Recorded::of(&ckpt),
         state_key: ckpt.state_key(),
         skipped: ckpt.skipped(),
         tensors: ckpt
@@ -114,10 +117,20 @@ pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
             ))?;
         }
     }
+    if let Some(r) = &report.timmconv {
+        printer::line(format_args!(
+            "written by timmconv{}: {}",
+            r.version
+                .as_deref()
+                .map(|v| format!(" {}", printer::printable(v)))
+                .unwrap_or_default(),
+            printer::printable(&r.describe())
+        ))?;
+    }
     if !report.top_level_keys.is_empty() {
         printer::line(format_args!(
             "top level: {}",
-            printer::printable(&report.top_level_keys.join(", "))
+            printer::printable(&group_keys(report.top_level_keys))
         ))?;
     }
     printer::line(format_args!(
@@ -179,6 +192,40 @@ pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Up to this many top-level keys are listed one by one; more are grouped by their first part.
+const LISTED_KEYS: usize = 12;
+
+/// `a, b, c` for a few keys; for many (a state dict saved at the top level), one entry per
+/// first dotted part in order of appearance, with a count: `blocks.* (72), cls_token, ...`.
+fn group_keys(keys: &[String]) -> String {
+    if keys.len() <= LISTED_KEYS {
+        return keys.join(", ");
+    }
+    let mut groups: Vec<(&str, usize, bool)> = Vec::new();
+    for k in keys {
+        let (head, nested) = match k.split_once('.') {
+            Some((h, _)) => (h, true),
+            None => (k.as_str(), false),
+        };
+        match groups.iter_mut().find(|(h, _, _)| *h == head) {
+            Some(g) => {
+                g.1 += 1;
+                g.2 |= nested;
+            }
+            None => groups.push((head, 1, nested)),
+        }
+    }
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(h, n, nested)| match (nested, n) {
+            (false, 1) => h.to_owned(),
+            (true, _) => format!("{h}.* ({n})"),
+            (false, _) => format!("{h} ({n})"),
+        })
+        .collect();
+    format!("{} keys: {}", keys.len(), parts.join(", "))
+}
+
 fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
     let scan = checkpoint::scan_file(&a.file)?;
     let safe = scan.is_safe();
@@ -220,4 +267,23 @@ fn scan(a: &InspectArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Finding
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_keys;
+
+    #[test]
+    fn a_long_top_level_is_grouped_by_first_part() {
+        let few: Vec<String> = ["state_dict", "epoch"].map(String::from).to_vec();
+        assert_eq!(group_keys(&few), "state_dict, epoch");
+        let mut many: Vec<String> = (0..12)
+            .flat_map(|i| [format!("blocks.{i}.w"), format!("blocks.{i}.b")])
+            .collect();
+        many.extend(["cls_token", "norm.weight", "norm.bias"].map(String::from));
+        assert_eq!(
+            group_keys(&many),
+            "27 keys: blocks.* (24), cls_token, norm.* (2)"
+        );
+    }
 }

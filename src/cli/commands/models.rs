@@ -94,6 +94,9 @@ fn rows(a: &ModelsArgs, names: Vec<String>) -> Vec<Row> {
 
 /// Runs `models`.
 pub fn run(a: ModelsArgs) -> anyhow::Result<Outcome> {
+    if let Some(path) = &a.plot {
+        crate::cli::check_svg_name(path)?;
+    }
     let names = registry::list(&a.patterns, a.pretrained)?;
     let plain = a.sort.is_none() && a.max_params.is_none();
     if a.json && plain && a.plot.is_none() {

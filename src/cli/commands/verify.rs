@@ -9,6 +9,9 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
     use crate::cli::args::DeviceArg;
     use crate::cli::printer;
     use timmconv::verify::{verify, DeviceChoice, VerifyOptions};
+    if let Some(path) = &a.report {
+        crate::cli::check_svg_name(path)?;
+    }
     let opts = VerifyOptions {
         device: match a.device {
             DeviceArg::Auto => DeviceChoice::Auto,
