@@ -107,11 +107,16 @@ fn metadata(
         "global_pool": a.global_pool.as_ref().map(|(p, _)| p),
         "renamed": plan.report.renamed,
         "dropped": plan.report.dropped,
+        "original_layout": plan.report.original_layout,
     });
     let mut meta = BTreeMap::from([
         ("format".to_owned(), "pt".to_owned()),
         ("timmconv".to_owned(), info.to_string()),
     ]);
+    if let Some(applied) = &plan.report.original_layout {
+        // what a reader audits first: which original layout was converted, and what it held
+        meta.insert("layout".to_owned(), applied.to_string());
+    }
     if let Some(sha) = sha {
         meta.insert("source_sha256".to_owned(), sha.to_owned());
     } else if let Some((size, mtime)) = ckpt

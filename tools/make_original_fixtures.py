@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Original-layout fixtures: small checkpoints made by the upstream projects' own model code, and
+what timm 1.0.31 loads from them.
+
+Pinned: torch 2.11.0, timm 1.0.31 (checked at start), open_clip_torch 3.3.0, and the upstream
+source trees at the commits in UPSTREAM (checked when given). Run from the repository root:
+
+    git --git-dir=<mirror of facebookresearch/dinov2> archive HEAD dinov2 | tar -x -C /tmp/dinov2
+    git --git-dir=<mirror of facebookresearch/dinov3> archive HEAD dinov3 | tar -x -C /tmp/dinov3
+    python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth
+    DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip \\
+        .venv/bin/python tools/make_original_fixtures.py
+
+Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
+parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
+saved with torch.save as the project publishes it. Then, in this process, timm builds the
+matching model with the same reduced kwargs:
+
+    timm.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=dict(file=SRC), **KWARGS,
+                      in_chans=.., num_classes=.., [img_size=..])
+
+and every tensor of its state dict (cast back to the source dtype) is recorded with the SHA-256
+of its bytes, as tools/make_fixtures.py does, in fixtures/expected/original/<source>.json, with
+the model's own keys and shapes (`model_keys`: what the strict check compares against).
+
+Writes fixtures/original/<source>.pth and fixtures/expected/original/<source>.json.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "fixtures" / "original"
+EXP = ROOT / "fixtures" / "expected" / "original"
+
+UPSTREAM = {
+    "dinov2": ("DINOV2_SRC", "facebookresearch/dinov2", "b8931f7bf91576930313be2c6d6af376033b35f0"),
+    "dinov3": ("DINOV3_SRC", "facebookresearch/dinov3", "6876159a11b4df116f30f667f8c9888617df0751"),
+    "open_clip": ("OPEN_CLIP_SRC", "open_clip_torch (PyPI)", "3.3.0"),
+}
+
+# name: (upstream, builder source run in the upstream's process, dtype, timm arch, timm kwargs,
+#        cases as (in_chans, num_classes, img_size or None); num_classes None: the source's own)
+SOURCES = {
+    "dinov2": (
+        "dinov2",
+        "from dinov2.models.vision_transformer import DinoVisionTransformer\n"
+        "m = DinoVisionTransformer(img_size=56, patch_size=14, embed_dim=32, depth=2, num_heads=2,"
+        " mlp_ratio=4, init_values=1.0, block_chunks=0)",
+        "f32",
+        "vit_small_patch14_dinov2",
+        dict(img_size=56, embed_dim=32, depth=2, num_heads=2),
+        [(3, 0, None), (4, 10, None), (1, 0, 84)],
+    ),
+    "dinov2_reg": (
+        "dinov2",
+        "from dinov2.models.vision_transformer import DinoVisionTransformer\n"
+        "m = DinoVisionTransformer(img_size=56, patch_size=14, embed_dim=32, depth=2, num_heads=2,"
+        " mlp_ratio=4, init_values=1.0, block_chunks=0, num_register_tokens=4)",
+        "f32",
+        "vit_small_patch14_reg4_dinov2",
+        dict(img_size=56, embed_dim=32, depth=2, num_heads=2),
+        [(3, 0, None), (4, 10, None), (3, 0, 84)],
+    ),
+    "dinov2_reg_swiglu": (
+        "dinov2",
+        "from dinov2.models.vision_transformer import DinoVisionTransformer\n"
+        "m = DinoVisionTransformer(img_size=56, patch_size=14, embed_dim=32, depth=2, num_heads=2,"
+        " mlp_ratio=4, init_values=1.0, block_chunks=0, num_register_tokens=4,"
+        " ffn_layer='swiglufused')",
+        "bf16",
+        "vit_giant_patch14_reg4_dinov2",
+        dict(img_size=56, embed_dim=32, depth=2, num_heads=2, mlp_ratio=5.5),
+        [(3, 0, None), (4, 10, None)],
+    ),
+    "openai_clip": (
+        "open_clip",
+        "import open_clip\n"
+        "from open_clip.model import CLIP, CLIPVisionCfg, CLIPTextCfg\n"
+        "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(layers=2, width=32, head_width=16,"
+        " patch_size=8, image_size=32), text_cfg=CLIPTextCfg(context_length=8, vocab_size=50,"
+        " width=16, heads=2, layers=1), quick_gelu=True)",
+        "f16",
+        "vit_base_patch32_clip_224",
+        dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2),
+        [(3, None, None), (4, 10, None), (3, 0, None), (3, None, 48)],
+    ),
+    "openclip_vit_trunk": (
+        "open_clip",
+        "from open_clip.model import CLIP, CLIPVisionCfg, CLIPTextCfg\n"
+        "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(timm_model_name='test_vit', image_size=160,"
+        " timm_pool='', timm_proj='linear'), text_cfg=CLIPTextCfg(context_length=8, vocab_size=50,"
+        " width=16, heads=2, layers=1))",
+        "f32",
+        "test_vit",
+        dict(global_pool=""),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
+    "openclip_convnext_trunk": (
+        "open_clip",
+        "from open_clip.model import CLIP, CLIPVisionCfg, CLIPTextCfg\n"
+        "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(timm_model_name='test_convnext',"
+        " image_size=64, timm_pool='avg', timm_proj='linear'), text_cfg=CLIPTextCfg(context_length=8,"
+        " vocab_size=50, width=16, heads=2, layers=1))",
+        "f32",
+        "test_convnext",
+        dict(),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
+    "dinov3_vit": (
+        "dinov3",
+        "from dinov3.models.vision_transformer import DinoVisionTransformer\n"
+        "m = DinoVisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2,"
+        " ffn_ratio=4, layerscale_init=1e-5, n_storage_tokens=4, mask_k_bias=True, qkv_bias=True,"
+        " norm_layer='layernorm', device='cpu')\n"
+        "m.init_weights()",
+        "f32",
+        "vit_small_patch16_dinov3",
+        dict(embed_dim=32, depth=2, num_heads=2),
+        [(3, 0, None), (4, 10, None)],
+    ),
+    "dinov3_vit_qkvb": (
+        "dinov3",
+        "from dinov3.models.vision_transformer import DinoVisionTransformer\n"
+        "m = DinoVisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2,"
+        " ffn_ratio=4, layerscale_init=1e-5, n_storage_tokens=4, mask_k_bias=True, qkv_bias=True,"
+        " norm_layer='layernorm', device='cpu')\n"
+        "m.init_weights()",
+        "f32",
+        "vit_small_patch16_dinov3_qkvb",
+        dict(embed_dim=32, depth=2, num_heads=2),
+        [(3, 0, None), (4, 10, None)],
+    ),
+    "dinov3_convnext": (
+        "dinov3",
+        "from dinov3.models.convnext import ConvNeXt\n"
+        "m = ConvNeXt(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32])",
+        "f32",
+        "convnext_tiny",
+        dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
+        [(3, 0, None), (4, 10, None)],
+    ),
+}
+
+DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
+
+
+def upstream_main(name, out):
+    """In the upstream's process: build, randomise, save."""
+    import torch
+
+    upstream, build, dtype = SOURCES[name][:3]
+    torch.manual_seed(sum(name.encode()))
+    scope = {}
+    exec(build, scope)
+    m = scope["m"]
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    sd = {k: v.detach().to(getattr(torch, DTYPES[dtype])) if v.is_floating_point() else v
+          for k, v in m.state_dict().items()}
+    torch.save(sd, out)
+
+
+def digest(t):
+    return hashlib.sha256(t.detach().contiguous().reshape(-1).view(__import__("torch").uint8).numpy().tobytes()).hexdigest()
+
+
+def main():
+    import torch
+    import timm
+
+    assert torch.__version__.split("+")[0] == "2.11.0", torch.__version__
+    assert timm.__version__ == "1.0.31", timm.__version__
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_fixtures import DTYPE_NAMES, create_recording_missing
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    EXP.mkdir(parents=True, exist_ok=True)
+    only = sys.argv[1:]
+    for name, (upstream, _build, dtype, arch, kwargs, cases) in SOURCES.items():
+        if only and name not in only:
+            continue
+        var, repo, pin = UPSTREAM[upstream]
+        src_dir = os.environ.get(var)
+        if not src_dir:
+            sys.exit(f"{var} must name the {repo} source tree ({pin})")
+        src = OUT / f"{name}.{dtype}.pth"
+        env = dict(os.environ, PYTHONPATH=src_dir)
+        subprocess.run([sys.executable, __file__, "--upstream", name, str(src)], env=env, check=True)
+        sd = torch.load(src, weights_only=True)
+        torch_dtype = getattr(torch, DTYPES[dtype])
+        expected_cases = []
+        for in_chans, num_classes, img_size in cases:
+            kw = dict(kwargs, in_chans=in_chans)
+            if num_classes is not None:
+                kw["num_classes"] = num_classes
+            elif upstream == "open_clip":
+                kw["num_classes"] = 16  # the CLIP embedding width: the projection becomes the head
+            if img_size is not None:
+                kw["img_size"] = img_size
+            model, missing = create_recording_missing(
+                arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), **kw)
+            tensors = []
+            for k, v in model.state_dict().items():
+                if k in missing:
+                    continue
+                if v.is_floating_point():
+                    v = v.to(torch_dtype)
+                tensors.append([k, DTYPE_NAMES[v.dtype], list(v.shape), digest(v)])
+            expected_cases.append(dict(in_chans=in_chans, num_classes=kw.get("num_classes"),
+                                       img_size=img_size, reinit=sorted(missing), tensors=tensors))
+        cfg = timm.create_model(arch, pretrained=False, **kwargs).pretrained_cfg
+        pretrained_classes = 16 if upstream == "open_clip" else cfg["num_classes"]
+        # the keys and shapes of the model the weights are for: what the strict check compares
+        base = timm.create_model(arch, **dict(kwargs, num_classes=pretrained_classes))
+        model_keys = [[k, list(v.shape)] for k, v in base.state_dict().items()]
+        first_conv, classifier = cfg["first_conv"], cfg["classifier"]
+        EXP.joinpath(f"{name}.json").write_text(json.dumps(dict(
+            source=src.name,
+            upstream=dict(project=repo, version=pin),
+            source_keys=[[k, list(v.shape)] for k, v in sd.items()],
+            architecture=arch,
+            model_kwargs=kwargs,
+            first_conv=[first_conv] if isinstance(first_conv, str) else list(first_conv),
+            classifier=[classifier] if isinstance(classifier, str) else list(classifier),
+            pretrained_num_classes=pretrained_classes,
+            model_keys=model_keys,
+            cases=expected_cases,
+        ), indent=1) + "\n")
+        print(f"{src.relative_to(ROOT)}: {len(sd)} tensors, {src.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--upstream":
+        upstream_main(sys.argv[2], sys.argv[3])
+    else:
+        main()
