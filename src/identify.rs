@@ -220,6 +220,10 @@ pub struct Candidate {
     /// Missing + unexpected + mismatched keys.
     #[serde(skip)]
     pub distance: usize,
+    /// The original layout the checkpoint is in, converted before comparing (`dinov2`, ...),
+    /// as timm's `checkpoint_filter_fn` for the architecture converts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 fn explain(c: &Comparison, want: &Keys, cfg: Option<&crate::registry::Tag>) -> Vec<String> {
@@ -284,14 +288,57 @@ fn explain(c: &Comparison, want: &Keys, cfg: Option<&crate::registry::Tag>) -> V
 
 /// Every architecture the checkpoint could be, best first: exact matches, then by how few keys
 /// differ; `limit` of them (0: all that share at least half their keys with it).
+///
+/// A checkpoint in an original project's layout (Meta's DINOv2, OpenAI CLIP, ...) is also
+/// compared, converted, with every architecture of the family whose filter converts it.
 pub fn identify(ckpt: &Checkpoint, limit: usize) -> Result<Vec<Candidate>> {
-    let have = shapes(ckpt);
-    let have_keys: std::collections::HashSet<&str> = have.iter().map(|(k, _)| *k).collect();
-    let mut scored: Vec<(usize, String, Comparison, Keys)> = Vec::new();
+    identify_tensors(ckpt.tensors(), limit)
+}
+
+/// [`identify`] for a list of tensors (their keys and shapes are all that is compared).
+pub fn identify_tensors(
+    tensors: &[crate::checkpoint::TensorInfo],
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    let stored: Vec<(&str, &[usize])> = tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    let layouts: Vec<&crate::original::OriginalLayout> = crate::original::layouts()
+        .iter()
+        .filter(|l| {
+            crate::original::detect(tensors, Some(l.family)).is_some_and(|d| d.0.name == l.name)
+        })
+        .collect();
+    let mut scored: Vec<(usize, String, Comparison, Keys, Option<String>)> = Vec::new();
     for name in keys::names()? {
         let Some(want) = keys::keys(&name)? else {
             continue;
         };
+        let family =
+            crate::registry::arch(crate::registry::split_name(&name).0).and_then(|a| a.module);
+        let layout = layouts.iter().find(|l| family.as_deref() == Some(l.family));
+        let converted = match layout {
+            Some(l) => {
+                let target = crate::original::Target {
+                    keys: Some(want.iter().cloned().collect()),
+                    head_linear: want
+                        .iter()
+                        .any(|(k, _)| k == "head.weight" || k == "head.fc.weight"),
+                };
+                l.convert(tensors, &target).ok()
+            }
+            None => None,
+        };
+        let have: Vec<(&str, &[usize])> = match &converted {
+            Some(c) => c
+                .tensors
+                .iter()
+                .map(|d| (d.info.name.as_str(), d.info.shape.as_slice()))
+                .collect(),
+            None => stored.clone(),
+        };
+        let have_keys: std::collections::HashSet<&str> = have.iter().map(|(k, _)| *k).collect();
         // cheap filter: most keys must be shared before a full comparison is worth it
         let shared = want
             .iter()
@@ -301,7 +348,8 @@ pub fn identify(ckpt: &Checkpoint, limit: usize) -> Result<Vec<Candidate>> {
             continue;
         }
         let c = compare(&have, &want, &Leeway::default());
-        scored.push((c.count(), name, c, want));
+        let layout = converted.map(|c| c.applied.to_string());
+        scored.push((c.count(), name, c, want, layout));
     }
     // ties (architectures with the very same keys and shapes) go to the plainer name
     scored.sort_by(|a, b| {
@@ -314,13 +362,14 @@ pub fn identify(ckpt: &Checkpoint, limit: usize) -> Result<Vec<Candidate>> {
     }
     Ok(scored
         .into_iter()
-        .map(|(distance, name, c, want)| {
+        .map(|(distance, name, c, want, layout)| {
             let cfg = crate::registry::lookup(&name).ok().and_then(|(_, t)| t);
             Candidate {
                 exact: c.is_exact(),
                 differences: explain(&c, &want, cfg.as_ref()),
                 architecture: name,
                 distance,
+                layout,
             }
         })
         .collect())

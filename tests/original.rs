@@ -152,3 +152,58 @@ fn layout_off_refuses_an_original_checkpoint_as_before() {
     assert!(err.contains("not a `vit_small_patch14_dinov2"), "{err}");
     assert!(err.contains("`mask_token`"), "{err}");
 }
+
+/// The tensors of a full-size original checkpoint (keys and shapes, as the upstream project's
+/// own model holds them: fixtures/original/shapes, made by tools/make_original_fixtures.py).
+fn full_size(name: &str) -> (String, Vec<timmconv::TensorInfo>) {
+    let v = json(&fixture(&format!("original/shapes/{name}.json")));
+    let tensors = keys(&v["keys"])
+        .into_iter()
+        .map(|(name, shape)| {
+            let mut strides = vec![1usize; shape.len()];
+            for i in (0..shape.len().saturating_sub(1)).rev() {
+                strides[i] = strides[i + 1] * shape[i + 1];
+            }
+            timmconv::TensorInfo {
+                storage_numel: shape.iter().product(),
+                name,
+                dtype: timmconv::DType::F32,
+                shape,
+                strides,
+                offset: 0,
+                storage: "0".into(),
+                shared: false,
+            }
+        })
+        .collect();
+    (v["architecture"].as_str().unwrap().to_owned(), tensors)
+}
+
+#[test]
+fn identify_names_the_timm_architecture_of_full_size_original_checkpoints() {
+    for (name, layout) in [
+        ("dinov2_vits14", "dinov2 (mask_token)"),
+        ("dinov2_vits14_reg", "dinov2 (mask_token, register_tokens)"),
+        (
+            "dinov2_vitg14_reg",
+            "dinov2 (mask_token, register_tokens, swiglu w12/w3)",
+        ),
+        ("dinov3_vits16", "dinov3 (storage_tokens, qkv.bias dropped)"),
+        ("dinov3_convnext_tiny", "fb_convnext"),
+        (
+            "openai_clip_b32",
+            "openai_clip (150 text-tower keys left out)",
+        ),
+    ] {
+        let (arch, tensors) = full_size(name);
+        let found = timmconv::identify::identify_tensors(&tensors, 5).unwrap();
+        let first = &found[0];
+        assert_eq!(
+            first.architecture.split('.').next().unwrap(),
+            arch,
+            "{name}: {found:?}"
+        );
+        assert!(first.exact, "{name}: {first:?}");
+        assert_eq!(first.layout.as_deref(), Some(layout), "{name}");
+    }
+}

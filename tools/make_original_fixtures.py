@@ -148,6 +148,50 @@ SOURCES = {
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
+# Full-size models as the projects publish them, built on the meta device (open_clip: the CPU): their keys and
+# shapes (fixtures/original/shapes/<name>.json) are what `identify` is tested on, and the
+# architecture it must name first.
+FULL = {
+    "dinov2_vits14": (
+        "dinov2", "vit_small_patch14_dinov2",
+        "from dinov2.hub.backbones import dinov2_vits14\nm = dinov2_vits14(pretrained=False)",
+    ),
+    "dinov2_vits14_reg": (
+        "dinov2", "vit_small_patch14_reg4_dinov2",
+        "from dinov2.hub.backbones import dinov2_vits14_reg\nm = dinov2_vits14_reg(pretrained=False)",
+    ),
+    "dinov2_vitg14_reg": (
+        "dinov2", "vit_giant_patch14_reg4_dinov2",
+        "from dinov2.hub.backbones import dinov2_vitg14_reg\nm = dinov2_vitg14_reg(pretrained=False)",
+    ),
+    "dinov3_vits16": (
+        "dinov3", "vit_small_patch16_dinov3",
+        "from dinov3.hub.backbones import dinov3_vits16\nm = dinov3_vits16(pretrained=False)",
+    ),
+    "dinov3_convnext_tiny": (
+        "dinov3", "convnext_tiny",
+        "from dinov3.hub.backbones import dinov3_convnext_tiny\nm = dinov3_convnext_tiny(pretrained=False)",
+    ),
+    "openai_clip_b32": (
+        "open_clip", "vit_base_patch32_clip_224",
+        "import open_clip\nm = open_clip.create_model('ViT-B-32-quickgelu', pretrained=None)",
+    ),
+}
+
+
+def shapes_main(name, out):
+    """In the upstream's process: a full-size model's keys and shapes, built on the meta device."""
+    import torch
+
+    upstream, _arch, build = FULL[name]
+    # open_clip moves what it builds to a device, which a meta tensor refuses: built on the CPU
+    import contextlib
+    with torch.device("meta") if upstream != "open_clip" else contextlib.nullcontext():
+        scope = {}
+        exec(build, scope)
+    sd = scope["m"].state_dict()
+    Path(out).write_text(json.dumps([[k, list(v.shape)] for k, v in sd.items()]) + "\n")
+
 
 def upstream_main(name, out):
     """In the upstream's process: build, randomise, save."""
@@ -182,6 +226,17 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     EXP.mkdir(parents=True, exist_ok=True)
     only = sys.argv[1:]
+    (OUT / "shapes").mkdir(exist_ok=True)
+    for name, (upstream, arch, _build) in FULL.items():
+        if only and name not in only:
+            continue
+        var, repo, pin = UPSTREAM[upstream]
+        env = dict(os.environ, PYTHONPATH=os.environ[var])
+        out = OUT / "shapes" / f"{name}.json"
+        subprocess.run([sys.executable, __file__, "--shapes", name, str(out)], env=env, check=True)
+        keys = json.loads(out.read_text())
+        out.write_text(json.dumps(dict(upstream=dict(project=repo, version=pin), architecture=arch,
+                                       keys=keys)) + "\n")
     for name, (upstream, _build, dtype, arch, kwargs, cases) in SOURCES.items():
         if only and name not in only:
             continue
@@ -238,5 +293,7 @@ def main():
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--upstream":
         upstream_main(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--shapes":
+        shapes_main(sys.argv[2], sys.argv[3])
     else:
         main()

@@ -24,17 +24,30 @@ pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
         .unwrap_or(0);
     for c in &found {
         let what = if c.exact { "exact" } else { "close" };
+        let layout = c.layout.as_ref().map(|l| format!("[layout {l}] "));
         let first = c.differences.first().map(String::as_str).unwrap_or("");
+        let first = format!("{}{first}", layout.unwrap_or_default());
         printer::line(format_args!(
             "{what}  {}  {}",
             printer::pad(&c.architecture, width),
-            printer::printable(first)
+            printer::printable(&first)
         ))?;
         for d in c.differences.iter().skip(1) {
             printer::line(format_args!(
                 "{}  {}",
                 printer::pad("", width + 7),
                 printer::printable(d)
+            ))?;
+        }
+    }
+    if let Some(c) = found.first() {
+        if let Some(l) = &c.layout {
+            printer::line(format_args!(
+                "\nrecognised the original layout {l}: timm's checkpoint_filter_fn for `{}` \
+                 converts it, and so does\n  timmconv convert {} --model {} -o OUTPUT.safetensors",
+                c.architecture,
+                printer::printable(&a.input.display().to_string()),
+                c.architecture
             ))?;
         }
     }
