@@ -479,7 +479,15 @@ impl Conversion {
                 Some(a) => {
                     crate::identify::mismatch_error(&format!("{name}` (from layout `{a}`)"), c)
                 }
-                None => crate::identify::mismatch_error(name, c),
+                None => {
+                    let mut e = crate::identify::mismatch_error(name, c);
+                    if let (Error::ModelMismatch { differences, .. }, Some(tried)) =
+                        (&mut e, layouts_tried(&settings))
+                    {
+                        differences.push(tried);
+                    }
+                    e
+                }
             };
             return Err(e.with_path(&input));
         }
@@ -655,6 +663,25 @@ impl Conversion {
             }
         }
     }
+}
+
+/// The original layouts the model's family converts, in words, when none was detected.
+fn layouts_tried(settings: &Settings) -> Option<String> {
+    if settings.original != OriginalLayoutChoice::Auto {
+        return None;
+    }
+    let family = settings.registry.as_ref()?.0.module.clone()?;
+    let tried: Vec<String> = crate::original::layouts()
+        .iter()
+        .filter(|l| l.family == family)
+        .map(|l| format!("{} ({})", l.name, l.detected_by))
+        .collect();
+    (!tried.is_empty()).then(|| {
+        format!(
+            "nor is it in an original layout timm's `{family}` filter converts (tried {})",
+            tried.join(", ")
+        )
+    })
 }
 
 /// The checkpoint's tensors converted from an original layout, when one applies: forced, or

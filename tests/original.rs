@@ -207,3 +207,114 @@ fn identify_names_the_timm_architecture_of_full_size_original_checkpoints() {
         assert_eq!(first.layout.as_deref(), Some(layout), "{name}");
     }
 }
+
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::bin())
+        .args(args)
+        .output()
+        .expect("run timmconv")
+}
+
+#[test]
+fn a_tensor_the_layout_needs_missing_or_misshaped_exits_2_writing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    for (file, model, says) in [
+        (
+            "dinov2_reg_no_pos_embed.pth",
+            "vit_small_patch14_reg4_dinov2",
+            "original layout `dinov2`: the checkpoint has no `pos_embed`",
+        ),
+        (
+            "dinov2_reg_bad_cls_token.pth",
+            "vit_small_patch14_reg4_dinov2",
+            "`cls_token` of shape [1, 1, 31] (f32) cannot be added to `pos_embed`",
+        ),
+        (
+            "openai_clip_no_conv1.pth",
+            "vit_base_patch32_clip_224.openai",
+            "original layout `openai_clip`: the checkpoint has no `visual.conv1.weight`",
+        ),
+    ] {
+        let input = fixture(&format!("original/{file}"));
+        let o = run(&[
+            "convert",
+            input.to_str().unwrap(),
+            "--model",
+            model,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{file}: {e}");
+        assert!(e.contains(says), "{file}: {e}");
+        assert!(!out.exists(), "{file}: wrote an output");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn a_file_in_no_layout_is_refused_naming_the_layouts_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    let input = fixture("ckpt/test_resnet.f32.zip.pth");
+    let o = run(&[
+        "convert",
+        input.to_str().unwrap(),
+        "--model",
+        "vit_small_patch14_dinov2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("not a `vit_small_patch14_dinov2.lvd142m` state dict"),
+        "{e}"
+    );
+    assert!(
+        e.contains("tried openai_clip (`visual.class_embedding`), dinov2 (`mask_token`)"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn the_cli_converts_an_openclip_tower_for_a_registry_model_as_timm_does() {
+    // test_vit's recorded keys are the fixture trunk's: the strict check runs on the registry's
+    let exp = json(&fixture("expected/original/openclip_vit_trunk.json"));
+    let case = exp["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["in_chans"] == 4 && c["num_classes"] == 10)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    let input = fixture("original/openclip_vit_trunk.f32.pth");
+    let o = run(&[
+        "convert",
+        input.to_str().unwrap(),
+        "--model",
+        "test_vit",
+        "--pretrained-num-classes",
+        "16",
+        "--in-chans",
+        "4",
+        "--num-classes",
+        "10",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("layout: openclip_trunk ("), "{e}");
+    let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
+    let want = rows(&case["tensors"]);
+    assert_eq!(got.tensors().len(), want.len());
+    for (key, _, shape, sha) in want {
+        let t = got.tensor(&key).unwrap_or_else(|| panic!("{key} missing"));
+        assert_eq!(t.shape, shape, "{key}");
+        assert_eq!(sha256_hex(&got.tensor_bytes(t).unwrap()), sha, "{key}");
+    }
+}

@@ -210,6 +210,15 @@ def upstream_main(name, out):
     torch.save(sd, out)
 
 
+# Broken copies of a fixture: a tensor the conversion needs missing, or of another shape.
+BROKEN = {
+    "dinov2_reg_no_pos_embed": ("dinov2_reg.f32.pth", lambda sd: sd.pop("pos_embed")),
+    "dinov2_reg_bad_cls_token": (
+        "dinov2_reg.f32.pth", lambda sd: sd.__setitem__("cls_token", sd["cls_token"][..., :31])),
+    "openai_clip_no_conv1": ("openai_clip.f16.pth", lambda sd: sd.pop("visual.conv1.weight")),
+}
+
+
 def digest(t):
     return hashlib.sha256(t.detach().contiguous().reshape(-1).view(__import__("torch").uint8).numpy().tobytes()).hexdigest()
 
@@ -288,6 +297,10 @@ def main():
             cases=expected_cases,
         ), indent=1) + "\n")
         print(f"{src.relative_to(ROOT)}: {len(sd)} tensors, {src.stat().st_size} bytes")
+    for name, (src, change) in BROKEN.items():
+        sd = torch.load(OUT / src, weights_only=True)
+        change(sd)
+        torch.save(sd, OUT / f"{name}.pth")
 
 
 if __name__ == "__main__":

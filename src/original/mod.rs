@@ -223,9 +223,13 @@ impl View {
         }
     }
 
-    /// `self + other` (same shape and dtype), named as `self`.
+    /// `self + other` (the same shape but for dimensions of size 1, which broadcast; the same
+    /// dtype), named as `self`.
     pub(crate) fn add(self, other: View, layout: &str) -> Result<Derived> {
-        if other.info.numel() != self.info.numel() || other.info.dtype != self.info.dtype {
+        let squeezed = |s: &[usize]| s.iter().copied().filter(|d| *d != 1).collect::<Vec<_>>();
+        if squeezed(&other.info.shape) != squeezed(&self.info.shape)
+            || other.info.dtype != self.info.dtype
+        {
             let (s, o) = (self.info.shape.clone(), other.info.shape.clone());
             let od = other.info.dtype;
             return Err(self.bad(
@@ -372,6 +376,10 @@ mod tests {
             .to_string();
         assert!(err.contains("dinov2") && err.contains("`t`"), "{err}");
         assert!(View::of(&info(&[10])).chunk(3, 0, 0, "x").is_err());
+        // a cls_token of the same size but another shape does not broadcast in torch either
+        let cls = View::of(&info(&[1, 2, 3]));
+        let pos0 = View::of(&info(&[1, 4, 6])).narrow(1, 0, 1, "x").unwrap();
+        assert!(cls.add(pos0, "x").is_err());
     }
 
     #[test]
