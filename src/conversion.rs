@@ -443,10 +443,12 @@ impl Conversion {
         self.preflight(&settings)?;
         let input = self.input;
         let ckpt = Checkpoint::open(&input, &settings.open)?;
-        let model_keys = match (&settings.model_keys, &settings.model) {
-            (Some(k), _) => Some(k.clone()),
-            (None, Some(m)) => registry::keys::keys(m)?,
-            (None, None) => None,
+        // the registry records keys per tag: a tag's num_classes can differ from the default's
+        let model_keys = match (&settings.model_keys, &settings.model, &settings.tag) {
+            (Some(k), _, _) => Some(k.clone()),
+            (None, Some(m), Some(t)) if !t.is_empty() => registry::keys::keys(&format!("{m}.{t}"))?,
+            (None, Some(m), _) => registry::keys::keys(m)?,
+            (None, None, _) => None,
         };
         let converted = original_tensors(&ckpt, &settings, model_keys.as_ref())
             .map_err(|e| e.with_path(&input))?;
