@@ -110,6 +110,10 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "dinov3_vit",
         "dinov3_vit_qkvb",
         "dinov3_convnext",
+        "ms_swin",
+        "ms_swin_v2",
+        "fb_convnext",
+        "fb_convnextv2",
     ] {
         assert!(sources.iter().any(|s| s == want), "no fixture for {want}");
     }
@@ -194,6 +198,11 @@ fn identify_names_the_timm_architecture_of_full_size_original_checkpoints() {
             "openai_clip_b32",
             "openai_clip (150 text-tower keys left out)",
         ),
+        (
+            "ms_swin_tiny",
+            "ms_swin (downsample moved to the next stage, 17 rebuilt buffers left out)",
+        ),
+        ("fb_convnext_tiny", "fb_convnext"),
     ] {
         let (arch, tensors) = full_size(name);
         let found = timmconv::identify::identify_tensors(&tensors, 5).unwrap();

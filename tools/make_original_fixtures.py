@@ -7,9 +7,11 @@ source trees at the commits in UPSTREAM (checked when given). Run from the repos
 
     git --git-dir=<mirror of facebookresearch/dinov2> archive HEAD dinov2 | tar -x -C /tmp/dinov2
     git --git-dir=<mirror of facebookresearch/dinov3> archive HEAD dinov3 | tar -x -C /tmp/dinov3
+    git --git-dir=<mirror of microsoft/Swin-Transformer> archive HEAD models | tar -x -C /tmp/swin
+    (the same for facebookresearch/ConvNeXt into /tmp/convnext, ConvNeXt-V2 into /tmp/convnextv2)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth
-    DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip \\
-        .venv/bin/python tools/make_original_fixtures.py
+    DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
+        CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -41,6 +43,9 @@ UPSTREAM = {
     "dinov2": ("DINOV2_SRC", "facebookresearch/dinov2", "b8931f7bf91576930313be2c6d6af376033b35f0"),
     "dinov3": ("DINOV3_SRC", "facebookresearch/dinov3", "6876159a11b4df116f30f667f8c9888617df0751"),
     "open_clip": ("OPEN_CLIP_SRC", "open_clip_torch (PyPI)", "3.3.0"),
+    "swin": ("SWIN_SRC", "microsoft/Swin-Transformer", "f82860bfb5225915aca09c3227159ee9e1df874d"),
+    "convnext": ("CONVNEXT_SRC", "facebookresearch/ConvNeXt", "048efcea897d999aed302f2639b6270aedf8d4c8"),
+    "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
 }
 
 # name: (upstream, builder source run in the upstream's process, dtype, timm arch, timm kwargs,
@@ -144,7 +149,57 @@ SOURCES = {
         dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
         [(3, 0, None), (4, 10, None)],
     ),
+    # microsoft's code imports timm.models.layers (timm's shim), in its own process; its
+    # models/__init__ imports every variant (MoE included), so the one file is imported alone
+    "ms_swin": (
+        "swin",
+        "import os, sys\nsys.path.insert(0, os.environ['SWIN_SRC'] + '/models')\n"
+        "from swin_transformer import SwinTransformer\n"
+        "m = SwinTransformer(img_size=64, patch_size=4, embed_dim=8, depths=[2, 2, 1, 1],"
+        " num_heads=[1, 1, 2, 2], window_size=2, num_classes=10)",
+        "f32",
+        "swin_tiny_patch4_window7_224",
+        dict(img_size=64, window_size=2, embed_dim=8, depths=(2, 2, 1, 1), num_heads=(1, 1, 2, 2)),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
+    "ms_swin_v2": (
+        "swin",
+        "import os, sys\nsys.path.insert(0, os.environ['SWIN_SRC'] + '/models')\n"
+        "from swin_transformer_v2 import SwinTransformerV2\n"
+        "m = SwinTransformerV2(img_size=64, patch_size=4, embed_dim=8, depths=[2, 2, 1, 1],"
+        " num_heads=[1, 1, 2, 2], window_size=2, num_classes=10)",
+        "f32",
+        "swinv2_tiny_window8_256",
+        dict(img_size=64, window_size=2, embed_dim=8, depths=(2, 2, 1, 1), num_heads=(1, 1, 2, 2)),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
+    "fb_convnext": (
+        "convnext",
+        "from models.convnext import ConvNeXt\n"
+        "m = ConvNeXt(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32], num_classes=10)",
+        "f32",
+        "convnext_tiny",
+        dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
+    # the dense ConvNeXt-V2; its utils import MinkowskiEngine for the sparse (FCMAE) encoder only,
+    # stubbed here
+    "fb_convnextv2": (
+        "convnextv2",
+        "import sys, types\nme = types.ModuleType('MinkowskiEngine'); me.SparseTensor = object\n"
+        "sys.modules['MinkowskiEngine'] = me\n"
+        "from models.convnextv2 import ConvNeXtV2\n"
+        "m = ConvNeXtV2(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32], num_classes=10)",
+        "f32",
+        "convnextv2_atto",
+        dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
 }
+
+# classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
+# becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -172,6 +227,15 @@ FULL = {
         "dinov3", "convnext_tiny",
         "from dinov3.hub.backbones import dinov3_convnext_tiny\nm = dinov3_convnext_tiny(pretrained=False)",
     ),
+    "ms_swin_tiny": (
+        "swin", "swin_tiny_patch4_window7_224",
+        "import os, sys\nsys.path.insert(0, os.environ['SWIN_SRC'] + '/models')\n"
+        "from swin_transformer import SwinTransformer\nm = SwinTransformer()",
+    ),
+    "fb_convnext_tiny": (
+        "convnext", "convnext_tiny",
+        "from models.convnext import convnext_tiny\nm = convnext_tiny()",
+    ),
     "openai_clip_b32": (
         "open_clip", "vit_base_patch32_clip_224",
         "import open_clip\nm = open_clip.create_model('ViT-B-32-quickgelu', pretrained=None)",
@@ -184,9 +248,10 @@ def shapes_main(name, out):
     import torch
 
     upstream, _arch, build = FULL[name]
-    # open_clip moves what it builds to a device, which a meta tensor refuses: built on the CPU
+    # open_clip moves what it builds to a device, which a meta tensor refuses, and Swin calls
+    # .item() while building: those are built on the CPU
     import contextlib
-    with torch.device("meta") if upstream != "open_clip" else contextlib.nullcontext():
+    with torch.device("meta") if upstream in ("dinov2", "dinov3") else contextlib.nullcontext():
         scope = {}
         exec(build, scope)
     sd = scope["m"].state_dict()
@@ -263,8 +328,8 @@ def main():
             kw = dict(kwargs, in_chans=in_chans)
             if num_classes is not None:
                 kw["num_classes"] = num_classes
-            elif upstream == "open_clip":
-                kw["num_classes"] = 16  # the CLIP embedding width: the projection becomes the head
+            else:
+                kw["num_classes"] = SOURCE_CLASSES[upstream]
             if img_size is not None:
                 kw["img_size"] = img_size
             model, missing = create_recording_missing(
@@ -279,7 +344,7 @@ def main():
             expected_cases.append(dict(in_chans=in_chans, num_classes=kw.get("num_classes"),
                                        img_size=img_size, reinit=sorted(missing), tensors=tensors))
         cfg = timm.create_model(arch, pretrained=False, **kwargs).pretrained_cfg
-        pretrained_classes = 16 if upstream == "open_clip" else cfg["num_classes"]
+        pretrained_classes = SOURCE_CLASSES.get(upstream, cfg["num_classes"])
         # the keys and shapes of the model the weights are for: what the strict check compares
         base = timm.create_model(arch, **dict(kwargs, num_classes=pretrained_classes))
         model_keys = [[k, list(v.shape)] for k, v in base.state_dict().items()]

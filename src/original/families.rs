@@ -125,7 +125,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 6] = [
+static LAYOUTS: [OriginalLayout; 8] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -176,6 +176,32 @@ static LAYOUTS: [OriginalLayout; 6] = [
         detected_by: "`downsample_layers.0.0.weight`",
         detect: |i| !fb_convnext_is_timm(i) && i.has("downsample_layers.0.0.weight"),
         convert: fb_convnext,
+    },
+    OriginalLayout {
+        name: "ms_swin",
+        family: "swin_transformer",
+        filter: "swin_transformer.checkpoint_filter_fn (microsoft Swin)",
+        detected_by: "`layers.0.downsample.reduction.weight`",
+        detect: |i| i.has("layers.0.downsample.reduction.weight"),
+        convert: |i, _| ms_swin(i, "ms_swin", &["relative_position_index", "attn_mask"]),
+    },
+    OriginalLayout {
+        name: "ms_swin_v2",
+        family: "swin_transformer_v2",
+        filter: "swin_transformer_v2.checkpoint_filter_fn (microsoft Swin V2)",
+        detected_by: "`layers.0.downsample.reduction.weight`",
+        detect: |i| i.has("layers.0.downsample.reduction.weight"),
+        convert: |i, _| {
+            ms_swin(
+                i,
+                "ms_swin_v2",
+                &[
+                    "relative_position_index",
+                    "relative_coords_table",
+                    "attn_mask",
+                ],
+            )
+        },
     },
 ];
 
@@ -569,6 +595,62 @@ fn fb_convnext(i: &Input<'_>, target: &Target) -> Result<Converted> {
     }
     if !i.has("head.weight") && !i.has("norm.weight") {
         applied.features.push("no head (fcmae)".into());
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `swin_transformer(_v2).checkpoint_filter_fn` on microsoft's checkpoints: the buffers timm
+/// rebuilds left out, each stage's downsample moved to the start of the next stage
+/// (`layers.N.downsample` to `layers.N+1.downsample`), `head.` to `head.fc.`.
+fn ms_swin(i: &Input<'_>, layout: &str, buffers: &[&str]) -> Result<Converted> {
+    let stage = regex::Regex::new(r"layers.(\d+).downsample")
+        .map_err(|e| Error::Structure(e.to_string()))?;
+    let mut applied = Applied::default();
+    applied
+        .features
+        .push("downsample moved to the next stage".into());
+    let mut out = Vec::new();
+    for t in i.tensors {
+        let k0 = t.name.as_str();
+        if buffers.iter().any(|b| k0.contains(b)) {
+            applied.dropped.push(k0.to_owned());
+            continue;
+        }
+        let mut bad = None;
+        let k = stage.replace_all(k0, |c: &regex::Captures<'_>| {
+            match c
+                .get(1)
+                .and_then(|n| n.as_str().parse::<usize>().ok())
+                .and_then(|n| n.checked_add(1))
+            {
+                Some(n) => format!("layers.{n}.downsample"),
+                None => {
+                    bad = Some(k0.to_owned());
+                    String::new()
+                }
+            }
+        });
+        if let Some(k) = bad {
+            return Err(Error::OriginalLayout {
+                layout: layout.to_owned(),
+                what: format!("`{k}` names a stage number out of range"),
+            });
+        }
+        let k = k.replace("head.", "head.fc.");
+        if k != k0 {
+            applied.renamed += 1;
+        }
+        out.push(View::of(t).named(k).derived());
+    }
+    if !applied.dropped.is_empty() {
+        applied.features.push(format!(
+            "{} rebuilt buffers left out",
+            applied.dropped.len()
+        ));
+        applied.dropped.truncate(0);
     }
     Ok(Converted {
         tensors: out,
