@@ -442,7 +442,24 @@ impl Conversion {
         let settings = self.resolve()?;
         self.preflight(&settings)?;
         let input = self.input;
-        let ckpt = Checkpoint::open(&input, &settings.open)?;
+        let mut ckpt = Checkpoint::open(&input, &settings.open)?;
+        // a family whose filter unwraps a key of its own (Hiera's `model_state`) reads the state
+        // dict from there, as the filter would, unless a state key was asked for
+        let wrapper = settings
+            .registry
+            .as_ref()
+            .and_then(|(arch, _)| arch.module.as_deref())
+            .and_then(crate::original::wrapper_key)
+            .filter(|_| settings.original != OriginalLayoutChoice::Off);
+        if let (Some(key), None, None) = (wrapper, &settings.open.state_key, ckpt.state_key()) {
+            if ckpt.top_level_keys().iter().any(|k| k == key) {
+                let open = OpenOptions {
+                    state_key: Some(key.to_owned()),
+                    ..settings.open.clone()
+                };
+                ckpt = Checkpoint::open(&input, &open)?;
+            }
+        }
         // the registry records keys per tag: a tag's num_classes can differ from the default's
         let model_keys = match (&settings.model_keys, &settings.model, &settings.tag) {
             (Some(k), _, _) => Some(k.clone()),

@@ -114,6 +114,8 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "ms_swin_v2",
         "fb_convnext",
         "fb_convnextv2",
+        "sam",
+        "hiera",
     ] {
         assert!(sources.iter().any(|s| s == want), "no fixture for {want}");
     }

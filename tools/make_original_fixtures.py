@@ -2,15 +2,19 @@
 """Original-layout fixtures: small checkpoints made by the upstream projects' own model code, and
 what timm 1.0.31 loads from them.
 
-Pinned: torch 2.11.0, timm 1.0.31 (checked at start), open_clip_torch 3.3.0, and the upstream
-source trees at the commits in UPSTREAM (checked when given). Run from the repository root:
+Pinned: torch 2.11.0, timm 1.0.31 (checked at start), open_clip_torch 3.3.0, segment_anything
+1.0, hiera-transformer 0.1.4, and the upstream
+source trees at the commits in UPSTREAM (recorded in each expectation file). Run from the
+repository root:
 
     git --git-dir=<mirror of facebookresearch/dinov2> archive HEAD dinov2 | tar -x -C /tmp/dinov2
     git --git-dir=<mirror of facebookresearch/dinov3> archive HEAD dinov3 | tar -x -C /tmp/dinov3
     git --git-dir=<mirror of microsoft/Swin-Transformer> archive HEAD models | tar -x -C /tmp/swin
     (the same for facebookresearch/ConvNeXt into /tmp/convnext, ConvNeXt-V2 into /tmp/convnextv2)
-    python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth
+    python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
+        segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
+        SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
         CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
@@ -45,6 +49,8 @@ UPSTREAM = {
     "open_clip": ("OPEN_CLIP_SRC", "open_clip_torch (PyPI)", "3.3.0"),
     "swin": ("SWIN_SRC", "microsoft/Swin-Transformer", "f82860bfb5225915aca09c3227159ee9e1df874d"),
     "convnext": ("CONVNEXT_SRC", "facebookresearch/ConvNeXt", "048efcea897d999aed302f2639b6270aedf8d4c8"),
+    "sam": ("SEGMENT_ANYTHING_SRC", "segment_anything (PyPI)", "1.0"),
+    "hiera": ("HIERA_SRC", "hiera-transformer (PyPI)", "0.1.4"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
 }
 
@@ -195,11 +201,39 @@ SOURCES = {
         dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
+    # the image encoder is built alone (a small decoder is megabytes) under the same attribute
+    # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
+    "sam": (
+        "sam",
+        "import torch\nfrom segment_anything.modeling import ImageEncoderViT, PromptEncoder\n"
+        "m = torch.nn.Module()\n"
+        "m.image_encoder = ImageEncoderViT(img_size=64, patch_size=16, embed_dim=32, depth=2,"
+        " num_heads=2, out_chans=16, use_rel_pos=True, window_size=2, global_attn_indexes=(1,))\n"
+        "m.prompt_encoder = PromptEncoder(embed_dim=8, image_embedding_size=(4, 4),"
+        " input_image_size=(64, 64), mask_in_chans=4)",
+        "f32",
+        "samvit_base_patch16",
+        dict(img_size=64, embed_dim=32, depth=2, num_heads=2, neck_chans=16, window_size=2,
+             global_attn_indexes=(1,)),
+        [(3, 0, None), (4, 10, None)],
+    ),
+    # Hiera publishes {"model_state": state_dict}
+    "hiera": (
+        "hiera",
+        "from hiera import Hiera\n"
+        "m = Hiera(embed_dim=8, num_heads=1, stages=(1, 1, 1, 1), num_classes=10)\n"
+        "WRAP = 'model_state'",
+        "f32",
+        "hiera_tiny_224",
+        dict(embed_dim=8, num_heads=1, stages=(1, 1, 1, 1)),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
 }
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -272,7 +306,7 @@ def upstream_main(name, out):
             p.copy_(torch.randn_like(p) * 0.5)
     sd = {k: v.detach().to(getattr(torch, DTYPES[dtype])) if v.is_floating_point() else v
           for k, v in m.state_dict().items()}
-    torch.save(sd, out)
+    torch.save({scope["WRAP"]: sd} if "WRAP" in scope else sd, out)
 
 
 # Broken copies of a fixture: a tensor the conversion needs missing, or of another shape.
@@ -322,6 +356,7 @@ def main():
         env = dict(os.environ, PYTHONPATH=src_dir)
         subprocess.run([sys.executable, __file__, "--upstream", name, str(src)], env=env, check=True)
         sd = torch.load(src, weights_only=True)
+        sd = sd.get("model_state", sd)
         torch_dtype = getattr(torch, DTYPES[dtype])
         expected_cases = []
         for in_chans, num_classes, img_size in cases:

@@ -85,6 +85,15 @@ pub fn layouts() -> &'static [OriginalLayout] {
     &LAYOUTS
 }
 
+/// The top-level key a family's filter takes the state dict from when the checkpoint has it
+/// (`state_dict.get('model_state', state_dict)`), beyond the ones timm's loader picks.
+pub fn wrapper_key(family: &str) -> Option<&'static str> {
+    match family {
+        "hiera" => Some("model_state"),
+        _ => None,
+    }
+}
+
 /// The layout called `name`.
 pub fn find(name: &str) -> Option<&'static OriginalLayout> {
     LAYOUTS.iter().find(|l| l.name == name)
@@ -125,7 +134,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 8] = [
+static LAYOUTS: [OriginalLayout; 10] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -202,6 +211,32 @@ static LAYOUTS: [OriginalLayout; 8] = [
                 ],
             )
         },
+    },
+    OriginalLayout {
+        name: "sam",
+        family: "vision_transformer_sam",
+        filter: "vision_transformer_sam.checkpoint_filter_fn (Segment Anything)",
+        detected_by: "`image_encoder.patch_embed.proj.weight`",
+        detect: |i| i.has("image_encoder.patch_embed.proj.weight"),
+        convert: sam,
+    },
+    OriginalLayout {
+        name: "hiera",
+        family: "hiera",
+        filter: "hiera.checkpoint_filter_fn (facebookresearch Hiera)",
+        detected_by:
+            "`head.projection.weight`, `encoder_norm.weight`, `norm.weight` or `pos_embed_abs`",
+        detect: |i| {
+            [
+                "head.projection.weight",
+                "encoder_norm.weight",
+                "norm.weight",
+                "pos_embed_abs",
+            ]
+            .iter()
+            .any(|k| i.has(k))
+        },
+        convert: hiera,
     },
 ];
 
@@ -651,6 +686,60 @@ fn ms_swin(i: &Input<'_>, layout: &str, buffers: &[&str]) -> Result<Converted> {
             applied.dropped.len()
         ));
         applied.dropped.truncate(0);
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `vision_transformer_sam.checkpoint_filter_fn`: the image encoder of a Segment Anything
+/// checkpoint (`image_encoder.` stripped, `mlp.lin` to `mlp.fc`); the prompt encoder and the
+/// mask decoder left out.
+fn sam(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    let mut applied = Applied::default();
+    let mut out = Vec::new();
+    let mut left_out = 0usize;
+    for t in i.tensors {
+        match t.name.strip_prefix("image_encoder.") {
+            Some(k) => {
+                out.push(View::of(t).named(k.replace("mlp.lin", "mlp.fc")).derived());
+                applied.renamed += 1;
+            }
+            None => left_out += 1,
+        }
+    }
+    if left_out > 0 {
+        applied.features.push(format!(
+            "{left_out} prompt-encoder and mask-decoder keys left out"
+        ));
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `hiera.checkpoint_filter_fn`: `head.projection` to `head.fc`, the final `encoder_norm` or
+/// `norm` to `head.norm`, `pos_embed_abs` to `pos_embed`.
+fn hiera(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    let mut applied = Applied::default();
+    let mut out = Vec::new();
+    for t in i.tensors {
+        let k0 = t.name.as_str();
+        let mut k = k0.replace("head.projection.", "head.fc.");
+        if k.starts_with("encoder_norm.") {
+            k = k.replace("encoder_norm.", "head.norm.");
+        } else if k.starts_with("norm.") {
+            k = k.replace("norm.", "head.norm.");
+        }
+        if k == "pos_embed_abs" {
+            k = "pos_embed".into();
+        }
+        if k != k0 {
+            applied.renamed += 1;
+        }
+        out.push(View::of(t).named(k).derived());
     }
     Ok(Converted {
         tensors: out,

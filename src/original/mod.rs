@@ -16,7 +16,7 @@ use crate::checkpoint::TensorInfo;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
-pub use families::{detect, find, layouts, Detected, OriginalLayout, Target};
+pub use families::{detect, find, layouts, wrapper_key, Detected, OriginalLayout, Target};
 
 /// How one output tensor is obtained from the checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
