@@ -329,3 +329,34 @@ fn the_cli_converts_an_openclip_tower_for_a_registry_model_as_timm_does() {
         assert_eq!(sha256_hex(&got.tensor_bytes(t).unwrap()), sha, "{key}");
     }
 }
+
+#[test]
+fn identify_on_the_command_line_names_the_layout_and_the_command() {
+    let input = fixture("original/openclip_vit_trunk.f32.pth");
+    let o = run(&["identify", input.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["architecture"], "test_vit", "{v}");
+    assert_eq!(
+        v[0]["layout"],
+        "openclip_trunk (visual.head.proj, 18 keys outside the trunk left out)"
+    );
+    // the head is the CLIP projection: 16 rows, not test_vit's 1000 classes
+    assert_eq!(
+        v[0]["differences"],
+        serde_json::json!(["num_classes 16 (the model has 1000)"])
+    );
+    let o = run(&["identify", input.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("recognised the original layout openclip_trunk"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "timmconv convert {} --model test_vit -o OUTPUT.safetensors",
+            input.display()
+        )),
+        "{text}"
+    );
+}

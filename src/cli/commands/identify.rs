@@ -44,10 +44,15 @@ pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
         if let Some(l) = &c.layout {
             printer::line(format_args!(
                 "\nrecognised the original layout {l}: timm's checkpoint_filter_fn for `{}` \
-                 converts it, and so does\n  timmconv convert {} --model {} -o OUTPUT.safetensors",
+                 converts it, and so does\n  timmconv convert {} --model {} -o OUTPUT.safetensors{}",
                 c.architecture,
                 printer::printable(&a.input.display().to_string()),
-                c.architecture
+                c.architecture,
+                if c.exact {
+                    ""
+                } else {
+                    "\n(the closest architecture, not an exact fit: the differences above still apply)"
+                }
             ))?;
         }
     }
