@@ -116,6 +116,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "fb_convnextv2",
         "sam",
         "hiera",
+        "deit3",
     ] {
         assert!(sources.iter().any(|s| s == want), "no fixture for {want}");
     }
@@ -205,6 +206,7 @@ fn identify_names_the_timm_architecture_of_full_size_original_checkpoints() {
             "ms_swin (downsample moved to the next stage, 17 rebuilt buffers left out)",
         ),
         ("fb_convnext_tiny", "fb_convnext"),
+        ("deit3_small", "deit3 (gamma_N -> lsN.gamma)"),
     ] {
         let (arch, tensors) = full_size(name);
         let found = timmconv::identify::identify_tensors(&tensors, 5).unwrap();

@@ -10,12 +10,13 @@ repository root:
     git --git-dir=<mirror of facebookresearch/dinov2> archive HEAD dinov2 | tar -x -C /tmp/dinov2
     git --git-dir=<mirror of facebookresearch/dinov3> archive HEAD dinov3 | tar -x -C /tmp/dinov3
     git --git-dir=<mirror of microsoft/Swin-Transformer> archive HEAD models | tar -x -C /tmp/swin
-    (the same for facebookresearch/ConvNeXt into /tmp/convnext, ConvNeXt-V2 into /tmp/convnextv2)
+    (the same for facebookresearch/ConvNeXt into /tmp/convnext, ConvNeXt-V2 into /tmp/convnextv2,
+    and facebookresearch/deit's models_v2.py into /tmp/deit)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -51,6 +52,7 @@ UPSTREAM = {
     "convnext": ("CONVNEXT_SRC", "facebookresearch/ConvNeXt", "048efcea897d999aed302f2639b6270aedf8d4c8"),
     "sam": ("SEGMENT_ANYTHING_SRC", "segment_anything (PyPI)", "1.0"),
     "hiera": ("HIERA_SRC", "hiera-transformer (PyPI)", "0.1.4"),
+    "deit": ("DEIT_SRC", "facebookresearch/deit", "7e160fe43f0252d17191b71cbb5826254114ea5b"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
 }
 
@@ -229,11 +231,26 @@ SOURCES = {
         dict(embed_dim=8, num_heads=1, stages=(1, 1, 1, 1)),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # DeiT-III (models_v2.py imports timm.models.layers and registers timm names: its own
+    # process); published as {"model": state_dict}
+    "deit3": (
+        "deit",
+        "import torch.nn as nn\nfrom functools import partial\n"
+        "from models_v2 import vit_models, Layer_scale_init_Block\n"
+        "m = vit_models(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, mlp_ratio=4,"
+        " qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),"
+        " block_layers=Layer_scale_init_Block, num_classes=10)\n"
+        "WRAP = 'model'",
+        "f32",
+        "deit3_small_patch16_224",
+        dict(img_size=32, embed_dim=32, depth=2, num_heads=2),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
 }
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -269,6 +286,10 @@ FULL = {
     "fb_convnext_tiny": (
         "convnext", "convnext_tiny",
         "from models.convnext import convnext_tiny\nm = convnext_tiny()",
+    ),
+    "deit3_small": (
+        "deit", "deit3_small_patch16_224",
+        "from models_v2 import deit_small_patch16_LS\nm = deit_small_patch16_LS()",
     ),
     "openai_clip_b32": (
         "open_clip", "vit_base_patch32_clip_224",
@@ -356,7 +377,7 @@ def main():
         env = dict(os.environ, PYTHONPATH=src_dir)
         subprocess.run([sys.executable, __file__, "--upstream", name, str(src)], env=env, check=True)
         sd = torch.load(src, weights_only=True)
-        sd = sd.get("model_state", sd)
+        sd = sd.get("model_state", sd.get("model", sd))
         torch_dtype = getattr(torch, DTYPES[dtype])
         expected_cases = []
         for in_chans, num_classes, img_size in cases:

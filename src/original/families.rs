@@ -134,7 +134,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 10] = [
+static LAYOUTS: [OriginalLayout; 11] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -237,6 +237,14 @@ static LAYOUTS: [OriginalLayout; 10] = [
             .any(|k| i.has(k))
         },
         convert: hiera,
+    },
+    OriginalLayout {
+        name: "deit3",
+        family: "deit",
+        filter: "vision_transformer.checkpoint_filter_fn (adapt_layer_scale=True, DeiT-III)",
+        detected_by: "`blocks.0.gamma_1`",
+        detect: |i| i.has("blocks.0.gamma_1"),
+        convert: deit3,
     },
 ];
 
@@ -736,6 +744,31 @@ fn hiera(i: &Input<'_>, _: &Target) -> Result<Converted> {
         if k == "pos_embed_abs" {
             k = "pos_embed".into();
         }
+        if k != k0 {
+            applied.renamed += 1;
+        }
+        out.push(View::of(t).named(k).derived());
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `vision_transformer.checkpoint_filter_fn(adapt_layer_scale=True)`, as `deit` builds its models:
+/// facebookresearch DeiT-III's layer scales `gamma_N` become `lsN.gamma`.
+fn deit3(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    let gamma = regex::Regex::new(r"gamma_([0-9])").map_err(|e| Error::Structure(e.to_string()))?;
+    let mut applied = Applied::default();
+    applied.features.push("gamma_N -> lsN.gamma".into());
+    let mut out = Vec::new();
+    for t in i.tensors {
+        let k0 = t.name.as_str();
+        let k = if k0.contains("gamma_") {
+            gamma.replace_all(k0, "ls${1}.gamma").into_owned()
+        } else {
+            k0.to_owned()
+        };
         if k != k0 {
             applied.renamed += 1;
         }
