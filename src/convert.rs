@@ -148,7 +148,7 @@ pub fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
 /// `expect_sha256` or `no_hash`), with the timmconv version: `batch` skips an existing output
 /// only when this matches, so a changed flag or a new timmconv converts again.
 pub(crate) fn options_fingerprint(opts: &Settings) -> String {
-    let text = format!(
+    let mut text = format!(
         "{}\n{:?}\n{:?}\n{:?}\n{:?}",
         env!("CARGO_PKG_VERSION"),
         opts.open,
@@ -156,6 +156,11 @@ pub(crate) fn options_fingerprint(opts: &Settings) -> String {
         opts.model,
         opts.tag
     );
+    // what decides the original-layout conversion shapes the tensors too; the default adds
+    // nothing, so fingerprints of conversions that never choose stay as they were
+    if opts.original != crate::conversion::OriginalLayoutChoice::Auto || opts.model_keys.is_some() {
+        text.push_str(&format!("\n{:?}\n{:?}", opts.original, opts.model_keys));
+    }
     sha256_hex(text.as_bytes())
 }
 

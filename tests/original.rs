@@ -362,3 +362,25 @@ fn identify_on_the_command_line_names_the_layout_and_the_command() {
         "{text}"
     );
 }
+
+#[test]
+fn the_layout_choice_is_part_of_the_options_fingerprint() {
+    // batch skips an output whose recorded fingerprint matches: another choice must convert again
+    let c = || {
+        Conversion::from_file("x.pth")
+            .model("vit_small_patch14_dinov2")
+            .unwrap()
+    };
+    let auto = c().options_sha256().unwrap();
+    let off = c()
+        .original_layout(timmconv::OriginalLayoutChoice::Off)
+        .options_sha256()
+        .unwrap();
+    let forced = c()
+        .original_layout(timmconv::OriginalLayoutChoice::Force("dinov2".into()))
+        .options_sha256()
+        .unwrap();
+    assert_ne!(auto, off);
+    assert_ne!(auto, forced);
+    assert_ne!(off, forced);
+}
