@@ -117,6 +117,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "sam",
         "hiera",
         "deit3",
+        "ms_beit",
     ] {
         assert!(sources.iter().any(|s| s == want), "no fixture for {want}");
     }

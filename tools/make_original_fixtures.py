@@ -11,12 +11,13 @@ repository root:
     git --git-dir=<mirror of facebookresearch/dinov3> archive HEAD dinov3 | tar -x -C /tmp/dinov3
     git --git-dir=<mirror of microsoft/Swin-Transformer> archive HEAD models | tar -x -C /tmp/swin
     (the same for facebookresearch/ConvNeXt into /tmp/convnext, ConvNeXt-V2 into /tmp/convnextv2,
-    and facebookresearch/deit's models_v2.py into /tmp/deit)
+    facebookresearch/deit's models_v2.py into /tmp/deit, microsoft/unilm's
+    beit/modeling_finetune.py into /tmp/unilm/beit)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -53,6 +54,7 @@ UPSTREAM = {
     "sam": ("SEGMENT_ANYTHING_SRC", "segment_anything (PyPI)", "1.0"),
     "hiera": ("HIERA_SRC", "hiera-transformer (PyPI)", "0.1.4"),
     "deit": ("DEIT_SRC", "facebookresearch/deit", "7e160fe43f0252d17191b71cbb5826254114ea5b"),
+    "unilm": ("UNILM_SRC", "microsoft/unilm (beit/modeling_finetune.py)", "768a3c873f598bb9b4d4dfb9267b099e35f8fe56"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
 }
 
@@ -246,11 +248,27 @@ SOURCES = {
         dict(img_size=32, embed_dim=32, depth=2, num_heads=2),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # microsoft BEiT fine-tuned (relative position bias, mean pooling), as {"model": state_dict};
+    # the code imports timm.models.layers and registers timm names: its own process
+    "ms_beit": (
+        "unilm",
+        "import os, sys\nsys.path.insert(0, os.environ['UNILM_SRC'] + '/beit')\n"
+        "import torch.nn as nn\nfrom functools import partial\n"
+        "from modeling_finetune import VisionTransformer\n"
+        "m = VisionTransformer(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2,"
+        " mlp_ratio=4, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), init_values=0.1,"
+        " use_abs_pos_emb=False, use_rel_pos_bias=True, use_mean_pooling=True, num_classes=10)\n"
+        "WRAP = 'model'",
+        "f32",
+        "beit_base_patch16_224",
+        dict(img_size=32, embed_dim=32, depth=2, num_heads=2),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
 }
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 

@@ -90,6 +90,7 @@ pub fn layouts() -> &'static [OriginalLayout] {
 pub fn wrapper_key(family: &str) -> Option<&'static str> {
     match family {
         "hiera" => Some("model_state"),
+        "beit" => Some("module"),
         _ => None,
     }
 }
@@ -134,7 +135,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 11] = [
+static LAYOUTS: [OriginalLayout; 12] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -245,6 +246,18 @@ static LAYOUTS: [OriginalLayout; 11] = [
         detected_by: "`blocks.0.gamma_1`",
         detect: |i| i.has("blocks.0.gamma_1"),
         convert: deit3,
+    },
+    OriginalLayout {
+        name: "ms_beit",
+        family: "beit",
+        filter: "beit.checkpoint_filter_fn (microsoft BEiT)",
+        detected_by: "a `relative_position_index` buffer",
+        detect: |i| {
+            i.tensors
+                .iter()
+                .any(|t| t.name.contains("relative_position_index"))
+        },
+        convert: ms_beit,
     },
 ];
 
@@ -774,6 +787,28 @@ fn deit3(i: &Input<'_>, _: &Target) -> Result<Converted> {
         }
         out.push(View::of(t).named(k).derived());
     }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `beit.checkpoint_filter_fn` on microsoft's BEiT checkpoints (the state dict under `model`, or
+/// `module` for BEiT v2): the `relative_position_index` buffers timm rebuilds left out.
+fn ms_beit(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    let mut applied = Applied::default();
+    let mut out = Vec::new();
+    let mut left_out = 0usize;
+    for t in i.tensors {
+        if t.name.contains("relative_position_index") {
+            left_out += 1;
+            continue;
+        }
+        out.push(View::of(t).named(t.name.clone()).derived());
+    }
+    applied.features.push(format!(
+        "{left_out} relative_position_index buffers left out"
+    ));
     Ok(Converted {
         tensors: out,
         applied,
