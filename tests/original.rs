@@ -385,3 +385,32 @@ fn the_layout_choice_is_part_of_the_options_fingerprint() {
     assert_ne!(auto, forced);
     assert_ne!(off, forced);
 }
+
+#[test]
+fn every_full_size_original_is_identified_exactly_through_its_layout() {
+    let mut names: Vec<String> = std::fs::read_dir(fixture("original/shapes"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .trim_end_matches(".json")
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 17, "{names:?}");
+    let mut wrong = Vec::new();
+    for name in &names {
+        let (arch, tensors) = full_size(name);
+        let found = timmconv::identify::identify_tensors(&tensors, 3).unwrap();
+        let ok = found.first().is_some_and(|c| {
+            c.architecture.split('.').next() == Some(arch.as_str()) && c.exact && c.layout.is_some()
+        });
+        if !ok {
+            wrong.push(format!("{name}: want {arch}, got {:?}", found.first()));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -288,6 +288,34 @@ FULL = {
         "dinov2", "vit_giant_patch14_reg4_dinov2",
         "from dinov2.hub.backbones import dinov2_vitg14_reg\nm = dinov2_vitg14_reg(pretrained=False)",
     ),
+    "dinov2_vitb14": (
+        "dinov2", "vit_base_patch14_dinov2",
+        "from dinov2.hub.backbones import dinov2_vitb14\nm = dinov2_vitb14(pretrained=False)",
+    ),
+    "dinov2_vitl14": (
+        "dinov2", "vit_large_patch14_dinov2",
+        "from dinov2.hub.backbones import dinov2_vitl14\nm = dinov2_vitl14(pretrained=False)",
+    ),
+    "dinov2_vitg14": (
+        "dinov2", "vit_giant_patch14_dinov2",
+        "from dinov2.hub.backbones import dinov2_vitg14\nm = dinov2_vitg14(pretrained=False)",
+    ),
+    "dinov3_vitl16": (
+        "dinov3", "vit_large_patch16_dinov3",
+        "from dinov3.hub.backbones import dinov3_vitl16\nm = dinov3_vitl16(pretrained=False)",
+    ),
+    "dinov3_vith16plus": (
+        "dinov3", "vit_huge_plus_patch16_dinov3",
+        "from dinov3.hub.backbones import dinov3_vith16plus\nm = dinov3_vith16plus(pretrained=False)",
+    ),
+    "dinov3_vit7b16": (
+        "dinov3", "vit_7b_patch16_dinov3",
+        "from dinov3.hub.backbones import dinov3_vit7b16\nm = dinov3_vit7b16(pretrained=False)",
+    ),
+    "dinov3_convnext_large": (
+        "dinov3", "convnext_large",
+        "from dinov3.hub.backbones import dinov3_convnext_large\nm = dinov3_convnext_large(pretrained=False)",
+    ),
     "dinov3_vits16": (
         "dinov3", "vit_small_patch16_dinov3",
         "from dinov3.hub.backbones import dinov3_vits16\nm = dinov3_vits16(pretrained=False)",
@@ -295,6 +323,12 @@ FULL = {
     "dinov3_convnext_tiny": (
         "dinov3", "convnext_tiny",
         "from dinov3.hub.backbones import dinov3_convnext_tiny\nm = dinov3_convnext_tiny(pretrained=False)",
+    ),
+    "ms_swin_v2_tiny": (
+        "swin", "swinv2_tiny_window8_256",
+        "import os, sys\nsys.path.insert(0, os.environ['SWIN_SRC'] + '/models')\n"
+        "from swin_transformer_v2 import SwinTransformerV2\n"
+        "m = SwinTransformerV2(img_size=256, window_size=8)",
     ),
     "ms_swin_tiny": (
         "swin", "swin_tiny_patch4_window7_224",
