@@ -305,7 +305,7 @@ fn the_cli_converts_an_openclip_tower_for_a_registry_model_as_timm_does() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.safetensors");
-    let input = fixture("original/openclip_vit_trunk.f32.pth");
+    let input = fixture("original/openclip_vit_trunk.f16.pth");
     let o = run(&[
         "convert",
         input.to_str().unwrap(),
@@ -335,7 +335,7 @@ fn the_cli_converts_an_openclip_tower_for_a_registry_model_as_timm_does() {
 
 #[test]
 fn identify_on_the_command_line_names_the_layout_and_the_command() {
-    let input = fixture("original/openclip_vit_trunk.f32.pth");
+    let input = fixture("original/openclip_vit_trunk.f16.pth");
     let o = run(&["identify", input.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -110,7 +110,7 @@ SOURCES = {
         "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(timm_model_name='test_vit', image_size=160,"
         " timm_pool='', timm_proj='linear'), text_cfg=CLIPTextCfg(context_length=8, vocab_size=50,"
         " width=16, heads=2, layers=1))",
-        "f32",
+        "f16",
         "test_vit",
         dict(global_pool=""),
         [(3, None, None), (4, 10, None), (3, 0, None)],
@@ -121,7 +121,7 @@ SOURCES = {
         "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(timm_model_name='test_convnext',"
         " image_size=64, timm_pool='avg', timm_proj='linear'), text_cfg=CLIPTextCfg(context_length=8,"
         " vocab_size=50, width=16, heads=2, layers=1))",
-        "f32",
+        "f16",
         "test_convnext",
         dict(),
         [(3, None, None), (4, 10, None), (3, 0, None)],
