@@ -27,10 +27,11 @@ pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
         let layout = c.layout.as_ref().map(|l| format!("[layout {l}] "));
         let first = c.differences.first().map(String::as_str).unwrap_or("");
         let first = format!("{}{first}", layout.unwrap_or_default());
+        let first = first.trim_end();
         printer::line(format_args!(
             "{what}  {}  {}",
             printer::pad(&c.architecture, width),
-            printer::printable(&first)
+            printer::printable(first)
         ))?;
         for d in c.differences.iter().skip(1) {
             printer::line(format_args!(
