@@ -87,7 +87,7 @@ fn metadata(
     plan: &Plan,
 ) -> BTreeMap<String, String> {
     let a = &opts.adapt;
-    let info = serde_json::json!({
+    let mut info = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "model": opts.model,
         "tag": opts.tag,
@@ -107,8 +107,14 @@ fn metadata(
         "global_pool": a.global_pool.as_ref().map(|(p, _)| p),
         "renamed": plan.report.renamed,
         "dropped": plan.report.dropped,
-        "original_layout": plan.report.original_layout,
     });
+    if let (Some(applied), Some(fields)) = (&plan.report.original_layout, info.as_object_mut()) {
+        // only when there was one: the metadata of other conversions stays as it was
+        fields.insert(
+            "original_layout".to_owned(),
+            serde_json::to_value(applied).unwrap_or_default(),
+        );
+    }
     let mut meta = BTreeMap::from([
         ("format".to_owned(), "pt".to_owned()),
         ("timmconv".to_owned(), info.to_string()),
