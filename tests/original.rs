@@ -39,6 +39,9 @@ fn conversion(exp: &serde_json::Value, case: &serde_json::Value) -> Result<Conve
     if let Some(n) = case["num_classes"].as_u64() {
         c = c.num_classes(n as usize);
     }
+    if let Some(idx) = case["out_indices"].as_array() {
+        c = c.features_only(Some(idx.iter().map(|i| i.as_i64().unwrap()).collect()));
+    }
     if let Some(s) = case["img_size"].as_u64() {
         c = c.img_size([s as usize, s as usize]);
         // the registry's resolution layout assumes the architecture's patch size; a fixture
@@ -59,8 +62,8 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         sources.push(name.clone());
         for case in exp["cases"].as_array().unwrap() {
             let label = format!(
-                "{name} in_chans={} num_classes={} img_size={}",
-                case["in_chans"], case["num_classes"], case["img_size"]
+                "{name} in_chans={} num_classes={} img_size={} out_indices={}",
+                case["in_chans"], case["num_classes"], case["img_size"], case["out_indices"]
             );
             let out = tmp.path().join(format!("{cases}.safetensors"));
             let report = conversion(&exp, case)

@@ -79,7 +79,7 @@ SOURCES = {
         "f32",
         "vit_small_patch14_reg4_dinov2",
         dict(img_size=56, embed_dim=32, depth=2, num_heads=2),
-        [(3, 0, None), (4, 10, None), (3, 0, 84)],
+        [(3, 0, None), (4, 10, None), (3, 0, 84), (4, 0, None, (0, 1))],
     ),
     "dinov2_reg_swiglu": (
         "dinov2",
@@ -190,7 +190,7 @@ SOURCES = {
         "f32",
         "convnext_tiny",
         dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
-        [(3, 10, None), (4, 7, None), (3, 0, None)],
+        [(3, 10, None), (4, 7, None), (3, 0, None), (3, 0, None, (1, 2, 3))],
     ),
     # the dense ConvNeXt-V2; its utils import MinkowskiEngine for the sparse (FCMAE) encoder only,
     # stubbed here
@@ -432,8 +432,13 @@ def main():
         sd = sd.get("model_state", sd.get("model", sd))
         torch_dtype = getattr(torch, DTYPES[dtype])
         expected_cases = []
-        for in_chans, num_classes, img_size in cases:
+        for case in cases:
+            in_chans, num_classes, img_size = case[:3]
+            # a fourth element: features_only=True with these out_indices
+            out_indices = case[3] if len(case) > 3 else None
             kw = dict(kwargs, in_chans=in_chans)
+            if out_indices is not None:
+                kw.update(features_only=True, out_indices=out_indices)
             if num_classes is not None:
                 kw["num_classes"] = num_classes
             else:
@@ -450,6 +455,7 @@ def main():
                     v = v.to(torch_dtype)
                 tensors.append([k, DTYPE_NAMES[v.dtype], list(v.shape), digest(v)])
             expected_cases.append(dict(in_chans=in_chans, num_classes=kw.get("num_classes"),
+                                       out_indices=list(out_indices) if out_indices else None,
                                        img_size=img_size, reinit=sorted(missing), tensors=tensors))
         cfg = timm.create_model(arch, pretrained=False, **kwargs).pretrained_cfg
         pretrained_classes = SOURCE_CLASSES.get(upstream, cfg["num_classes"])
