@@ -417,3 +417,32 @@ fn every_full_size_original_is_identified_exactly_through_its_layout() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+#[test]
+fn a_hub_folder_holds_the_converted_weights_and_names_the_layout() {
+    // timm loading such a folder (local-dir:) was checked by hand on a full-size DINOv2 with
+    // registers (tools/check_original_full.py's inputs); here, that the weights are timm's
+    let exp = json(&fixture("expected/original/dinov2_reg.json"));
+    let case = &exp["cases"][1]; // in_chans 4, num_classes 10
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("hub");
+    conversion(&exp, case)
+        .unwrap()
+        .layout(timmconv::Layout::Hub)
+        .plan()
+        .unwrap()
+        .write(&folder, &WriteOptions::default(), |_, _| {})
+        .unwrap();
+    let config = std::fs::read_to_string(folder.join("config.json")).unwrap();
+    assert!(config.contains("\"in_chans\": 4"), "{config}");
+    let got = Checkpoint::open(folder.join("model.safetensors"), &OpenOptions::default()).unwrap();
+    assert_eq!(
+        got.metadata().unwrap()["layout"],
+        "dinov2 (mask_token, register_tokens)"
+    );
+    for (key, _, shape, sha) in rows(&case["tensors"]) {
+        let t = got.tensor(&key).unwrap_or_else(|| panic!("{key} missing"));
+        assert_eq!(t.shape, shape, "{key}");
+        assert_eq!(sha256_hex(&got.tensor_bytes(t).unwrap()), sha, "{key}");
+    }
+}
