@@ -6,6 +6,7 @@ every tensor with what timm 1.0.31 loads via create_model(pretrained_cfg_overlay
     PYTHONPATH=<open_clip> python tools/check_original_full.py clip      # needs clip_b16_f32.pth, see below
     UP=<dinov2 tree> python tools/check_original_full.py dinov2
     UP=<dinov3 tree> python tools/check_original_full.py dinov3
+    python tools/check_original_full.py compose   # after dinov2: --layout hub and --features-only
 
 The CLIP input is open_clip.create_model('ViT-B-16', pretrained=None)'s state dict in float32
 (599 MB), saved as $WORK/clip_b16_f32.pth; WORK defaults to /tmp/layout-big.
@@ -24,7 +25,6 @@ def check(src, arch, extra_kw, extra_args):
     got = load_file(out)
     m = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=src), **extra_kw)
     sd = m.state_dict()
-    src_dtype = next(iter(torch.load(src, weights_only=True, mmap=True).values())).dtype
     bad = [k for k in got if k not in sd or not torch.equal(got[k], sd[k].to(got[k].dtype))]
     missing = [k for k in sd if k not in got]
     print('OK' if not bad else 'DIFF', arch, extra_args, 'tensors', len(got), 'bad', bad[:5], 'not written (reinit)', missing[:6], len(missing))
@@ -34,7 +34,7 @@ if which == 'clip':
     check(src, 'vit_base_patch16_clip_224.openai', {}, [])
     check(src, 'vit_base_patch16_clip_224.openai', dict(in_chans=4, num_classes=10), ['--in-chans', '4', '--num-classes', '10'])
     check(src, 'vit_base_patch16_clip_224.openai', dict(img_size=320, num_classes=0), ['--img-size', '320', '--num-classes', '0'])
-else:
+elif which in ('dinov2', 'dinov3'):
     sys.path.insert(0, os.environ['UP'])
     torch.manual_seed(0)
     if which == 'dinov2':
@@ -57,3 +57,22 @@ else:
             src = f'{WORK}/{name}.pth'; torch.save(sd, src)
             check(src, arch, {}, [])
             check(src, arch, dict(in_chans=4, num_classes=10), ['--in-chans', '4', '--num-classes', '10'])
+if which == 'compose':
+    import shutil
+    src, arch = WORK + '/v2sreg.pth', 'vit_small_patch14_reg4_dinov2'
+    out = WORK + '/hub_v2sreg'
+    shutil.rmtree(out, ignore_errors=True)
+    r = subprocess.run([B, 'convert', src, '--model', arch, '--in-chans', '4', '--layout', 'hub', '-o', out],
+                       capture_output=True, text=True)
+    print('hub rc', r.returncode, r.stderr[-300:] if r.returncode else '')
+    a = timm.create_model('local-dir:' + out, pretrained=True).state_dict()
+    b = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=src), in_chans=4).state_dict()
+    print('hub', 'OK' if a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) else 'DIFF')
+    out = WORK + '/feat_v2sreg.safetensors'
+    if os.path.exists(out):
+        os.remove(out)
+    r = subprocess.run([B, 'convert', src, '--model', arch, '--features-only', '-o', out], capture_output=True, text=True)
+    got = load_file(out)
+    sd = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=src), features_only=True).state_dict()
+    bad = [k for k in sd if k not in got or not torch.equal(got[k], sd[k])]
+    print('features', 'OK' if not bad and len(got) == len(sd) else ('DIFF', bad[:5]))
