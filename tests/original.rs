@@ -121,6 +121,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "hiera",
         "deit3",
         "ms_beit",
+        "fb_xcit",
     ] {
         assert!(sources.iter().any(|s| s == want), "no fixture for {want}");
     }

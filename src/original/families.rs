@@ -135,7 +135,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 12] = [
+static LAYOUTS: [OriginalLayout; 13] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -258,6 +258,17 @@ static LAYOUTS: [OriginalLayout; 12] = [
                 .any(|t| t.name.contains("relative_position_index"))
         },
         convert: ms_beit,
+    },
+    OriginalLayout {
+        name: "fb_xcit",
+        family: "xcit",
+        filter: "xcit.checkpoint_filter_fn (facebookresearch XCiT)",
+        detected_by: "`pos_embeder.*` or `cls_attn_blocks.0.attn.qkv.weight`",
+        detect: |i| {
+            i.has("cls_attn_blocks.0.attn.qkv.weight")
+                || i.tensors.iter().any(|t| t.name.starts_with("pos_embeder."))
+        },
+        convert: fb_xcit,
     },
 ];
 
@@ -809,6 +820,72 @@ fn ms_beit(i: &Input<'_>, _: &Target) -> Result<Converted> {
     applied.features.push(format!(
         "{left_out} relative_position_index buffers left out"
     ));
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `xcit.checkpoint_filter_fn` on facebookresearch's XCiT: `pos_embeder.` to `pos_embed.` (left
+/// out for a model without position embedding), and each class-attention block's `qkv` split
+/// into `q`, `k`, `v` (views of its thirds) for timm's class attention.
+fn fb_xcit(i: &Input<'_>, target: &Target) -> Result<Converted> {
+    const L: &str = "fb_xcit";
+    let use_pos = target
+        .keys
+        .as_ref()
+        .is_none_or(|k| k.keys().any(|k| k.starts_with("pos_embed")));
+    let split = target
+        .has("cls_attn_blocks.0.attn.q.weight")
+        .unwrap_or(true)
+        && i.has("cls_attn_blocks.0.attn.qkv.weight");
+    let qkv = regex::Regex::new(r"^cls_attn_blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
+        .map_err(|e| Error::Structure(e.to_string()))?;
+    let mut applied = Applied::default();
+    let mut out = Vec::new();
+    let mut pos_renamed = 0usize;
+    for t in i.tensors {
+        let k0 = t.name.as_str();
+        if k0.starts_with("pos_embed") {
+            if !use_pos {
+                applied.dropped.push(k0.to_owned());
+                continue;
+            }
+            let k = k0.replace("pos_embeder.", "pos_embed.");
+            if k != k0 {
+                applied.renamed += 1;
+                pos_renamed += 1;
+            }
+            out.push(View::of(t).named(k).derived());
+            continue;
+        }
+        if let (true, Some(c)) = (split, qkv.captures(k0)) {
+            let (Some(block), Some(kind)) = (c.get(1), c.get(2)) else {
+                continue;
+            };
+            for (j, part) in ["q", "k", "v"].iter().enumerate() {
+                let name = format!(
+                    "cls_attn_blocks.{}.attn.{part}.{}",
+                    block.as_str(),
+                    kind.as_str()
+                );
+                out.push(View::of(t).named(name).chunk(3, j, 0, L)?.derived());
+            }
+            continue;
+        }
+        out.push(View::of(t).named(k0).derived());
+    }
+    if split {
+        applied
+            .features
+            .push("class-attention qkv split into q, k, v".into());
+        applied
+            .computed
+            .push("cls_attn_blocks.N.attn.{q,k,v} = qkv.reshape(3, -1, ...)[0..3]".into());
+    }
+    if pos_renamed > 0 {
+        applied.features.push("pos_embeder".into());
+    }
     Ok(Converted {
         tensors: out,
         applied,
