@@ -279,7 +279,24 @@ SOURCES = {
         dict(img_size=32, embed_dim=32, depth=2, num_heads=2),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # facebookresearch CaiT, as {"model": state_dict}: timm's filter only unwraps `model` and
+    # strips `module.`, which timmconv's reader does for every checkpoint, so no layout applies
+    "fb_cait": (
+        "deit",
+        "import torch.nn as nn\nfrom functools import partial\nfrom cait_models import cait_models\n"
+        "m = cait_models(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, mlp_ratio=4,"
+        " qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), init_scale=1e-5,"
+        " depth_token_only=2, num_classes=10)\n"
+        "WRAP = 'model'",
+        "f32",
+        "cait_xxs24_224",
+        dict(img_size=32, embed_dim=32, depth=2, num_heads=2),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
 }
+
+# sources no original layout applies to (timmconv reads them as timm does without one)
+NO_LAYOUT = {"fb_cait"}
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
@@ -491,6 +508,7 @@ def main():
             first_conv=[first_conv] if isinstance(first_conv, str) else list(first_conv),
             classifier=[classifier] if isinstance(classifier, str) else list(classifier),
             pretrained_num_classes=pretrained_classes,
+            no_layout=name in NO_LAYOUT,
             model_keys=model_keys,
             cases=expected_cases,
         ), indent=1) + "\n")
