@@ -126,6 +126,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "ms_beit",
         "fb_xcit",
         "fb_cait",
+        "pvt_v2",
     ] {
         assert!(sources.iter().any(|s| s == want), "no fixture for {want}");
     }

@@ -12,12 +12,13 @@ repository root:
     git --git-dir=<mirror of microsoft/Swin-Transformer> archive HEAD models | tar -x -C /tmp/swin
     (the same for facebookresearch/ConvNeXt into /tmp/convnext, ConvNeXt-V2 into /tmp/convnextv2,
     facebookresearch/deit's models_v2.py into /tmp/deit, microsoft/unilm's
-    beit/modeling_finetune.py into /tmp/unilm/beit, facebookresearch/xcit's xcit.py into /tmp/xcit)
+    beit/modeling_finetune.py into /tmp/unilm/beit, facebookresearch/xcit's xcit.py into /tmp/xcit,
+    whai362/PVT's classification/pvt_v2.py into /tmp/pvt)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm XCIT_SRC=/tmp/xcit CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -56,6 +57,7 @@ UPSTREAM = {
     "deit": ("DEIT_SRC", "facebookresearch/deit", "7e160fe43f0252d17191b71cbb5826254114ea5b"),
     "unilm": ("UNILM_SRC", "microsoft/unilm (beit/modeling_finetune.py)", "768a3c873f598bb9b4d4dfb9267b099e35f8fe56"),
     "xcit": ("XCIT_SRC", "facebookresearch/xcit", "82f5291f412604970c39a912586e008ec009cdca"),
+    "pvt": ("PVT_SRC", "whai362/PVT (v2: classification/pvt_v2.py)", "57e2dfaa5a46f9050d76f306a4fcd9a7c061f520"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
 }
 
@@ -293,6 +295,19 @@ SOURCES = {
         dict(img_size=32, embed_dim=32, depth=2, num_heads=2),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # the original PVT v2 (imports timm's layers, registers timm names: its own process)
+    "pvt_v2": (
+        "pvt",
+        "import torch.nn as nn\nfrom functools import partial\n"
+        "from pvt_v2 import PyramidVisionTransformerV2\n"
+        "m = PyramidVisionTransformerV2(patch_size=4, embed_dims=[8, 16, 24, 32], num_heads=[1, 1, 1, 2],"
+        " mlp_ratios=[2, 2, 2, 2], qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),"
+        " depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1], num_classes=10)",
+        "f32",
+        "pvt_v2_b0",
+        dict(depths=(1, 1, 1, 1), embed_dims=(8, 16, 24, 32), num_heads=(1, 1, 1, 2), mlp_ratios=(2, 2, 2, 2)),
+        [(3, 10, None), (4, 7, None), (3, 0, None)],
+    ),
 }
 
 # sources no original layout applies to (timmconv reads them as timm does without one)
@@ -300,7 +315,7 @@ NO_LAYOUT = {"fb_cait"}
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -378,6 +393,10 @@ FULL = {
     "fb_xcit_nano": (
         "xcit", "xcit_nano_12_p16_224",
         "from xcit import xcit_nano_12_p16\nm = xcit_nano_12_p16()",
+    ),
+    "pvt_v2_b0": (
+        "pvt", "pvt_v2_b0",
+        "from pvt_v2 import pvt_v2_b0\nm = pvt_v2_b0()",
     ),
     "openai_clip_b32": (
         "open_clip", "vit_base_patch32_clip_224",

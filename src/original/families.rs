@@ -135,7 +135,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 13] = [
+static LAYOUTS: [OriginalLayout; 14] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -269,6 +269,14 @@ static LAYOUTS: [OriginalLayout; 13] = [
                 || i.tensors.iter().any(|t| t.name.starts_with("pos_embeder."))
         },
         convert: fb_xcit,
+    },
+    OriginalLayout {
+        name: "pvt_v2",
+        family: "pvt_v2",
+        filter: "pvt_v2.checkpoint_filter_fn (whai362 PVT v2)",
+        detected_by: "`patch_embed1.proj.weight` (and not timm's `patch_embed.proj.weight`)",
+        detect: |i| !i.has("patch_embed.proj.weight") && i.has("patch_embed1.proj.weight"),
+        convert: pvt_v2,
     },
 ];
 
@@ -885,6 +893,64 @@ fn fb_xcit(i: &Input<'_>, target: &Target) -> Result<Converted> {
     }
     if pos_renamed > 0 {
         applied.features.push("pos_embeder".into());
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `pvt_v2.checkpoint_filter_fn` on the original PVT v2: `patch_embedN` become the stem and the
+/// stages' downsamples, `blockN.M` `stages.N-1.blocks.M`, `normN` `stages.N-1.norm`.
+fn pvt_v2(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    const L: &str = "pvt_v2";
+    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Structure(e.to_string()));
+    let block = re(r"block(\d+).(\d+)")?;
+    let norm = re(r"^norm(\d+)")?;
+    let mut applied = Applied::default();
+    let mut out = Vec::new();
+    for t in i.tensors {
+        let k0 = t.name.as_str();
+        let mut k = k0.to_owned();
+        if k.starts_with("patch_embed") {
+            k = replace_all(
+                &k,
+                &[
+                    ("patch_embed1", "patch_embed"),
+                    ("patch_embed2", "stages.1.downsample"),
+                    ("patch_embed3", "stages.2.downsample"),
+                    ("patch_embed4", "stages.3.downsample"),
+                ],
+            );
+        }
+        k = k.replace("dwconv.dwconv", "dwconv");
+        let mut bad = false;
+        let mut stage = |n: &str| {
+            let s = n.parse::<usize>().ok().and_then(|n| n.checked_sub(1));
+            bad |= s.is_none();
+            s.unwrap_or(0)
+        };
+        k = block
+            .replace_all(&k, |c: &regex::Captures<'_>| {
+                let n = stage(c.get(1).map_or("", |m| m.as_str()));
+                format!("stages.{n}.blocks.{}", c.get(2).map_or("", |m| m.as_str()))
+            })
+            .into_owned();
+        k = norm
+            .replace_all(&k, |c: &regex::Captures<'_>| {
+                format!("stages.{}.norm", stage(c.get(1).map_or("", |m| m.as_str())))
+            })
+            .into_owned();
+        if bad {
+            return Err(Error::OriginalLayout {
+                layout: L.into(),
+                what: format!("`{k0}` names a stage number out of range"),
+            });
+        }
+        if k != k0 {
+            applied.renamed += 1;
+        }
+        out.push(View::of(t).named(k).derived());
     }
     Ok(Converted {
         tensors: out,
