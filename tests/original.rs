@@ -127,6 +127,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "fb_xcit",
         "fb_cait",
         "pvt_v2",
+        "poolformer_v1",
     ] {
         assert!(sources.iter().any(|s| s == want), "no fixture for {want}");
     }

@@ -13,12 +13,13 @@ repository root:
     (the same for facebookresearch/ConvNeXt into /tmp/convnext, ConvNeXt-V2 into /tmp/convnextv2,
     facebookresearch/deit's models_v2.py into /tmp/deit, microsoft/unilm's
     beit/modeling_finetune.py into /tmp/unilm/beit, facebookresearch/xcit's xcit.py into /tmp/xcit,
-    whai362/PVT's classification/pvt_v2.py into /tmp/pvt)
+    whai362/PVT's classification/pvt_v2.py into /tmp/pvt, sail-sg/poolformer's models/poolformer.py
+    into /tmp/poolformer)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -58,6 +59,7 @@ UPSTREAM = {
     "unilm": ("UNILM_SRC", "microsoft/unilm (beit/modeling_finetune.py)", "768a3c873f598bb9b4d4dfb9267b099e35f8fe56"),
     "xcit": ("XCIT_SRC", "facebookresearch/xcit", "82f5291f412604970c39a912586e008ec009cdca"),
     "pvt": ("PVT_SRC", "whai362/PVT (v2: classification/pvt_v2.py)", "57e2dfaa5a46f9050d76f306a4fcd9a7c061f520"),
+    "poolformer": ("POOLFORMER_SRC", "sail-sg/poolformer (models/poolformer.py)", "a075575b8b3dc3c76ecc5c49985d156167372bfa"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
 }
 
@@ -308,14 +310,46 @@ SOURCES = {
         dict(depths=(1, 1, 1, 1), embed_dims=(8, 16, 24, 32), num_heads=(1, 1, 1, 2), mlp_ratios=(2, 2, 2, 2)),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # sail-sg PoolFormer v1 (imports timm.models.layers.helpers, which timm 1.0.31 moved to
+    # timm.layers.helpers: aliased in its own process)
+    "poolformer_v1": (
+        "poolformer",
+        "import sys, timm.layers.helpers as h\nsys.modules['timm.models.layers.helpers'] = h\n"
+        "from poolformer import PoolFormer\n"
+        "m = PoolFormer([2, 2, 6, 2], embed_dims=[8, 16, 24, 32], mlp_ratios=[4, 4, 4, 4],"
+        " downsamples=[True, True, True, True], num_classes=10)",
+        "f32",
+        "poolformer_s12_small",
+        dict(),
+        [(3, 10, None), (4, 7, None)],  # num_classes=0: timm's filter raises KeyError (no head.fc)
+    ),
 }
+
+def register_small_archs():
+    """timm architectures whose factory fixes the sizes (poolformer_s12 takes no depths or dims)
+    are registered here at a small size, built by the same `_create_metaformer` under the same
+    variant name: the same pretrained cfg and `checkpoint_filter_fn`. The expectation names the
+    real architecture (SMALL_ARCHS)."""
+    import torch.nn as nn
+    from timm.models import register_model
+    from timm.models.metaformer import GroupNorm1, _create_metaformer
+
+    @register_model
+    def poolformer_s12_small(pretrained=False, **kwargs):
+        return _create_metaformer('poolformer_s12', pretrained=pretrained, **dict(
+            depths=[2, 2, 6, 2], dims=[8, 16, 24, 32], downsample_norm=None, mlp_act=nn.GELU,
+            mlp_bias=True, norm_layers=GroupNorm1, layer_scale_init_values=1e-5,
+            res_scale_init_values=None, use_mlp_head=False, **kwargs))
+
+
+SMALL_ARCHS = {"poolformer_s12_small": "poolformer_s12"}
 
 # sources no original layout applies to (timmconv reads them as timm does without one)
 NO_LAYOUT = {"fb_cait"}
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -461,6 +495,7 @@ def main():
 
     OUT.mkdir(parents=True, exist_ok=True)
     EXP.mkdir(parents=True, exist_ok=True)
+    register_small_archs()
     only = sys.argv[1:]
     (OUT / "shapes").mkdir(exist_ok=True)
     for name, (upstream, arch, _build) in FULL.items():
@@ -522,7 +557,7 @@ def main():
             source=src.name,
             upstream=dict(project=repo, version=pin),
             source_keys=[[k, list(v.shape)] for k, v in sd.items()],
-            architecture=arch,
+            architecture=SMALL_ARCHS.get(arch, arch),
             model_kwargs=kwargs,
             first_conv=[first_conv] if isinstance(first_conv, str) else list(first_conv),
             classifier=[classifier] if isinstance(classifier, str) else list(classifier),

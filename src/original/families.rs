@@ -135,7 +135,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 14] = [
+static LAYOUTS: [OriginalLayout; 15] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -277,6 +277,14 @@ static LAYOUTS: [OriginalLayout; 14] = [
         detected_by: "`patch_embed1.proj.weight` (and not timm's `patch_embed.proj.weight`)",
         detect: |i| !i.has("patch_embed.proj.weight") && i.has("patch_embed1.proj.weight"),
         convert: pvt_v2,
+    },
+    OriginalLayout {
+        name: "poolformer_v1",
+        family: "metaformer",
+        filter: "metaformer.checkpoint_filter_fn (sail-sg PoolFormer v1)",
+        detected_by: "`network.0.0.mlp.fc1.weight` (and not timm's `stem.conv.weight`)",
+        detect: |i| !i.has("stem.conv.weight") && i.has("network.0.0.mlp.fc1.weight"),
+        convert: poolformer_v1,
     },
 ];
 
@@ -951,6 +959,84 @@ fn pvt_v2(i: &Input<'_>, _: &Target) -> Result<Converted> {
             applied.renamed += 1;
         }
         out.push(View::of(t).named(k).derived());
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `metaformer.checkpoint_filter_fn` on sail-sg's PoolFormer v1: `layer_scale_N` to
+/// `layer_scaleN.scale`, the `network.N` list split into stages and downsamples, `M.N` to
+/// `M.blocks.N`, `patch_embed` to the stem, `head`/`norm` to `head.fc`/`head.norm`; a tensor of
+/// the model's size but another shape (the layer scales) viewed in the model's shape.
+fn poolformer_v1(i: &Input<'_>, target: &Target) -> Result<Converted> {
+    const L: &str = "poolformer_v1";
+    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Structure(e.to_string()));
+    let scale = re(r"layer_scale_([0-9]+)")?;
+    let downsample = re(r"downsample_layers.([0-9]+)")?;
+    let blocks = re(r"([0-9]+).([0-9]+)")?;
+    let head = re(r"^head")?;
+    let norm = re(r"^norm")?;
+    let mut applied = Applied::default();
+    let mut out = Vec::new();
+    for t in i.tensors {
+        let k0 = t.name.as_str();
+        let mut k = scale.replace_all(k0, "layer_scale${1}.scale").into_owned();
+        k = replace_all(
+            &k,
+            &[
+                ("network.1", "downsample_layers.1"),
+                ("network.3", "downsample_layers.2"),
+                ("network.5", "downsample_layers.3"),
+                ("network.2", "network.1"),
+                ("network.4", "network.2"),
+                ("network.6", "network.3"),
+                ("network", "stages"),
+            ],
+        );
+        k = downsample
+            .replace_all(&k, "stages.${1}.downsample")
+            .into_owned();
+        k = replace_all(
+            &k,
+            &[
+                ("downsample.proj", "downsample.conv"),
+                ("patch_embed.proj", "patch_embed.conv"),
+            ],
+        );
+        k = blocks.replace_all(&k, "${1}.blocks.${2}").into_owned();
+        k = replace_all(
+            &k,
+            &[
+                ("stages.0.downsample", "patch_embed"),
+                ("patch_embed", "stem"),
+                ("post_norm", "norm"),
+                ("pre_norm", "norm"),
+            ],
+        );
+        k = head.replace(&k, "head.fc").into_owned();
+        k = norm.replace(&k, "head.norm").into_owned();
+        let mut v = View::of(t);
+        match target.shape(&k) {
+            Some(s) => {
+                let numel = s.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+                if s != v.shape() && numel == Some(t.numel()) {
+                    v = v.reshape(s.to_vec(), L)?;
+                }
+            }
+            None if target.keys.is_some() => {
+                return Err(Error::OriginalLayout {
+                    layout: L.into(),
+                    what: format!("`{k0}` becomes `{k}`, which the target model lacks"),
+                })
+            }
+            None => {}
+        }
+        if k != k0 {
+            applied.renamed += 1;
+        }
+        out.push(v.named(k).derived());
     }
     Ok(Converted {
         tensors: out,
