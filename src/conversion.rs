@@ -16,6 +16,7 @@ use crate::checkpoint::{Checkpoint, OpenOptions};
 use crate::convert::{self, ConvertReport};
 use crate::dtype::DType;
 use crate::error::{Error, Result, Setting};
+use crate::original::Derived;
 use crate::registry::{self, Arch, Knobs, Tag};
 use crate::source::Source;
 
@@ -29,6 +30,21 @@ pub enum Layout {
     /// which `timm.create_model('local-dir:FOLDER', pretrained=True)` loads. Needs a
     /// [`model`](Conversion::model) with a pretrained cfg, and no renames or features-only.
     Hub,
+}
+
+/// Whether to convert a checkpoint from an original project's layout (Meta's DINOv2, OpenAI
+/// CLIP, ...) into timm's, as the target family's `checkpoint_filter_fn` does ([`crate::original`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OriginalLayoutChoice {
+    /// Detect it from the keys, as timm's filter of the [`model`](Conversion::model)'s family
+    /// does (nothing is detected without a model).
+    #[default]
+    Auto,
+    /// Never convert: the checkpoint is in timm's layout.
+    Off,
+    /// Convert from this layout (a name of [`crate::original::layouts`]), with or without a
+    /// model.
+    Force(String),
 }
 
 /// How the output takes its place.
@@ -87,6 +103,8 @@ pub struct Conversion {
     layout: Layout,
     expect_sha256: Option<String>,
     hash_input: bool,
+    original: OriginalLayoutChoice,
+    model_keys: Option<crate::registry::keys::Keys>,
 }
 
 /// A conversion with every decision made: the registry lookup, the cfg merge and the options
@@ -105,6 +123,10 @@ pub(crate) struct Settings {
     pub(crate) expect_sha256: Option<String>,
     pub(crate) no_hash: bool,
     pub(crate) allow_mismatch: bool,
+    pub(crate) original: OriginalLayoutChoice,
+    /// The target model's keys and shapes, when given (else the registry's, looked up when
+    /// planning).
+    pub(crate) model_keys: Option<crate::registry::keys::Keys>,
 }
 
 impl Conversion {
@@ -142,6 +164,8 @@ impl Conversion {
             layout: Layout::File,
             expect_sha256: None,
             hash_input: true,
+            original: OriginalLayoutChoice::Auto,
+            model_keys: None,
         }
     }
 
@@ -320,6 +344,34 @@ impl Conversion {
         self
     }
 
+    /// Whether and from which original layout to convert (default: detected from the keys
+    /// for the model's family, as timm's `load_pretrained` does).
+    ///
+    /// ```
+    /// use timmconv::{Conversion, OriginalLayoutChoice};
+    ///
+    /// let plan = Conversion::from_file("fixtures/original/dinov2_reg.f32.pth")
+    ///     .original_layout(OriginalLayoutChoice::Force("dinov2".into()))
+    ///     .plan()?;
+    /// let applied = plan.report().original_layout.as_ref().unwrap();
+    /// assert_eq!(applied.to_string(), "dinov2 (mask_token, register_tokens)");
+    /// assert!(plan.tensors().iter().any(|t| t.name == "reg_token"));
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    pub fn original_layout(mut self, choice: OriginalLayoutChoice) -> Self {
+        self.original = choice;
+        self
+    }
+
+    /// The state-dict keys and shapes of the target model, instead of the registry's record
+    /// for the [`model`](Self::model): for a model built with other kwargs (a different depth
+    /// or width). The checkpoint is checked against them as `load_state_dict(strict=True)`
+    /// would, and an original layout's conversion asks them what timm's filter asks `model`.
+    pub fn model_keys(mut self, keys: crate::registry::keys::Keys) -> Self {
+        self.model_keys = Some(keys);
+        self
+    }
+
     /// What to write: one safetensors file (the default) or a timm hub folder.
     pub fn layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
@@ -390,23 +442,77 @@ impl Conversion {
         let settings = self.resolve()?;
         self.preflight(&settings)?;
         let input = self.input;
-        let ckpt = Checkpoint::open(&input, &settings.open)?;
-        let fit = match &settings.model {
-            Some(model) => {
+        let mut ckpt = Checkpoint::open(&input, &settings.open)?;
+        // a family whose filter unwraps a key of its own (Hiera's `model_state`) reads the state
+        // dict from there, as the filter would, unless a state key was asked for
+        let wrapper = settings
+            .registry
+            .as_ref()
+            .and_then(|(arch, _)| arch.module.as_deref())
+            .and_then(crate::original::wrapper_key)
+            .filter(|_| settings.original != OriginalLayoutChoice::Off);
+        if let (Some(key), None, None) = (wrapper, &settings.open.state_key, ckpt.state_key()) {
+            if ckpt.top_level_keys().iter().any(|k| k == key) {
+                let open = OpenOptions {
+                    state_key: Some(key.to_owned()),
+                    ..settings.open.clone()
+                };
+                ckpt = Checkpoint::open(&input, &open)?;
+            }
+        }
+        // the registry records keys per tag: a tag's num_classes can differ from the default's
+        let model_keys = match (&settings.model_keys, &settings.model, &settings.tag) {
+            (Some(k), _, _) => Some(k.clone()),
+            (None, Some(m), Some(t)) if !t.is_empty() => registry::keys::keys(&format!("{m}.{t}"))?,
+            (None, Some(m), _) => registry::keys::keys(m)?,
+            (None, None, _) => None,
+        };
+        let converted = original_tensors(&ckpt, &settings, model_keys.as_ref())
+            .map_err(|e| e.with_path(&input))?;
+        let (derived, applied) = match converted {
+            Some(c) => (c.tensors, Some(c.applied)),
+            None => (ckpt.tensors().iter().map(Derived::stored).collect(), None),
+        };
+        let fit = match (&settings.model, &model_keys) {
+            (Some(model), Some(want)) => {
                 let name = match &settings.tag {
                     Some(t) if !t.is_empty() => format!("{model}.{t}"),
                     _ => model.clone(),
                 };
-                crate::identify::check_model(&ckpt, &name, &settings.adapt)?
-                    .filter(|c| !c.is_exact())
-                    .map(|c| (name, c))
+                let have: Vec<(&str, &[usize])> = derived
+                    .iter()
+                    .map(|d| (d.info.name.as_str(), d.info.shape.as_slice()))
+                    .collect();
+                Some(crate::identify::compare(
+                    &have,
+                    want,
+                    &crate::identify::Leeway::of(&settings.adapt),
+                ))
+                .filter(|c| !c.is_exact())
+                .map(|c| (name, c))
             }
-            None => None,
+            _ => None,
         };
         if let (Some((name, c)), false) = (&fit, settings.allow_mismatch) {
-            return Err(crate::identify::mismatch_error(name, c).with_path(&input));
+            let e = match &applied {
+                Some(a) => {
+                    crate::identify::mismatch_error(&format!("{name}` (from layout `{a}`)"), c)
+                }
+                None => {
+                    let mut e = crate::identify::mismatch_error(name, c);
+                    if let (Error::ModelMismatch { differences, .. }, Some(tried)) =
+                        (&mut e, layouts_tried(&settings))
+                    {
+                        differences.push(tried);
+                    }
+                    e
+                }
+            };
+            return Err(e.with_path(&input));
         }
-        let mut plan = Plan::new(&ckpt, &settings.adapt).map_err(|e| e.with_path(&input))?;
+        let mut plan =
+            Plan::from_derived(&derived, &settings.adapt).map_err(|e| e.with_path(&input))?;
+        plan.report.original_layout = applied;
         if let Some((name, c)) = &fit {
             for d in c.describe() {
                 plan.report
@@ -527,6 +633,8 @@ impl Conversion {
             expect_sha256: self.expect_sha256.clone(),
             no_hash: !self.hash_input,
             allow_mismatch: self.allow_mismatch,
+            original: self.original.clone(),
+            model_keys: self.model_keys.clone(),
         })
     }
 
@@ -583,6 +691,69 @@ impl Conversion {
             }
         }
     }
+}
+
+/// The original layouts the model's family converts, in words, when none was detected.
+fn layouts_tried(settings: &Settings) -> Option<String> {
+    if settings.original != OriginalLayoutChoice::Auto {
+        return None;
+    }
+    let family = settings.registry.as_ref()?.0.module.clone()?;
+    let tried: Vec<String> = crate::original::layouts()
+        .iter()
+        .filter(|l| l.family == family)
+        .map(|l| format!("{} ({})", l.name, l.detected_by))
+        .collect();
+    (!tried.is_empty()).then(|| {
+        format!(
+            "nor is it in an original layout timm's `{family}` filter converts (tried {})",
+            tried.join(", ")
+        )
+    })
+}
+
+/// The checkpoint's tensors converted from an original layout, when one applies: forced, or
+/// detected for the model's family (timm runs the family's filter on every checkpoint).
+fn original_tensors(
+    ckpt: &Checkpoint,
+    settings: &Settings,
+    model_keys: Option<&crate::registry::keys::Keys>,
+) -> Result<Option<crate::original::Converted>> {
+    let family = settings
+        .registry
+        .as_ref()
+        .and_then(|(arch, _)| arch.module.clone());
+    let layout = match &settings.original {
+        OriginalLayoutChoice::Off => return Ok(None),
+        OriginalLayoutChoice::Force(name) => {
+            let Some(l) = crate::original::find(name) else {
+                return Err(Error::Setting(Setting::UnknownOriginalLayout {
+                    name: name.clone(),
+                    known: crate::original::layouts()
+                        .iter()
+                        .map(|l| l.name.to_owned())
+                        .collect(),
+                }));
+            };
+            l
+        }
+        OriginalLayoutChoice::Auto => {
+            let Some(family) = family.as_deref() else {
+                return Ok(None);
+            };
+            match crate::original::detect(ckpt.tensors(), Some(family)) {
+                Some(d) => d.0,
+                None => return Ok(None),
+            }
+        }
+    };
+    let a = &settings.adapt;
+    let classes = a.num_classes.or(a.cfg_num_classes);
+    let target = crate::original::Target {
+        keys: model_keys.map(|k| k.iter().cloned().collect()),
+        head_linear: classes.is_none_or(|n| n > 0),
+    };
+    layout.convert(ckpt.tensors(), &target).map(Some)
 }
 
 /// A planned conversion: the open checkpoint, the resolved settings and every output tensor's

@@ -88,7 +88,7 @@ fn metadata(
     plan: &Plan,
 ) -> BTreeMap<String, String> {
     let a = &opts.adapt;
-    let info = serde_json::json!({
+    let mut info = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "model": opts.model,
         "tag": opts.tag,
@@ -109,10 +109,21 @@ fn metadata(
         "renamed": plan.report.renamed,
         "dropped": plan.report.dropped,
     });
+    if let (Some(applied), Some(fields)) = (&plan.report.original_layout, info.as_object_mut()) {
+        // only when there was one: the metadata of other conversions stays as it was
+        fields.insert(
+            "original_layout".to_owned(),
+            serde_json::to_value(applied).unwrap_or_default(),
+        );
+    }
     let mut meta = BTreeMap::from([
         ("format".to_owned(), "pt".to_owned()),
         ("timmconv".to_owned(), info.to_string()),
     ]);
+    if let Some(applied) = &plan.report.original_layout {
+        // what a reader audits first: which original layout was converted, and what it held
+        meta.insert("layout".to_owned(), applied.to_string());
+    }
     if let Some(sha) = sha {
         meta.insert("source_sha256".to_owned(), sha.to_owned());
     } else if let Some((size, mtime)) = ckpt
@@ -144,7 +155,7 @@ pub fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
 /// `expect_sha256` or `no_hash`), with the timmconv version: `batch` skips an existing output
 /// only when this matches, so a changed flag or a new timmconv converts again.
 pub(crate) fn options_fingerprint(opts: &Settings) -> String {
-    let text = format!(
+    let mut text = format!(
         "{}\n{:?}\n{:?}\n{:?}\n{:?}",
         env!("CARGO_PKG_VERSION"),
         opts.open,
@@ -152,6 +163,11 @@ pub(crate) fn options_fingerprint(opts: &Settings) -> String {
         opts.model,
         opts.tag
     );
+    // what decides the original-layout conversion shapes the tensors too; the default adds
+    // nothing, so fingerprints of conversions that never choose stay as they were
+    if opts.original != crate::conversion::OriginalLayoutChoice::Auto || opts.model_keys.is_some() {
+        text.push_str(&format!("\n{:?}\n{:?}", opts.original, opts.model_keys));
+    }
     sha256_hex(text.as_bytes())
 }
 

@@ -218,6 +218,15 @@ pub enum Error {
         /// What differs: missing, unexpected and reshaped keys.
         differences: Vec<String>,
     },
+    /// A checkpoint in an original project's layout (DINOv2, OpenAI CLIP, ...) lacks a tensor
+    /// the conversion needs, or holds one of another shape.
+    #[error("original layout `{layout}`: {what}")]
+    OriginalLayout {
+        /// The layout (`dinov2`, `openai_clip`, ...).
+        layout: String,
+        /// What is missing or wrong, naming the tensor.
+        what: String,
+    },
     /// A hub download failed: the server's answer, the transfer, or a check of what it sent
     /// (a header unsafe as a cache path, a body whose length or SHA-256 is not what was said).
     #[error("download of {url} failed: {what}")]
@@ -237,6 +246,14 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Setting {
+    /// An original layout forced by a name timmconv does not know.
+    #[error("no original layout is called `{name}`; known: {}", known.join(", "))]
+    UnknownOriginalLayout {
+        /// The name asked for.
+        name: String,
+        /// The layouts there are.
+        known: Vec<String>,
+    },
     /// A model whose registry entry has no pretrained cfg to take the stem and head from.
     #[error("`{model}` has no pretrained cfg; set first_conv and classifier")]
     NoPretrainedCfg {

@@ -226,6 +226,10 @@ pub struct Candidate {
     /// Missing + unexpected + mismatched keys.
     #[serde(skip)]
     pub distance: usize,
+    /// The original layout the checkpoint is in, converted before comparing (`dinov2`, ...),
+    /// as timm's `checkpoint_filter_fn` for the architecture converts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 /// What timmconv recorded in the metadata of a file it wrote (`__metadata__["timmconv"]`): the
@@ -462,17 +466,63 @@ fn explain(c: &Comparison, want: &Keys, cfg: Option<&crate::registry::Tag>) -> V
 /// difference one a conversion makes: in_chans, num_classes, img_size) by how few keys differ,
 /// then the rest; `limit` of them (0: all that share at least half their keys with it). When
 /// timmconv wrote the file, the architecture its metadata records comes first if its keys fit.
+///
+/// A checkpoint in an original project's layout (Meta's DINOv2, OpenAI CLIP, ...) is also
+/// compared, converted, with every architecture of the family whose filter converts it.
 pub fn identify(ckpt: &Checkpoint, limit: usize) -> Result<Vec<Candidate>> {
-    identify_shapes(&shapes(ckpt), Recorded::of(ckpt).as_ref(), limit)
+    rank(ckpt.tensors(), Recorded::of(ckpt).as_ref(), limit)
 }
 
-/// [`identify`] on a `(key, shape)` list, with what the file's metadata recorded, if anything.
+/// [`identify`] for a list of tensors (their keys and shapes are all that is compared), without
+/// metadata.
+pub fn identify_tensors(
+    tensors: &[crate::checkpoint::TensorInfo],
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    rank(tensors, None, limit)
+}
+
+/// [`identify`] on a `(key, shape)` list, with what the file's metadata recorded, if anything
+/// (no original layout is tried: that needs the tensors).
 pub fn identify_shapes(
     have: &[(&str, &[usize])],
     recorded: Option<&Recorded>,
     limit: usize,
 ) -> Result<Vec<Candidate>> {
-    let have_keys: std::collections::HashSet<&str> = have.iter().map(|(k, _)| *k).collect();
+    let tensors: Vec<crate::checkpoint::TensorInfo> = Vec::new();
+    rank_with(have, &tensors, recorded, limit)
+}
+
+fn rank(
+    tensors: &[crate::checkpoint::TensorInfo],
+    recorded: Option<&Recorded>,
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    let stored: Vec<(&str, &[usize])> = tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    rank_with(&stored, tensors, recorded, limit)
+}
+
+/// The ranking: `stored` is what the file holds; `tensors`, where given, are tried in every
+/// original layout detected in them.
+fn rank_with(
+    stored: &[(&str, &[usize])],
+    tensors: &[crate::checkpoint::TensorInfo],
+    recorded: Option<&Recorded>,
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    let layouts: Vec<&crate::original::OriginalLayout> = if tensors.is_empty() {
+        Vec::new()
+    } else {
+        crate::original::layouts()
+            .iter()
+            .filter(|l| {
+                crate::original::detect(tensors, Some(l.family)).is_some_and(|d| d.0.name == l.name)
+            })
+            .collect()
+    };
     let recorded_name = recorded.and_then(Recorded::name);
     let recorded_arch = recorded.and_then(|r| r.model.clone());
     let mut names = keys::names()?;
@@ -483,12 +533,37 @@ pub fn identify_shapes(
             None => names.push(r.clone()),
         }
     }
-    let mut scored: Vec<(usize, usize, String, Comparison, Keys)> = Vec::new();
+    type Scored = (usize, usize, String, Comparison, Keys, Option<String>);
+    let mut scored: Vec<Scored> = Vec::new();
     for name in names {
         let is_recorded = recorded_name.as_ref() == Some(&name);
         let Some(want) = keys::keys(&name)? else {
             continue;
         };
+        let family =
+            crate::registry::arch(crate::registry::split_name(&name).0).and_then(|a| a.module);
+        let layout = layouts.iter().find(|l| family.as_deref() == Some(l.family));
+        let converted = match layout {
+            Some(l) => {
+                let target = crate::original::Target {
+                    keys: Some(want.iter().cloned().collect()),
+                    head_linear: want
+                        .iter()
+                        .any(|(k, _)| k == "head.weight" || k == "head.fc.weight"),
+                };
+                l.convert(tensors, &target).ok()
+            }
+            None => None,
+        };
+        let have: Vec<(&str, &[usize])> = match &converted {
+            Some(c) => c
+                .tensors
+                .iter()
+                .map(|d| (d.info.name.as_str(), d.info.shape.as_slice()))
+                .collect(),
+            None => stored.to_vec(),
+        };
+        let have_keys: std::collections::HashSet<&str> = have.iter().map(|(k, _)| *k).collect();
         // cheap filter: most keys must be shared before a full comparison is worth it
         let shared = want
             .iter()
@@ -497,10 +572,11 @@ pub fn identify_shapes(
         if shared * 2 < want.len().max(have.len()) && !is_recorded {
             continue;
         }
-        let c = compare(have, &want, &Leeway::default());
+        let c = compare(&have, &want, &Leeway::default());
         let cfg = crate::registry::lookup(&name).ok().and_then(|(_, t)| t);
         let hard = structural(&c, &want, cfg.as_ref());
-        scored.push((hard, c.count(), name, c, want));
+        let layout = converted.map(|c| c.applied.to_string());
+        scored.push((hard, c.count(), name, c, want, layout));
     }
     let first = |name: &str, hard: usize| hard == 0 && recorded_name.as_deref() == Some(name);
     // the recorded model when it fits; then what fits by adaptation, fewest differences first;
@@ -519,7 +595,7 @@ pub fn identify_shapes(
     }
     Ok(scored
         .into_iter()
-        .map(|(hard, distance, name, c, want)| {
+        .map(|(hard, distance, name, c, want, layout)| {
             let cfg = crate::registry::lookup(&name).ok().and_then(|(_, t)| t);
             let is_recorded = recorded_name.as_deref() == Some(name.as_str());
             let mut differences = explain(&c, &want, cfg.as_ref());
@@ -541,6 +617,7 @@ pub fn identify_shapes(
                 differences,
                 architecture: name,
                 distance,
+                layout,
             }
         })
         .collect())

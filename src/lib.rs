@@ -82,6 +82,7 @@ pub mod error;
 mod fileio;
 mod hub;
 pub mod identify;
+pub mod original;
 pub mod pickle;
 pub mod registry;
 pub mod small_file;
@@ -97,7 +98,7 @@ pub mod verify;
 
 pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};
-pub use conversion::{Conversion, ConversionPlan, Layout, WriteOptions};
+pub use conversion::{Conversion, ConversionPlan, Layout, OriginalLayoutChoice, WriteOptions};
 pub use convert::ConvertReport;
 pub use dtype::DType;
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::dtype::DType;
 use crate::error::{Error, Result, Setting};
+use crate::original::{Derive, Derived};
 pub use in_chans::InChansMethod;
 pub use rename::{Renamed, Rule};
 pub use resample::Resample;
@@ -102,6 +103,9 @@ pub struct Planned {
     pub dtype: DType,
     /// Output shape.
     pub shape: Vec<usize>,
+    /// How `source` is obtained from the checkpoint (a stored tensor or a view of one, unless
+    /// an original layout's conversion computes it).
+    pub derive: Derive,
 }
 
 impl Planned {
@@ -277,6 +281,9 @@ pub struct Report {
     pub cast: usize,
     /// Target dtype of the cast, if any.
     pub dtype: Option<DType>,
+    /// The original layout converted from, if any (`dinov2`, `openai_clip`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_layout: Option<crate::original::Applied>,
     /// Warnings worth showing.
     pub warnings: Vec<String>,
     /// The target model's input channels, as resolved.
@@ -319,6 +326,13 @@ impl Plan {
     /// Plans the adaptation of `ckpt`: checks every option against the checkpoint and decides
     /// each tensor's fate; no tensor data is read.
     pub fn new(ckpt: &Checkpoint, a: &Adaptation) -> Result<Plan> {
+        let stored: Vec<Derived> = ckpt.tensors().iter().map(Derived::stored).collect();
+        Plan::from_derived(&stored, a)
+    }
+
+    /// Plans the adaptation of tensors derived from a checkpoint (an original layout's
+    /// conversion, [`crate::original`]), as [`Plan::new`] does for the stored ones.
+    pub fn from_derived(derived: &[Derived], a: &Adaptation) -> Result<Plan> {
         let base = a.base_chans();
         let in_chans = a.target_in_chans();
         let mut report = Report {
@@ -350,16 +364,17 @@ impl Plan {
                 }));
             }
         }
-        let patch_kernel = ckpt
-            .tensors()
+        let patch_kernel = derived
             .iter()
+            .map(|d| &d.info)
             .find(|t| t.name == "patch_embed.proj.weight")
             .and_then(|t| match t.shape.as_slice() {
                 &[_, _, h, w] => Some([h, w]),
                 _ => None,
             });
         let mut tensors = Vec::new();
-        for t in ckpt.tensors() {
+        for d in derived {
+            let t = &d.info;
             let mut op = Op::Copy;
             let mut shape = t.shape.clone();
             if let Some(r) = &a.resize {
@@ -525,12 +540,13 @@ impl Plan {
                 op,
                 dtype,
                 shape,
+                derive: d.derive.clone(),
             });
         }
         if in_chans != base {
             for m in &a.first_conv {
                 let key = format!("{m}.weight");
-                if !ckpt.tensors().iter().any(|t| t.name == key) {
+                if !derived.iter().any(|d| d.info.name == key) {
                     report.warnings.push(format!(
                         "first conv `{key}` is not in the checkpoint; nothing adapted for it"
                     ));
@@ -557,9 +573,12 @@ impl Plan {
         sink: &mut crate::write::Sink<'_>,
     ) -> Result<()> {
         use crate::write::Chunk;
-        let (Op::Copy, Some(file), Some(range)) =
-            (&p.op, ckpt.file(), ckpt.tensor_file_range(&p.source))
-        else {
+        let (Op::Copy, Derive::View, Some(file), Some(range)) = (
+            &p.op,
+            &p.derive,
+            ckpt.file(),
+            ckpt.tensor_file_range(&p.source),
+        ) else {
             return sink(Chunk::Bytes(self.bytes_with(ckpt, p, true)?));
         };
         if p.dtype == p.source.dtype {
@@ -624,11 +643,17 @@ impl Plan {
         p: &Planned,
         buffered: bool,
     ) -> Result<Cow<'c, [u8]>> {
-        let src = if buffered {
-            ckpt.tensor_bytes_buffered(&p.source)?
-        } else {
-            ckpt.tensor_bytes(&p.source)?
+        let derived = Derived {
+            info: p.source.clone(),
+            derive: p.derive.clone(),
         };
+        let src = crate::original::evaluate(&derived, |t| {
+            if buffered {
+                ckpt.tensor_bytes_buffered(t)
+            } else {
+                ckpt.tensor_bytes(t)
+            }
+        })?;
         let sdt = p.source.dtype;
         let transformed: Cow<'c, [u8]> = match p.op {
             Op::Copy => src,

@@ -355,6 +355,11 @@ pub struct ConvertArgs {
     /// an error, as load_state_dict(strict=True) would raise; here the differences are warnings).
     #[arg(long)]
     pub allow_mismatch: bool,
+    /// Convert from an original project's layout (DINOv2, OpenAI CLIP, ...) as timm's
+    /// checkpoint_filter_fn does: `auto` detects it from the keys for --model's family, `off`
+    /// never converts, or a layout's name forces it (see docs/conversion.md).
+    #[arg(long, value_name = "NAME", default_value = "auto")]
+    pub original_layout: String,
     /// Rename the first conv module to NAME.
     #[arg(long, value_name = "NAME")]
     pub rename_stem: Option<String>,

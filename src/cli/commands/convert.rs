@@ -8,7 +8,7 @@ use crate::cli::{printer, Outcome};
 use timmconv::adapt::Rule;
 use timmconv::convert::ConvertReport;
 use timmconv::error::{Error, Setting};
-use timmconv::{Conversion, DType, Layout, WriteOptions};
+use timmconv::{Conversion, DType, Layout, OriginalLayoutChoice, WriteOptions};
 
 /// Turns the raw arguments into the library's conversion of `input`, in one place.
 pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversion> {
@@ -26,6 +26,11 @@ pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversi
         .classifier(a.classifier.iter().cloned())
         .drop_unadaptable(a.drop_unadaptable)
         .allow_mismatch(a.allow_mismatch)
+        .original_layout(match a.original_layout.as_str() {
+            "auto" => OriginalLayoutChoice::Auto,
+            "off" => OriginalLayoutChoice::Off,
+            name => OriginalLayoutChoice::Force(name.to_owned()),
+        })
         .hash_input(!a.no_hash)
         .layout(match a.layout {
             LayoutArg::File => Layout::File,
@@ -273,6 +278,25 @@ pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Resul
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {
+    if let Some(o) = &r.plan.original_layout {
+        printer::note(format_args!(
+            "layout: {o}, converted as timm's {} does ({} keys renamed)",
+            o.filter, o.renamed
+        ));
+        for c in &o.computed {
+            printer::note(format_args!("layout: {c}"));
+        }
+        if !o.dropped.is_empty() {
+            printer::note(format_args!(
+                "layout: left out {}",
+                o.dropped
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     if r.plan.stem_free {
         printer::note(format_args!(
             "the pretrained cfg declares no first conv (first_conv: []): timm builds this \

@@ -29,7 +29,10 @@ pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
             (false, true) => "close",
             (false, false) => "far  ",
         };
+        let layout = c.layout.as_ref().map(|l| format!("[layout {l}] "));
         let first = c.differences.first().map(String::as_str).unwrap_or("");
+        let first = format!("{}{first}", layout.unwrap_or_default());
+        let first = first.trim_end();
         printer::line(format_args!(
             "{what}  {}  {}",
             printer::pad(&c.architecture, width),
@@ -40,6 +43,22 @@ pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
                 "{}  {}",
                 printer::pad("", width + 7),
                 printer::printable(d)
+            ))?;
+        }
+    }
+    if let Some(c) = found.first() {
+        if let Some(l) = &c.layout {
+            printer::line(format_args!(
+                "\nrecognised the original layout {l}: timm's checkpoint_filter_fn for `{}` \
+                 converts it, and so does\n  timmconv convert {} --model {} -o OUTPUT.safetensors{}",
+                c.architecture,
+                printer::printable(&a.input.display().to_string()),
+                c.architecture,
+                if c.exact {
+                    ""
+                } else {
+                    "\n(the closest architecture, not an exact fit: the differences above still apply)"
+                }
             ))?;
         }
     }
