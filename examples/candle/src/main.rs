@@ -7,7 +7,8 @@
 //! ```
 //!
 //! FIXTURES holds, per architecture, `ARCH.pth` (the checkpoint to convert) and
-//! `ARCH.io.safetensors` (the input and timm's outputs); converted files are written beside them.
+//! `ARCH.io.safetensors` (the input and timm's outputs); converted files and candle's logits
+//! (`ARCH.candle.safetensors`) are written beside them.
 //! Prints the compatibility table of docs/rust.md on stdout. Exits 1 when an architecture
 //! expected to match timm does not (or one expected to differ now matches: the table and the
 //! doc would be wrong), 2 on a usage or I/O error.
@@ -191,6 +192,11 @@ fn compare(arch: &Arch, dir: &Path, dev: &Device) -> Res<Row> {
     let logits = model.forward(x)?;
     let (max_diff, max_logit) = diff(&logits, get("logits")?)?;
     let matches = max_diff <= REL_TOL * max_logit;
+    // kept for tools/check_candle_divergences.py, which patches timm until it computes these
+    logits.save_safetensors(
+        "logits",
+        dir.join(format!("{}.candle.safetensors", arch.name)),
+    )?;
 
     // 2. the head dropped (`--num-classes 0`): the full constructor wants `head.fc`
     let nc0 = convert(
