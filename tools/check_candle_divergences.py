@@ -77,7 +77,8 @@ def main():
         scale = want.abs().max().item()
 
         def rel(applied):
-            model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(d / f"{arch}.pth"))).eval()
+            src = dict(file=str(d / f"{arch}.pth"))
+            model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=src).eval()
             for change in applied:
                 change(model)
             return (model(x) - want).abs().max().item() / scale
