@@ -10,7 +10,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 # a full disk shows up late and far from its cause (pytest cannot make its temp folders), so say
 # how much room there is up front; the suite needs about 12 GB (targets, venv, temp files)
 echo "== disk: $(df -Ph . | awk 'NR==2 {print $4 " free on " $6}'), temp: $(df -Ph "${TMPDIR:-/tmp}" | awk 'NR==2 {print $4 " free"}')"
-echo "== cargo fmt --check"; cargo fmt --all -- --check
+echo "== cargo fmt --check"; cargo fmt --all -- --check; cargo fmt --manifest-path examples/candle/Cargo.toml -- --check
 echo "== cargo clippy"; cargo clippy --all-targets -- -D warnings
 echo "== cargo doc"; RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 echo "== cargo test"; cargo test --all-targets
@@ -55,6 +55,15 @@ python3 -m venv "$wheel_dir/venv"
   timmconv convert fixtures/ckpt/test_resnet.f32.zip.pth -o "$wheel_dir/smoke.safetensors" --model test_resnet --in-chans 1 -q
   timmconv inspect "$wheel_dir/smoke.safetensors" --json >/dev/null
 )
+# a Rust ML framework runs the output: examples/candle (its own package, candle pinned) converts
+# seeded timm checkpoints through the library and compares candle-transformers' logits with
+# timm's; its build (about 4 min on 2 cores, once) is cached under the target folder with the rest
+echo "== candle-transformers runs converted files (examples/candle)"
+"$PY" tools/make_candle_fixtures.py "$wheel_dir/candle"
+CARGO_TARGET_DIR="$target_dir/candle" cargo run --quiet --locked --manifest-path examples/candle/Cargo.toml -- "$wheel_dir/candle"
+# docs/rust.md's three candle divergences, applied to timm, account for all of candle's difference
+"$PY" tools/check_candle_divergences.py "$wheel_dir/candle"
+rm -rf "$wheel_dir/candle"
 echo "== python tests (timm $("$PY" -c 'import timm; print(timm.__version__)'), the installed wheel's timmconv)"
 TIMMCONV_BIN="$wheel_dir/venv/bin/timmconv" TIMMCONV_TORCH_BIN="$target_dir/debug/timmconv-torch" \
   "$PY" -m pytest -q -p no:cacheprovider --basetemp="$wheel_dir/pytest" tests/python
