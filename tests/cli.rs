@@ -468,3 +468,44 @@ fn help_speaks_one_vocabulary() {
     }
     assert!(block.contains("--plot FILE.svg"));
 }
+
+#[test]
+fn a_changed_input_or_head_says_fixed_architecture_loaders_cannot_take_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("ckpt/test_resnet.f32.zip.pth");
+    let out = tmp.path().join("o.safetensors");
+    let note = "fixed-argument loaders such as candle-transformers' constructors cannot take it";
+    for (extra, want) in [
+        (
+            &["--in-chans", "4", "--num-classes", "10"][..],
+            Some("4 input channels and no classifier"),
+        ),
+        (
+            &["--num-classes", "0"][..],
+            Some("the output has no classifier"),
+        ),
+        (
+            &["--in-chans", "1"][..],
+            Some("the output has 1 input channel:"),
+        ),
+        (&[][..], None),
+    ] {
+        let mut args = vec![
+            "convert",
+            s(&src),
+            "-o",
+            s(&out),
+            "--model",
+            "test_resnet",
+            "--force",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let err = stderr(&o);
+        match want {
+            Some(w) => assert!(err.contains(w) && err.contains(note), "{extra:?}: {err}"),
+            None => assert!(!err.contains(note), "{err}"),
+        }
+    }
+}

@@ -352,6 +352,28 @@ fn summary(r: &ConvertReport, verbose: bool) {
     for w in &r.plan.warnings {
         printer::warn(w);
     }
+    // loaders that build the architecture with fixed arguments (candle-transformers'
+    // constructors: 3 input channels and a classifier) cannot take such a file as it is
+    let mut unlike_pretrained = Vec::new();
+    if r.plan.in_chans != 3 && !r.plan.adapted.is_empty() {
+        let n = r.plan.in_chans;
+        unlike_pretrained.push(format!(
+            "{n} input channel{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if r.plan.head.is_dropped() {
+        unlike_pretrained.push("no classifier".to_owned());
+    }
+    if !unlike_pretrained.is_empty() {
+        printer::note(format_args!(
+            "the output has {}: build the model with these settings to load it (timm: \
+             create_model(..., in_chans, num_classes)); fixed-argument loaders such as \
+             candle-transformers' constructors cannot take it as it is (docs/rust.md shows the \
+             route that works)",
+            unlike_pretrained.join(" and ")
+        ));
+    }
     if let Some(src) = &r.sha256_checked {
         printer::note(format_args!("sha256 verified against {src}"));
     }
