@@ -120,6 +120,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "ms_swin_v2",
         "fb_convnext",
         "fb_convnextv2",
+        "fb_convnextv2_fcmae",
         "sam",
         "hiera",
         "deit3",
@@ -451,5 +452,46 @@ fn a_hub_folder_holds_the_converted_weights_and_names_the_layout() {
         let t = got.tensor(&key).unwrap_or_else(|| panic!("{key} missing"));
         assert_eq!(t.shape, shape, "{key}");
         assert_eq!(sha256_hex(&got.tensor_bytes(t).unwrap()), sha, "{key}");
+    }
+}
+
+/// timm loads the `fcmae` tag of ConvNeXt with `pretrained_strict=False`
+/// (`convnext._create_convnext`): the FCMAE encoder has no `head.norm`, which stays at timm's
+/// init. timmconv converts it under that tag only, saying what timm's non-strict load skips, and
+/// refuses it as `load_state_dict(strict=True)` would under any other name.
+#[test]
+fn an_fcmae_checkpoint_loads_non_strictly_under_the_fcmae_tag_only() {
+    let exp = json(&fixture("expected/original/fb_convnextv2_fcmae.json"));
+    let case = &exp["cases"][0];
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.safetensors");
+    let report = conversion(&exp, case)
+        .unwrap()
+        .plan()
+        .unwrap()
+        .write(&out, &WriteOptions::default(), |_, _| {})
+        .unwrap();
+    let notes: Vec<_> = report
+        .plan
+        .warnings
+        .iter()
+        .filter(|w| w.contains("strict=False"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", report.plan.warnings);
+    assert!(notes[0].contains("`head.norm.weight`"), "{}", notes[0]);
+    let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
+    assert!(got.tensors().iter().all(|t| !t.name.starts_with("head.")));
+
+    for other in ["convnextv2_atto", "convnextv2_atto.fcmae_ft_in1k"] {
+        let src = fixture(&format!("original/{}", exp["source"].as_str().unwrap()));
+        let err = Conversion::from_file(src)
+            .model(other)
+            .unwrap()
+            .model_keys(keys(&exp["model_keys"]))
+            .pretrained_num_classes(0)
+            .plan()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`head.norm.weight`"), "{other}: {err}");
     }
 }

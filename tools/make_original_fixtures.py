@@ -210,6 +210,24 @@ SOURCES = {
         dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # an FCMAE pretrain as the project ships it for fine-tuning: ConvNeXt-V2's
+    # utils.remap_checkpoint_keys turns the sparse FCMAE encoder (models/convnextv2_sparse.py,
+    # which needs MinkowskiEngine) into the dense ConvNeXtV2's keys; the encoder has no final
+    # `norm` and no `head`, so they are removed from the dense model here. timm loads it under
+    # the `fcmae` tag with pretrained_strict=False (convnext._create_convnext): `head.norm`
+    # stays at its init
+    "fb_convnextv2_fcmae": (
+        "convnextv2",
+        "import sys, types\nme = types.ModuleType('MinkowskiEngine'); me.SparseTensor = object\n"
+        "sys.modules['MinkowskiEngine'] = me\n"
+        "from models.convnextv2 import ConvNeXtV2\n"
+        "m = ConvNeXtV2(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32], num_classes=10)\n"
+        "del m.norm, m.head",
+        "f32",
+        "convnextv2_atto.fcmae",
+        dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
+        [(3, 0, None), (4, 10, None), (3, 0, None, (1, 2, 3))],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
@@ -350,6 +368,9 @@ NO_LAYOUT = {"fb_cait"}
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
 SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10}
+
+# a source whose pretrained cfg is a headless tag (FCMAE: num_classes 0)
+NAME_CLASSES = {"fb_convnextv2_fcmae": 0}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -532,7 +553,7 @@ def main():
             if num_classes is not None:
                 kw["num_classes"] = num_classes
             else:
-                kw["num_classes"] = SOURCE_CLASSES[upstream]
+                kw["num_classes"] = NAME_CLASSES.get(name, SOURCE_CLASSES[upstream])
             if img_size is not None:
                 kw["img_size"] = img_size
             model, missing = create_recording_missing(
@@ -548,7 +569,7 @@ def main():
                                        out_indices=list(out_indices) if out_indices else None,
                                        img_size=img_size, reinit=sorted(missing), tensors=tensors))
         cfg = timm.create_model(arch, pretrained=False, **kwargs).pretrained_cfg
-        pretrained_classes = SOURCE_CLASSES.get(upstream, cfg["num_classes"])
+        pretrained_classes = NAME_CLASSES.get(name, SOURCE_CLASSES.get(upstream, cfg["num_classes"]))
         # the keys and shapes of the model the weights are for: what the strict check compares
         base = timm.create_model(arch, **dict(kwargs, num_classes=pretrained_classes))
         model_keys = [[k, list(v.shape)] for k, v in base.state_dict().items()]
