@@ -121,6 +121,8 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "fb_convnext",
         "fb_convnextv2",
         "fb_convnextv2_fcmae",
+        "mae_finetuned",
+        "mae_pretrain",
         "sam",
         "hiera",
         "deit3",

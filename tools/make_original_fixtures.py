@@ -14,12 +14,12 @@ repository root:
     facebookresearch/deit's models_v2.py into /tmp/deit, microsoft/unilm's
     beit/modeling_finetune.py into /tmp/unilm/beit, facebookresearch/xcit's xcit.py into /tmp/xcit,
     whai362/PVT's classification/pvt_v2.py into /tmp/pvt, sail-sg/poolformer's models/poolformer.py
-    into /tmp/poolformer)
+    into /tmp/poolformer, facebookresearch/mae's models_vit.py into /tmp/mae)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -61,6 +61,7 @@ UPSTREAM = {
     "pvt": ("PVT_SRC", "whai362/PVT (v2: classification/pvt_v2.py)", "57e2dfaa5a46f9050d76f306a4fcd9a7c061f520"),
     "poolformer": ("POOLFORMER_SRC", "sail-sg/poolformer (models/poolformer.py)", "a075575b8b3dc3c76ecc5c49985d156167372bfa"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
+    "mae": ("MAE_SRC", "facebookresearch/mae (models_vit.py)", "efb2a8062c206524e35e47d04501ed4f544c0ae8"),
 }
 
 # name: (upstream, builder source run in the upstream's process, dtype, timm arch, timm kwargs,
@@ -228,6 +229,34 @@ SOURCES = {
         dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
         [(3, 0, None), (4, 10, None), (3, 0, None, (1, 2, 3))],
     ),
+    # facebookresearch/mae's models_vit.py subclasses timm's VisionTransformer (the project pins
+    # timm 0.3.2, whose ViT keys are these; it runs here on the pinned timm). A fine-tune
+    # (global_pool=True: `fc_norm` and no `norm`) is saved under `model`, as main_finetune.py
+    # does; it is timm's ViT with global_pool='avg'
+    "mae_finetuned": (
+        "mae",
+        "from functools import partial\nimport torch.nn as nn\nimport models_vit\n"
+        "m = models_vit.VisionTransformer(global_pool=True, img_size=32, patch_size=8, embed_dim=32,"
+        " depth=2, num_heads=2, mlp_ratio=4, qkv_bias=True,"
+        " norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=10)\nWRAP = 'model'",
+        "f32",
+        "vit_base_patch16_224",
+        dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, global_pool="avg"),
+        [(3, None, None), (4, 7, None), (3, 0, None)],
+    ),
+    # an MAE pretrained encoder as main_finetune.py loads it (its strict=False load asserts that
+    # only `head` and `fc_norm` are missing: `norm` and no head), under `model`: timm's `.mae` tag
+    "mae_pretrain": (
+        "mae",
+        "from functools import partial\nimport torch.nn as nn\nimport models_vit\n"
+        "m = models_vit.VisionTransformer(global_pool=False, img_size=32, patch_size=8, embed_dim=32,"
+        " depth=2, num_heads=2, mlp_ratio=4, qkv_bias=True,"
+        " norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0)\nWRAP = 'model'",
+        "f32",
+        "vit_base_patch16_224.mae",
+        dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2),
+        [(3, 0, None), (4, 10, None)],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
@@ -363,14 +392,14 @@ def register_small_archs():
 SMALL_ARCHS = {"poolformer_s12_small": "poolformer_s12"}
 
 # sources no original layout applies to (timmconv reads them as timm does without one)
-NO_LAYOUT = {"fb_cait"}
+NO_LAYOUT = {"fb_cait", "mae_finetuned", "mae_pretrain"}
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10}
 
 # a source whose pretrained cfg is a headless tag (FCMAE: num_classes 0)
-NAME_CLASSES = {"fb_convnextv2_fcmae": 0}
+NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
