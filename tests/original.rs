@@ -123,6 +123,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "fb_convnextv2_fcmae",
         "mae_finetuned",
         "mae_pretrain",
+        "pe_core",
         "sam",
         "hiera",
         "deit3",
@@ -221,6 +222,7 @@ fn identify_names_the_timm_architecture_of_full_size_original_checkpoints() {
         ),
         ("fb_convnext_tiny", "fb_convnext"),
         ("deit3_small", "deit3 (gamma_N -> lsN.gamma)"),
+        ("pe_core_t16", "pe (150 text-tower keys left out)"),
     ] {
         let (arch, tensors) = full_size(name);
         let found = timmconv::identify::identify_tensors(&tensors, 5).unwrap();

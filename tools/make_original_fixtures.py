@@ -14,12 +14,14 @@ repository root:
     facebookresearch/deit's models_v2.py into /tmp/deit, microsoft/unilm's
     beit/modeling_finetune.py into /tmp/unilm/beit, facebookresearch/xcit's xcit.py into /tmp/xcit,
     whai362/PVT's classification/pvt_v2.py into /tmp/pvt, sail-sg/poolformer's models/poolformer.py
-    into /tmp/poolformer, facebookresearch/mae's models_vit.py into /tmp/mae)
+    into /tmp/poolformer, facebookresearch/mae's models_vit.py into /tmp/mae,
+    facebookresearch/perception_models' core/vision_encoder into /tmp/pe; it imports einops:
+    `pip install --target /tmp/open_clip --no-deps einops` and PE_SRC=/tmp/pe:/tmp/open_clip)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae PE_SRC=/tmp/pe:/tmp/open_clip XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -61,6 +63,7 @@ UPSTREAM = {
     "pvt": ("PVT_SRC", "whai362/PVT (v2: classification/pvt_v2.py)", "57e2dfaa5a46f9050d76f306a4fcd9a7c061f520"),
     "poolformer": ("POOLFORMER_SRC", "sail-sg/poolformer (models/poolformer.py)", "a075575b8b3dc3c76ecc5c49985d156167372bfa"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
+    "pe": ("PE_SRC", "facebookresearch/perception_models (core/vision_encoder)", "3e352cca660658d4b5c90f42a7808b11469e4c66"),
     "mae": ("MAE_SRC", "facebookresearch/mae (models_vit.py)", "efb2a8062c206524e35e47d04501ed4f544c0ae8"),
 }
 
@@ -257,6 +260,21 @@ SOURCES = {
         dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2),
         [(3, 0, None), (4, 10, None)],
     ),
+    # a Perception Encoder CLIP (facebookresearch/perception_models core/vision_encoder/pe.py) as
+    # PE-Core ships it: `visual.` (cls token, attention pooling, `proj`) beside the text tower;
+    # timm's vit_pe_core_* (eva._convert_pe)
+    "pe_core": (
+        "pe",
+        "from core.vision_encoder.pe import CLIP\n"
+        "from core.vision_encoder.config import PEConfig, PETextConfig\n"
+        "m = CLIP(PEConfig(image_size=64, patch_size=16, width=32, layers=2, heads=2, mlp_ratio=4.0,"
+        " pool_type='attn', output_dim=16, use_cls_token=True), PETextConfig(context_length=8,"
+        " width=16, heads=2, layers=1, output_dim=16, vocab_size=50))",
+        "f32",
+        "vit_pe_core_tiny_patch16_384",
+        dict(img_size=64, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
@@ -396,7 +414,7 @@ NO_LAYOUT = {"fb_cait", "mae_finetuned", "mae_pretrain"}
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10, "pe": 16}
 
 # a source whose pretrained cfg is a headless tag (FCMAE: num_classes 0)
 NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0}
@@ -481,6 +499,12 @@ FULL = {
     "pvt_v2_b0": (
         "pvt", "pvt_v2_b0",
         "from pvt_v2 import pvt_v2_b0\nm = pvt_v2_b0()",
+    ),
+    "pe_core_t16": (
+        "pe", "vit_pe_core_tiny_patch16_384",
+        "from core.vision_encoder.pe import CLIP\n"
+        "from core.vision_encoder.config import PE_VISION_CONFIG, PE_TEXT_CONFIG\n"
+        "m = CLIP(PE_VISION_CONFIG['PE-Core-T16-384'], PE_TEXT_CONFIG['PE-Core-T16-384'])",
     ),
     "openai_clip_b32": (
         "open_clip", "vit_base_patch32_clip_224",

@@ -135,7 +135,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 15] = [
+static LAYOUTS: [OriginalLayout; 16] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -159,6 +159,14 @@ static LAYOUTS: [OriginalLayout; 15] = [
         detected_by: "`visual.trunk.pos_embed` or `visual.trunk.blocks.0.norm1.weight`",
         detect: |i| i.has("visual.trunk.pos_embed") || i.has("visual.trunk.blocks.0.norm1.weight"),
         convert: openclip_vit_trunk,
+    },
+    OriginalLayout {
+        name: "pe",
+        family: "eva",
+        filter: "eva._convert_pe (Perception Encoder)",
+        detected_by: "`visual.conv1.weight` or `conv1.weight`",
+        detect: |i| i.has("visual.conv1.weight") || i.has("conv1.weight"),
+        convert: perception_encoder,
     },
     OriginalLayout {
         name: "dinov3",
@@ -350,6 +358,120 @@ fn openai_clip(i: &Input<'_>, _: &Target) -> Result<Converted> {
             applied.dropped.len()
         ));
         // the report lists the tower's keys by count: there can be hundreds
+        applied.dropped.truncate(0);
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// `eva._convert_pe`: Meta's Perception Encoder, the CLIP file (`visual.`, the text tower left
+/// out) or the vision tower alone. OpenAI-CLIP-like renames with layer scales; the attention
+/// pooler's `in_proj` split into `q` (its first third) and `kv`; `proj` transposed into
+/// `head.weight` with a zero `head.bias`.
+fn perception_encoder(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    const L: &str = "pe";
+    const SWAPS: [(&str, &str); 12] = [
+        ("conv1", "patch_embed.proj"),
+        ("positional_embedding", "pos_embed"),
+        ("transformer.resblocks.", "blocks."),
+        ("ln_pre", "norm_pre"),
+        ("ln_post", "norm"),
+        ("ln_", "norm"),
+        ("ls_1.gamma", "gamma_1"),
+        ("ls_2.gamma", "gamma_2"),
+        ("in_proj_", "qkv."),
+        ("out_proj", "proj"),
+        ("mlp.c_fc", "mlp.fc1"),
+        ("mlp.c_proj", "mlp.fc2"),
+    ];
+    let prefix = if i.has("visual.conv1.weight") {
+        "visual."
+    } else {
+        ""
+    };
+    let mut out = Vec::new();
+    let mut applied = Applied::default();
+    for t in i.tensors {
+        let Some(rest) = t.name.strip_prefix(prefix) else {
+            applied.dropped.push(t.name.clone());
+            continue;
+        };
+        let mut k = replace_all(rest, &SWAPS);
+        let v = View::of(t);
+        if k.starts_with("attn_pool") {
+            k = replace_all(
+                &k,
+                &[
+                    ("attn_pool.attn", "attn_pool"),
+                    ("attn_pool.layernorm", "attn_pool.norm"),
+                    ("attn_pool.probe", "attn_pool.latent"),
+                ],
+            );
+            if k.starts_with("attn_pool.qkv") {
+                let end = if k.ends_with("weight") {
+                    "weight"
+                } else if k.ends_with("bias") {
+                    "bias"
+                } else {
+                    // timm's filter writes nothing for it
+                    applied.dropped.push(t.name.clone());
+                    continue;
+                };
+                let rows = v.shape().first().copied().unwrap_or(0);
+                let dim = rows / 3;
+                out.push(
+                    v.clone()
+                        .named(format!("attn_pool.q.{end}"))
+                        .narrow(0, 0, dim, L)?
+                        .derived(),
+                );
+                out.push(
+                    v.named(format!("attn_pool.kv.{end}"))
+                        .narrow(0, dim, rows - dim, L)?
+                        .derived(),
+                );
+                applied.computed.push(format!(
+                    "attn_pool.q.{end}, attn_pool.kv.{end} = {}[:d], [d:]",
+                    t.name
+                ));
+                continue;
+            }
+            out.push(v.named(k).derived());
+            applied.renamed += 1;
+            continue;
+        }
+        match k.as_str() {
+            "proj" => {
+                let w = v.named("head.weight").transpose01(L)?;
+                let rows = w.shape().first().copied().unwrap_or(0);
+                let dtype = w.dtype();
+                out.push(w.derived());
+                out.push(zeros("head.bias", dtype, vec![rows]));
+                applied.computed.push("head.weight = proj.T".into());
+                applied.computed.push("head.bias = zeros".into());
+            }
+            "class_embedding" => {
+                let v = v.named("cls_token").unsqueeze(0, L)?.unsqueeze(1, L)?;
+                out.push(v.derived());
+                applied.renamed += 1;
+            }
+            "pos_embed" => {
+                out.push(v.named(k).unsqueeze(0, L)?.derived());
+                applied.renamed += 1;
+            }
+            _ => {
+                out.push(v.named(k).derived());
+                applied.renamed += 1;
+            }
+        }
+    }
+    if !applied.dropped.is_empty() {
+        applied.features.push(format!(
+            "{} text-tower keys left out",
+            applied.dropped.len()
+        ));
         applied.dropped.truncate(0);
     }
     Ok(Converted {
