@@ -124,6 +124,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "mae_finetuned",
         "mae_pretrain",
         "pe_core",
+        "pe_lang",
         "sam",
         "hiera",
         "deit3",

@@ -275,6 +275,19 @@ SOURCES = {
         dict(img_size=64, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
         [(3, None, None), (4, 10, None), (3, 0, None)],
     ),
+    # a Perception Encoder vision tower alone (PE-Lang's configuration: layer scales, no pooling,
+    # no ln_post, no projection), keys without `visual.`: timm's vit_pe_lang_*
+    "pe_lang": (
+        "pe",
+        "from core.vision_encoder.pe import VisionTransformer\n"
+        "m = VisionTransformer(patch_size=14, width=32, layers=2, heads=2, mlp_ratio=4.0,"
+        " image_size=56, use_cls_token=True, pool_type='none', use_ln_post=False, output_dim=None,"
+        " ls_init_value=0.1)",
+        "f32",
+        "vit_pe_lang_large_patch14_448",
+        dict(img_size=56, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
+        [(3, 0, None), (4, 10, None)],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
@@ -417,7 +430,7 @@ NO_LAYOUT = {"fb_cait", "mae_finetuned", "mae_pretrain"}
 SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10, "pe": 16}
 
 # a source whose pretrained cfg is a headless tag (FCMAE: num_classes 0)
-NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0}
+NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0, "pe_lang": 0}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
