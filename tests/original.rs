@@ -125,6 +125,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "mae_pretrain",
         "pe_core",
         "pe_lang",
+        "eva02_mim",
         "sam",
         "hiera",
         "deit3",
@@ -224,6 +225,7 @@ fn identify_names_the_timm_architecture_of_full_size_original_checkpoints() {
         ("fb_convnext_tiny", "fb_convnext"),
         ("deit3_small", "deit3 (gamma_N -> lsN.gamma)"),
         ("pe_core_t16", "pe (150 text-tower keys left out)"),
+        ("eva02_mim_b14", "eva (mask_token, separate q/k/v)"),
     ] {
         let (arch, tensors) = full_size(name);
         let found = timmconv::identify::identify_tensors(&tensors, 5).unwrap();

@@ -16,12 +16,13 @@ repository root:
     whai362/PVT's classification/pvt_v2.py into /tmp/pvt, sail-sg/poolformer's models/poolformer.py
     into /tmp/poolformer, facebookresearch/mae's models_vit.py into /tmp/mae,
     facebookresearch/perception_models' core/vision_encoder into /tmp/pe; it imports einops:
-    `pip install --target /tmp/open_clip --no-deps einops` and PE_SRC=/tmp/pe:/tmp/open_clip)
+    `pip install --target /tmp/open_clip --no-deps einops` and PE_SRC=/tmp/pe:/tmp/open_clip;
+    baaivision/EVA's EVA-02/asuka into /tmp/eva, EVA_SRC=/tmp/eva:/tmp/open_clip)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae PE_SRC=/tmp/pe:/tmp/open_clip XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae PE_SRC=/tmp/pe:/tmp/open_clip EVA_SRC=/tmp/eva:/tmp/open_clip XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -64,8 +65,20 @@ UPSTREAM = {
     "poolformer": ("POOLFORMER_SRC", "sail-sg/poolformer (models/poolformer.py)", "a075575b8b3dc3c76ecc5c49985d156167372bfa"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
     "pe": ("PE_SRC", "facebookresearch/perception_models (core/vision_encoder)", "3e352cca660658d4b5c90f42a7808b11469e4c66"),
+    "eva": ("EVA_SRC", "baaivision/EVA (EVA-02/asuka)", "5623d08bb08a8268c7bc18e1d9b8b4bd651fe4d9"),
     "mae": ("MAE_SRC", "facebookresearch/mae (models_vit.py)", "efb2a8062c206524e35e47d04501ed4f544c0ae8"),
 }
+
+# EVA-02's modeling code imports apex (FusedLayerNorm: the weight and bias of a LayerNorm) and
+# xformers (used in forward only): stubbed
+EVA_STUBS = (
+    "import sys, types\nimport torch.nn as nn\n"
+    "x = types.ModuleType('xformers'); x.ops = types.ModuleType('xformers.ops')\n"
+    "sys.modules['xformers'] = x; sys.modules['xformers.ops'] = x.ops\n"
+    "a = types.ModuleType('apex'); a.normalization = types.ModuleType('apex.normalization')\n"
+    "a.normalization.FusedLayerNorm = nn.LayerNorm\n"
+    "sys.modules['apex'] = a; sys.modules['apex.normalization'] = a.normalization\n"
+)
 
 # name: (upstream, builder source run in the upstream's process, dtype, timm arch, timm kwargs,
 #        cases as (in_chans, num_classes, img_size or None); num_classes None: the source's own)
@@ -288,6 +301,24 @@ SOURCES = {
         dict(img_size=56, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
         [(3, 0, None), (4, 10, None)],
     ),
+    # an EVA-02 MIM pretrain (baaivision/EVA EVA-02/asuka/modeling_pretrain.py: separate q/k/v with
+    # q_bias/v_bias, SwiGLU w1/w2/w3, RoPE buffers, `mask_token`, `norm`, `lm_head`) under `model`,
+    # as its training saves it; apex's FusedLayerNorm (the same weight and bias) and xformers
+    # (used in forward only) are stubbed. timm's eva02_*.mim_* tags
+    "eva02_mim": (
+        "eva",
+        EVA_STUBS + "from functools import partial\n"
+        "from modeling_pretrain import VisionTransformerForMaskedImageModeling\n"
+        "m = VisionTransformerForMaskedImageModeling(img_size=56, patch_size=14, embed_dim=32, depth=2,"
+        " num_heads=2, mlp_ratio=4 * 2 / 3, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),"
+        " xattn=True, naiveswiglu=True, subln=True, xavier_normal_init=True, rope=True,"
+        " predict_feature_dim=24)\n"
+        "WRAP = 'model'",
+        "f32",
+        "eva02_base_patch14_224.mim_in22k",
+        dict(img_size=56, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
+        [(3, 0, None), (4, 10, None)],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
@@ -430,7 +461,7 @@ NO_LAYOUT = {"fb_cait", "mae_finetuned", "mae_pretrain"}
 SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10, "pe": 16}
 
 # a source whose pretrained cfg is a headless tag (FCMAE: num_classes 0)
-NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0, "pe_lang": 0}
+NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0, "pe_lang": 0, "eva02_mim": 0}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -518,6 +549,12 @@ FULL = {
         "from core.vision_encoder.pe import CLIP\n"
         "from core.vision_encoder.config import PE_VISION_CONFIG, PE_TEXT_CONFIG\n"
         "m = CLIP(PE_VISION_CONFIG['PE-Core-T16-384'], PE_TEXT_CONFIG['PE-Core-T16-384'])",
+    ),
+    "eva02_mim_b14": (
+        "eva", "eva02_base_patch14_224",
+        EVA_STUBS + "from modeling_pretrain import"
+        " eva02_base_patch14_xattn_fusedLN_NaiveSwiGLU_subln_RoPE_xavier_normal_init as build\n"
+        "m = build()",
     ),
     "openai_clip_b32": (
         "open_clip", "vit_base_patch32_clip_224",
