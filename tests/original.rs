@@ -126,6 +126,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "pe_core",
         "pe_lang",
         "eva02_mim",
+        "eva02_clip",
         "sam",
         "hiera",
         "deit3",

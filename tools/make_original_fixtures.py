@@ -17,12 +17,13 @@ repository root:
     into /tmp/poolformer, facebookresearch/mae's models_vit.py into /tmp/mae,
     facebookresearch/perception_models' core/vision_encoder into /tmp/pe; it imports einops:
     `pip install --target /tmp/open_clip --no-deps einops` and PE_SRC=/tmp/pe:/tmp/open_clip;
-    baaivision/EVA's EVA-02/asuka into /tmp/eva, EVA_SRC=/tmp/eva:/tmp/open_clip)
+    baaivision/EVA's EVA-02/asuka into /tmp/eva, EVA_SRC=/tmp/eva:/tmp/open_clip, and its
+    EVA-CLIP/rei (the eva_clip package) into /tmp/eva_clip, EVA_CLIP_SRC=/tmp/eva_clip:/tmp/open_clip)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae PE_SRC=/tmp/pe:/tmp/open_clip EVA_SRC=/tmp/eva:/tmp/open_clip XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae PE_SRC=/tmp/pe:/tmp/open_clip EVA_SRC=/tmp/eva:/tmp/open_clip EVA_CLIP_SRC=/tmp/eva_clip:/tmp/open_clip XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -66,6 +67,7 @@ UPSTREAM = {
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
     "pe": ("PE_SRC", "facebookresearch/perception_models (core/vision_encoder)", "3e352cca660658d4b5c90f42a7808b11469e4c66"),
     "eva": ("EVA_SRC", "baaivision/EVA (EVA-02/asuka)", "5623d08bb08a8268c7bc18e1d9b8b4bd651fe4d9"),
+    "eva_clip": ("EVA_CLIP_SRC", "baaivision/EVA (EVA-CLIP/rei)", "5623d08bb08a8268c7bc18e1d9b8b4bd651fe4d9"),
     "mae": ("MAE_SRC", "facebookresearch/mae (models_vit.py)", "efb2a8062c206524e35e47d04501ed4f544c0ae8"),
 }
 
@@ -319,6 +321,20 @@ SOURCES = {
         dict(img_size=56, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
         [(3, 0, None), (4, 10, None)],
     ),
+    # an EVA02-CLIP (baaivision/EVA EVA-CLIP/rei/eva_clip, EVA02-CLIP-B-16's options: RoPE,
+    # SwiGLU, sub-LN) with its text tower: `visual.` keys, timm's eva02_*_clip_* models
+    "eva02_clip": (
+        "eva_clip",
+        "from eva_clip.model import CLIP, CLIPVisionCfg, CLIPTextCfg\n"
+        "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(image_size=32, layers=2, width=32,"
+        " head_width=16, patch_size=16, mlp_ratio=2.6667, eva_model_name='eva-clip-b-16-X', drop_path_rate=0.0,"
+        " xattn=True, rope=True, pt_hw_seq_len=2, intp_freq=True, naiveswiglu=True, subln=True),"
+        " text_cfg=CLIPTextCfg(context_length=8, vocab_size=50, width=16, heads=2, layers=1))",
+        "f32",
+        "eva02_base_patch16_clip_224.merged2b",
+        dict(img_size=32, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(2, 2)),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
@@ -458,7 +474,7 @@ NO_LAYOUT = {"fb_cait", "mae_finetuned", "mae_pretrain"}
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10, "pe": 16}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10, "pe": 16, "eva_clip": 16}
 
 # a source whose pretrained cfg is a headless tag (FCMAE: num_classes 0)
 NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0, "pe_lang": 0, "eva02_mim": 0}
