@@ -1,5 +1,6 @@
 //! Original-layout checkpoints (made by the upstream projects' own code: facebookresearch/dinov2
-//! and dinov3, open_clip_torch) convert to exactly what timm 1.0.31's `load_pretrained` puts in
+//! and dinov3, open_clip_torch, ... down to baaivision/EVA, facebookresearch/perception_models and
+//! mae: the generator's UPSTREAM table) convert to exactly what timm 1.0.31's `load_pretrained` puts in
 //! the model, bit for bit: fixtures/expected/original, made by tools/make_original_fixtures.py
 //! with `timm.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=dict(file=SRC), ...)`.
 
