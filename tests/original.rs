@@ -504,3 +504,43 @@ fn an_fcmae_checkpoint_loads_non_strictly_under_the_fcmae_tag_only() {
         assert!(err.contains("`head.norm.weight`"), "{other}: {err}");
     }
 }
+
+/// timm's own EVA / EVA-02 and PE state dicts pass through `eva.checkpoint_filter_fn` unchanged:
+/// no layout is detected on them (the model keys of the EVA-02 MIM, EVA02-CLIP and PE fixtures),
+/// while the originals are.
+#[test]
+fn timms_own_eva_keys_are_no_original_layout() {
+    let infos = |v: &serde_json::Value| -> Vec<timmconv::TensorInfo> {
+        keys(v)
+            .into_iter()
+            .map(|(name, shape)| {
+                let mut strides = vec![1usize; shape.len()];
+                for i in (0..shape.len().saturating_sub(1)).rev() {
+                    strides[i] = strides[i + 1] * shape[i + 1];
+                }
+                timmconv::TensorInfo {
+                    storage_numel: shape.iter().product(),
+                    name,
+                    dtype: timmconv::DType::F32,
+                    shape,
+                    strides,
+                    offset: 0,
+                    storage: "0".into(),
+                    shared: false,
+                }
+            })
+            .collect()
+    };
+    for (name, layout) in [
+        ("eva02_mim", "eva"),
+        ("eva02_clip", "eva"),
+        ("pe_core", "pe"),
+        ("pe_lang", "pe"),
+    ] {
+        let exp = json(&fixture(&format!("expected/original/{name}.json")));
+        let own = timmconv::original::detect(&infos(&exp["model_keys"]), Some("eva"));
+        assert!(own.is_none(), "{name}: timm's keys detected as {:?}", own);
+        let original = timmconv::original::detect(&infos(&exp["source_keys"]), Some("eva"));
+        assert_eq!(original.map(|d| d.0.name), Some(layout), "{name}");
+    }
+}
