@@ -128,6 +128,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "pe_lang",
         "eva02_mim",
         "eva02_clip",
+        "openclip_eva_trunk",
         "sam",
         "hiera",
         "deit3",
@@ -534,6 +535,7 @@ fn timms_own_eva_keys_are_no_original_layout() {
     for (name, layout) in [
         ("eva02_mim", "eva"),
         ("eva02_clip", "eva"),
+        ("openclip_eva_trunk", "eva"),
         ("pe_core", "pe"),
         ("pe_lang", "pe"),
     ] {

@@ -335,6 +335,28 @@ SOURCES = {
         dict(img_size=32, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(2, 2)),
         [(3, None, None), (4, 10, None), (3, 0, None)],
     ),
+    # an OpenCLIP model with a timm EVA trunk (`visual.trunk.`, the trunk's head the projection:
+    # open_clip's EVA02-*-16 configurations, timm_pool='token', no timm_proj); timm has no small
+    # EVA, so the trunk is eva02_base_patch16_clip_224's _create_eva call at a small size,
+    # registered in open_clip's process under another name
+    "openclip_eva_trunk": (
+        "open_clip",
+        "import sys, types\nfrom timm.models import register_model\nfrom timm.models.eva import _create_eva\n"
+        "__name__ = 'small_archs'; sys.modules[__name__] = types.ModuleType(__name__)\n"
+        "@register_model\ndef eva02_clip_small(pretrained=False, **kwargs):\n"
+        "    return _create_eva('eva02_base_patch16_clip_224', pretrained=pretrained, **dict(dict("
+        "img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, qkv_fused=False,"
+        " mlp_ratio=4 * 2 / 3, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True,"
+        " use_rot_pos_emb=True, ref_feat_shape=(2, 2)), **kwargs))\n"
+        "from open_clip.model import CLIP, CLIPVisionCfg, CLIPTextCfg\n"
+        "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(timm_model_name='eva02_clip_small',"
+        " image_size=32, timm_pool='token', timm_proj=None), text_cfg=CLIPTextCfg(context_length=8,"
+        " vocab_size=50, width=16, heads=2, layers=1))",
+        "f16",
+        "eva02_base_patch16_clip_224.merged2b",
+        dict(img_size=32, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(2, 2)),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
