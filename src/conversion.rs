@@ -123,6 +123,9 @@ pub(crate) struct Settings {
     pub(crate) expect_sha256: Option<String>,
     pub(crate) no_hash: bool,
     pub(crate) allow_mismatch: bool,
+    /// timm loads the named model's pretrained weights with `strict=False` (the tags its
+    /// factories pass `pretrained_strict=False` for: [`registry::strict`]).
+    pub(crate) non_strict: bool,
     pub(crate) original: OriginalLayoutChoice,
     /// The target model's keys and shapes, when given (else the registry's, looked up when
     /// planning).
@@ -469,7 +472,7 @@ impl Conversion {
         };
         let converted = original_tensors(&ckpt, &settings, model_keys.as_ref())
             .map_err(|e| e.with_path(&input))?;
-        let (derived, applied) = match converted {
+        let (mut derived, applied) = match converted {
             Some(c) => (c.tensors, Some(c.applied)),
             None => (ckpt.tensors().iter().map(Derived::stored).collect(), None),
         };
@@ -493,6 +496,27 @@ impl Conversion {
             }
             _ => None,
         };
+        // timm loads some tags with load_state_dict(strict=False) (registry::strict): a missing
+        // key stays at the model's init (nothing to write), an unexpected one is ignored (left
+        // out); a shape mismatch still raises there, and is refused here
+        let mut non_strict_notes = Vec::new();
+        let fit = match fit {
+            Some((name, c)) if settings.non_strict && c.mismatched.is_empty() => {
+                derived.retain(|d| !c.unexpected.contains(&d.info.name));
+                non_strict_notes = c
+                    .describe()
+                    .into_iter()
+                    .map(|d| {
+                        format!(
+                            "timm loads `{name}` with strict=False: {d} (missing keys keep \
+                             timm's init and are not written; unexpected ones are left out)"
+                        )
+                    })
+                    .collect();
+                None
+            }
+            f => f,
+        };
         if let (Some((name, c)), false) = (&fit, settings.allow_mismatch) {
             let e = match &applied {
                 Some(a) => {
@@ -513,6 +537,7 @@ impl Conversion {
         let mut plan =
             Plan::from_derived(&derived, &settings.adapt).map_err(|e| e.with_path(&input))?;
         plan.report.original_layout = applied;
+        plan.report.warnings.extend(non_strict_notes);
         if let Some((name, c)) = &fit {
             for d in c.describe() {
                 plan.report
@@ -556,6 +581,10 @@ impl Conversion {
             headless_drops: Vec::new(),
         };
         let (mut model, mut tag, mut registry_entry) = (None, None, None);
+        // timm decides on the tag as named (`create_model('convnextv2_atto.fcmae')`)
+        let non_strict = self.model.as_ref().is_some_and(|(arch, _, name)| {
+            !registry::strict::loads_strictly(arch.module.as_deref(), name)
+        });
         let from_config = self.config.as_ref().filter(|_| self.model.is_none());
         let config_model = match from_config.and_then(crate::source::config_model) {
             Some(name) => {
@@ -633,6 +662,7 @@ impl Conversion {
             expect_sha256: self.expect_sha256.clone(),
             no_hash: !self.hash_input,
             allow_mismatch: self.allow_mismatch,
+            non_strict,
             original: self.original.clone(),
             model_keys: self.model_keys.clone(),
         })

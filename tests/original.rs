@@ -1,5 +1,6 @@
 //! Original-layout checkpoints (made by the upstream projects' own code: facebookresearch/dinov2
-//! and dinov3, open_clip_torch) convert to exactly what timm 1.0.31's `load_pretrained` puts in
+//! and dinov3, open_clip_torch, ... down to baaivision/EVA, facebookresearch/perception_models and
+//! mae: the generator's UPSTREAM table) convert to exactly what timm 1.0.31's `load_pretrained` puts in
 //! the model, bit for bit: fixtures/expected/original, made by tools/make_original_fixtures.py
 //! with `timm.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=dict(file=SRC), ...)`.
 
@@ -120,6 +121,14 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
         "ms_swin_v2",
         "fb_convnext",
         "fb_convnextv2",
+        "fb_convnextv2_fcmae",
+        "mae_finetuned",
+        "mae_pretrain",
+        "pe_core",
+        "pe_lang",
+        "eva02_mim",
+        "eva02_clip",
+        "openclip_eva_trunk",
         "sam",
         "hiera",
         "deit3",
@@ -218,6 +227,8 @@ fn identify_names_the_timm_architecture_of_full_size_original_checkpoints() {
         ),
         ("fb_convnext_tiny", "fb_convnext"),
         ("deit3_small", "deit3 (gamma_N -> lsN.gamma)"),
+        ("pe_core_t16", "pe (150 text-tower keys left out)"),
+        ("eva02_mim_b14", "eva (mask_token, separate q/k/v)"),
     ] {
         let (arch, tensors) = full_size(name);
         let found = timmconv::identify::identify_tensors(&tensors, 5).unwrap();
@@ -451,5 +462,87 @@ fn a_hub_folder_holds_the_converted_weights_and_names_the_layout() {
         let t = got.tensor(&key).unwrap_or_else(|| panic!("{key} missing"));
         assert_eq!(t.shape, shape, "{key}");
         assert_eq!(sha256_hex(&got.tensor_bytes(t).unwrap()), sha, "{key}");
+    }
+}
+
+/// timm loads the `fcmae` tag of ConvNeXt with `pretrained_strict=False`
+/// (`convnext._create_convnext`): the FCMAE encoder has no `head.norm`, which stays at timm's
+/// init. timmconv converts it under that tag only, saying what timm's non-strict load skips, and
+/// refuses it as `load_state_dict(strict=True)` would under any other name.
+#[test]
+fn an_fcmae_checkpoint_loads_non_strictly_under_the_fcmae_tag_only() {
+    let exp = json(&fixture("expected/original/fb_convnextv2_fcmae.json"));
+    let case = &exp["cases"][0];
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.safetensors");
+    let report = conversion(&exp, case)
+        .unwrap()
+        .plan()
+        .unwrap()
+        .write(&out, &WriteOptions::default(), |_, _| {})
+        .unwrap();
+    let notes: Vec<_> = report
+        .plan
+        .warnings
+        .iter()
+        .filter(|w| w.contains("strict=False"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", report.plan.warnings);
+    assert!(notes[0].contains("`head.norm.weight`"), "{}", notes[0]);
+    let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
+    assert!(got.tensors().iter().all(|t| !t.name.starts_with("head.")));
+
+    for other in ["convnextv2_atto", "convnextv2_atto.fcmae_ft_in1k"] {
+        let src = fixture(&format!("original/{}", exp["source"].as_str().unwrap()));
+        let err = Conversion::from_file(src)
+            .model(other)
+            .unwrap()
+            .model_keys(keys(&exp["model_keys"]))
+            .pretrained_num_classes(0)
+            .plan()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`head.norm.weight`"), "{other}: {err}");
+    }
+}
+
+/// timm's own EVA / EVA-02 and PE state dicts pass through `eva.checkpoint_filter_fn` unchanged:
+/// no layout is detected on them (the model keys of the EVA-02 MIM, EVA02-CLIP and PE fixtures),
+/// while the originals are.
+#[test]
+fn timms_own_eva_keys_are_no_original_layout() {
+    let infos = |v: &serde_json::Value| -> Vec<timmconv::TensorInfo> {
+        keys(v)
+            .into_iter()
+            .map(|(name, shape)| {
+                let mut strides = vec![1usize; shape.len()];
+                for i in (0..shape.len().saturating_sub(1)).rev() {
+                    strides[i] = strides[i + 1] * shape[i + 1];
+                }
+                timmconv::TensorInfo {
+                    storage_numel: shape.iter().product(),
+                    name,
+                    dtype: timmconv::DType::F32,
+                    shape,
+                    strides,
+                    offset: 0,
+                    storage: "0".into(),
+                    shared: false,
+                }
+            })
+            .collect()
+    };
+    for (name, layout) in [
+        ("eva02_mim", "eva"),
+        ("eva02_clip", "eva"),
+        ("openclip_eva_trunk", "eva"),
+        ("pe_core", "pe"),
+        ("pe_lang", "pe"),
+    ] {
+        let exp = json(&fixture(&format!("expected/original/{name}.json")));
+        let own = timmconv::original::detect(&infos(&exp["model_keys"]), Some("eva"));
+        assert!(own.is_none(), "{name}: timm's keys detected as {:?}", own);
+        let original = timmconv::original::detect(&infos(&exp["source_keys"]), Some("eva"));
+        assert_eq!(original.map(|d| d.0.name), Some(layout), "{name}");
     }
 }

@@ -14,12 +14,16 @@ repository root:
     facebookresearch/deit's models_v2.py into /tmp/deit, microsoft/unilm's
     beit/modeling_finetune.py into /tmp/unilm/beit, facebookresearch/xcit's xcit.py into /tmp/xcit,
     whai362/PVT's classification/pvt_v2.py into /tmp/pvt, sail-sg/poolformer's models/poolformer.py
-    into /tmp/poolformer)
+    into /tmp/poolformer, facebookresearch/mae's models_vit.py into /tmp/mae,
+    facebookresearch/perception_models' core/vision_encoder into /tmp/pe; it imports einops:
+    `pip install --target /tmp/open_clip --no-deps einops` and PE_SRC=/tmp/pe:/tmp/open_clip;
+    baaivision/EVA's EVA-02/asuka into /tmp/eva, EVA_SRC=/tmp/eva:/tmp/open_clip, and its
+    EVA-CLIP/rei (the eva_clip package) into /tmp/eva_clip, EVA_CLIP_SRC=/tmp/eva_clip:/tmp/open_clip)
     python -m pip install --target /tmp/open_clip --no-deps open_clip_torch==3.3.0 ftfy regex wcwidth \\
         segment_anything==1.0 hiera-transformer==0.1.4
     DINOV2_SRC=/tmp/dinov2 DINOV3_SRC=/tmp/dinov3 OPEN_CLIP_SRC=/tmp/open_clip SWIN_SRC=/tmp/swin \\
         SEGMENT_ANYTHING_SRC=/tmp/open_clip HIERA_SRC=/tmp/open_clip \\
-        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
+        DEIT_SRC=/tmp/deit UNILM_SRC=/tmp/unilm MAE_SRC=/tmp/mae PE_SRC=/tmp/pe:/tmp/open_clip EVA_SRC=/tmp/eva:/tmp/open_clip EVA_CLIP_SRC=/tmp/eva_clip:/tmp/open_clip XCIT_SRC=/tmp/xcit PVT_SRC=/tmp/pvt POOLFORMER_SRC=/tmp/poolformer CONVNEXT_SRC=/tmp/convnext CONVNEXTV2_SRC=/tmp/convnextv2 .venv/bin/python tools/make_original_fixtures.py
 
 Each upstream model is built in its own Python process (its code on PYTHONPATH there only), its
 parameters set to seeded random values (so that a mix-up of tensors shows), and its state dict
@@ -61,7 +65,22 @@ UPSTREAM = {
     "pvt": ("PVT_SRC", "whai362/PVT (v2: classification/pvt_v2.py)", "57e2dfaa5a46f9050d76f306a4fcd9a7c061f520"),
     "poolformer": ("POOLFORMER_SRC", "sail-sg/poolformer (models/poolformer.py)", "a075575b8b3dc3c76ecc5c49985d156167372bfa"),
     "convnextv2": ("CONVNEXTV2_SRC", "facebookresearch/ConvNeXt-V2", "2553895753323c6fe0b2bf390683f5ea358a42b9"),
+    "pe": ("PE_SRC", "facebookresearch/perception_models (core/vision_encoder)", "3e352cca660658d4b5c90f42a7808b11469e4c66"),
+    "eva": ("EVA_SRC", "baaivision/EVA (EVA-02/asuka)", "5623d08bb08a8268c7bc18e1d9b8b4bd651fe4d9"),
+    "eva_clip": ("EVA_CLIP_SRC", "baaivision/EVA (EVA-CLIP/rei)", "5623d08bb08a8268c7bc18e1d9b8b4bd651fe4d9"),
+    "mae": ("MAE_SRC", "facebookresearch/mae (models_vit.py)", "efb2a8062c206524e35e47d04501ed4f544c0ae8"),
 }
+
+# EVA-02's modeling code imports apex (FusedLayerNorm: the weight and bias of a LayerNorm) and
+# xformers (used in forward only): stubbed
+EVA_STUBS = (
+    "import sys, types\nimport torch.nn as nn\n"
+    "x = types.ModuleType('xformers'); x.ops = types.ModuleType('xformers.ops')\n"
+    "sys.modules['xformers'] = x; sys.modules['xformers.ops'] = x.ops\n"
+    "a = types.ModuleType('apex'); a.normalization = types.ModuleType('apex.normalization')\n"
+    "a.normalization.FusedLayerNorm = nn.LayerNorm\n"
+    "sys.modules['apex'] = a; sys.modules['apex.normalization'] = a.normalization\n"
+)
 
 # name: (upstream, builder source run in the upstream's process, dtype, timm arch, timm kwargs,
 #        cases as (in_chans, num_classes, img_size or None); num_classes None: the source's own)
@@ -210,6 +229,134 @@ SOURCES = {
         dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
         [(3, 10, None), (4, 7, None), (3, 0, None)],
     ),
+    # an FCMAE pretrain as the project ships it for fine-tuning: ConvNeXt-V2's
+    # utils.remap_checkpoint_keys turns the sparse FCMAE encoder (models/convnextv2_sparse.py,
+    # which needs MinkowskiEngine) into the dense ConvNeXtV2's keys; the encoder has no final
+    # `norm` and no `head`, so they are removed from the dense model here. timm loads it under
+    # the `fcmae` tag with pretrained_strict=False (convnext._create_convnext): `head.norm`
+    # stays at its init
+    "fb_convnextv2_fcmae": (
+        "convnextv2",
+        "import sys, types\nme = types.ModuleType('MinkowskiEngine'); me.SparseTensor = object\n"
+        "sys.modules['MinkowskiEngine'] = me\n"
+        "from models.convnextv2 import ConvNeXtV2\n"
+        "m = ConvNeXtV2(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32], num_classes=10)\n"
+        "del m.norm, m.head",
+        "f32",
+        "convnextv2_atto.fcmae",
+        dict(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
+        [(3, 0, None), (4, 10, None), (3, 0, None, (1, 2, 3))],
+    ),
+    # facebookresearch/mae's models_vit.py subclasses timm's VisionTransformer (the project pins
+    # timm 0.3.2, whose ViT keys are these; it runs here on the pinned timm). A fine-tune
+    # (global_pool=True: `fc_norm` and no `norm`) is saved under `model`, as main_finetune.py
+    # does; it is timm's ViT with global_pool='avg'
+    "mae_finetuned": (
+        "mae",
+        "from functools import partial\nimport torch.nn as nn\nimport models_vit\n"
+        "m = models_vit.VisionTransformer(global_pool=True, img_size=32, patch_size=8, embed_dim=32,"
+        " depth=2, num_heads=2, mlp_ratio=4, qkv_bias=True,"
+        " norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=10)\nWRAP = 'model'",
+        "f32",
+        "vit_base_patch16_224",
+        dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, global_pool="avg"),
+        [(3, None, None), (4, 7, None), (3, 0, None)],
+    ),
+    # an MAE pretrained encoder as main_finetune.py loads it (its strict=False load asserts that
+    # only `head` and `fc_norm` are missing: `norm` and no head), under `model`: timm's `.mae` tag
+    "mae_pretrain": (
+        "mae",
+        "from functools import partial\nimport torch.nn as nn\nimport models_vit\n"
+        "m = models_vit.VisionTransformer(global_pool=False, img_size=32, patch_size=8, embed_dim=32,"
+        " depth=2, num_heads=2, mlp_ratio=4, qkv_bias=True,"
+        " norm_layer=partial(nn.LayerNorm, eps=1e-6), num_classes=0)\nWRAP = 'model'",
+        "f32",
+        "vit_base_patch16_224.mae",
+        dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2),
+        [(3, 0, None), (4, 10, None)],
+    ),
+    # a Perception Encoder CLIP (facebookresearch/perception_models core/vision_encoder/pe.py) as
+    # PE-Core ships it: `visual.` (cls token, attention pooling, `proj`) beside the text tower;
+    # timm's vit_pe_core_* (eva._convert_pe)
+    "pe_core": (
+        "pe",
+        "from core.vision_encoder.pe import CLIP\n"
+        "from core.vision_encoder.config import PEConfig, PETextConfig\n"
+        "m = CLIP(PEConfig(image_size=64, patch_size=16, width=32, layers=2, heads=2, mlp_ratio=4.0,"
+        " pool_type='attn', output_dim=16, use_cls_token=True), PETextConfig(context_length=8,"
+        " width=16, heads=2, layers=1, output_dim=16, vocab_size=50))",
+        "f32",
+        "vit_pe_core_tiny_patch16_384",
+        dict(img_size=64, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
+    # a Perception Encoder vision tower alone (PE-Lang's configuration: layer scales, no pooling,
+    # no ln_post, no projection), keys without `visual.`: timm's vit_pe_lang_*
+    "pe_lang": (
+        "pe",
+        "from core.vision_encoder.pe import VisionTransformer\n"
+        "m = VisionTransformer(patch_size=14, width=32, layers=2, heads=2, mlp_ratio=4.0,"
+        " image_size=56, use_cls_token=True, pool_type='none', use_ln_post=False, output_dim=None,"
+        " ls_init_value=0.1)",
+        "f32",
+        "vit_pe_lang_large_patch14_448",
+        dict(img_size=56, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
+        [(3, 0, None), (4, 10, None)],
+    ),
+    # an EVA-02 MIM pretrain (baaivision/EVA EVA-02/asuka/modeling_pretrain.py: separate q/k/v with
+    # q_bias/v_bias, SwiGLU w1/w2/w3, RoPE buffers, `mask_token`, `norm`, `lm_head`) under `model`,
+    # as its training saves it; apex's FusedLayerNorm (the same weight and bias) and xformers
+    # (used in forward only) are stubbed. timm's eva02_*.mim_* tags
+    "eva02_mim": (
+        "eva",
+        EVA_STUBS + "from functools import partial\n"
+        "from modeling_pretrain import VisionTransformerForMaskedImageModeling\n"
+        "m = VisionTransformerForMaskedImageModeling(img_size=56, patch_size=14, embed_dim=32, depth=2,"
+        " num_heads=2, mlp_ratio=4 * 2 / 3, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),"
+        " xattn=True, naiveswiglu=True, subln=True, xavier_normal_init=True, rope=True,"
+        " predict_feature_dim=24)\n"
+        "WRAP = 'model'",
+        "f32",
+        "eva02_base_patch14_224.mim_in22k",
+        dict(img_size=56, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(4, 4)),
+        [(3, 0, None), (4, 10, None)],
+    ),
+    # an EVA02-CLIP (baaivision/EVA EVA-CLIP/rei/eva_clip, EVA02-CLIP-B-16's options: RoPE,
+    # SwiGLU, sub-LN) with its text tower: `visual.` keys, timm's eva02_*_clip_* models
+    "eva02_clip": (
+        "eva_clip",
+        "from eva_clip.model import CLIP, CLIPVisionCfg, CLIPTextCfg\n"
+        "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(image_size=32, layers=2, width=32,"
+        " head_width=16, patch_size=16, mlp_ratio=2.6667, eva_model_name='eva-clip-b-16-X', drop_path_rate=0.0,"
+        " xattn=True, rope=True, pt_hw_seq_len=2, intp_freq=True, naiveswiglu=True, subln=True),"
+        " text_cfg=CLIPTextCfg(context_length=8, vocab_size=50, width=16, heads=2, layers=1))",
+        "f32",
+        "eva02_base_patch16_clip_224.merged2b",
+        dict(img_size=32, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(2, 2)),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
+    # an OpenCLIP model with a timm EVA trunk (`visual.trunk.`, the trunk's head the projection:
+    # open_clip's EVA02-*-16 configurations, timm_pool='token', no timm_proj); timm has no small
+    # EVA, so the trunk is eva02_base_patch16_clip_224's _create_eva call at a small size,
+    # registered in open_clip's process under another name
+    "openclip_eva_trunk": (
+        "open_clip",
+        "import sys, types\nfrom timm.models import register_model\nfrom timm.models.eva import _create_eva\n"
+        "__name__ = 'small_archs'; sys.modules[__name__] = types.ModuleType(__name__)\n"
+        "@register_model\ndef eva02_clip_small(pretrained=False, **kwargs):\n"
+        "    return _create_eva('eva02_base_patch16_clip_224', pretrained=pretrained, **dict(dict("
+        "img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, qkv_fused=False,"
+        " mlp_ratio=4 * 2 / 3, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True,"
+        " use_rot_pos_emb=True, ref_feat_shape=(2, 2)), **kwargs))\n"
+        "from open_clip.model import CLIP, CLIPVisionCfg, CLIPTextCfg\n"
+        "m = CLIP(embed_dim=16, vision_cfg=CLIPVisionCfg(timm_model_name='eva02_clip_small',"
+        " image_size=32, timm_pool='token', timm_proj=None), text_cfg=CLIPTextCfg(context_length=8,"
+        " vocab_size=50, width=16, heads=2, layers=1))",
+        "f16",
+        "eva02_base_patch16_clip_224.merged2b",
+        dict(img_size=32, embed_dim=32, depth=2, num_heads=2, ref_feat_shape=(2, 2)),
+        [(3, None, None), (4, 10, None), (3, 0, None)],
+    ),
     # a Segment Anything checkpoint holds `image_encoder.`, `prompt_encoder.` and `mask_decoder.`;
     # the image encoder is built alone (a small decoder is megabytes) under the same attribute
     # name, with the projects's PromptEncoder beside it so that keys outside the encoder are there
@@ -345,11 +492,14 @@ def register_small_archs():
 SMALL_ARCHS = {"poolformer_s12_small": "poolformer_s12"}
 
 # sources no original layout applies to (timmconv reads them as timm does without one)
-NO_LAYOUT = {"fb_cait"}
+NO_LAYOUT = {"fb_cait", "mae_finetuned", "mae_pretrain"}
 
 # classes of a source whose head is not the cfg's: the CLIP embedding width (the projection
 # becomes the head), the 10 classes the microsoft and facebookresearch fixtures were built with
-SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10}
+SOURCE_CLASSES = {"open_clip": 16, "swin": 10, "convnext": 10, "convnextv2": 10, "hiera": 10, "deit": 10, "unilm": 10, "xcit": 10, "pvt": 10, "poolformer": 10, "mae": 10, "pe": 16, "eva_clip": 16}
+
+# a source whose pretrained cfg is a headless tag (FCMAE: num_classes 0)
+NAME_CLASSES = {"fb_convnextv2_fcmae": 0, "mae_pretrain": 0, "pe_lang": 0, "eva02_mim": 0}
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 
@@ -431,6 +581,18 @@ FULL = {
     "pvt_v2_b0": (
         "pvt", "pvt_v2_b0",
         "from pvt_v2 import pvt_v2_b0\nm = pvt_v2_b0()",
+    ),
+    "pe_core_t16": (
+        "pe", "vit_pe_core_tiny_patch16_384",
+        "from core.vision_encoder.pe import CLIP\n"
+        "from core.vision_encoder.config import PE_VISION_CONFIG, PE_TEXT_CONFIG\n"
+        "m = CLIP(PE_VISION_CONFIG['PE-Core-T16-384'], PE_TEXT_CONFIG['PE-Core-T16-384'])",
+    ),
+    "eva02_mim_b14": (
+        "eva", "eva02_base_patch14_224",
+        EVA_STUBS + "from modeling_pretrain import"
+        " eva02_base_patch14_xattn_fusedLN_NaiveSwiGLU_subln_RoPE_xavier_normal_init as build\n"
+        "m = build()",
     ),
     "openai_clip_b32": (
         "open_clip", "vit_base_patch32_clip_224",
@@ -532,7 +694,7 @@ def main():
             if num_classes is not None:
                 kw["num_classes"] = num_classes
             else:
-                kw["num_classes"] = SOURCE_CLASSES[upstream]
+                kw["num_classes"] = NAME_CLASSES.get(name, SOURCE_CLASSES[upstream])
             if img_size is not None:
                 kw["img_size"] = img_size
             model, missing = create_recording_missing(
@@ -548,7 +710,7 @@ def main():
                                        out_indices=list(out_indices) if out_indices else None,
                                        img_size=img_size, reinit=sorted(missing), tensors=tensors))
         cfg = timm.create_model(arch, pretrained=False, **kwargs).pretrained_cfg
-        pretrained_classes = SOURCE_CLASSES.get(upstream, cfg["num_classes"])
+        pretrained_classes = NAME_CLASSES.get(name, SOURCE_CLASSES.get(upstream, cfg["num_classes"]))
         # the keys and shapes of the model the weights are for: what the strict check compares
         base = timm.create_model(arch, **dict(kwargs, num_classes=pretrained_classes))
         model_keys = [[k, list(v.shape)] for k, v in base.state_dict().items()]

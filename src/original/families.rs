@@ -135,7 +135,7 @@ impl OriginalLayout {
     }
 }
 
-static LAYOUTS: [OriginalLayout; 15] = [
+static LAYOUTS: [OriginalLayout; 17] = [
     OriginalLayout {
         name: "openai_clip",
         family: "vision_transformer",
@@ -161,6 +161,14 @@ static LAYOUTS: [OriginalLayout; 15] = [
         convert: openclip_vit_trunk,
     },
     OriginalLayout {
+        name: "pe",
+        family: "eva",
+        filter: "eva._convert_pe (Perception Encoder)",
+        detected_by: "`visual.conv1.weight` or `conv1.weight`",
+        detect: |i| i.has("visual.conv1.weight") || i.has("conv1.weight"),
+        convert: perception_encoder,
+    },
+    OriginalLayout {
         name: "dinov3",
         family: "eva",
         filter: "eva.checkpoint_filter_fn (DINOv3)",
@@ -170,6 +178,17 @@ static LAYOUTS: [OriginalLayout; 15] = [
                 && !(i.has("blocks.0.attn.wq.weight") && i.has("blocks.0.ffn.w12.weight"))
         },
         convert: dinov3_vit,
+    },
+    OriginalLayout {
+        name: "eva",
+        family: "eva",
+        filter: "eva.checkpoint_filter_fn (EVA / EVA-02 originals)",
+        detected_by: "a key the filter changes: `mask_token` (MIM pretrain), the `visual.` or \
+                      `visual.trunk.` prefix (OpenCLIP), `q_bias`/`v_bias` beside `q_proj`, \
+                      `mlp.w1`-`w3`/`w12`, `ffn_ln`, `inner_attn_ln`, RoPE buffers (not DINOv3, \
+                      Sapiens2 or PE)",
+        detect: |i| EvaOriginal::of(i).is_some_and(|e| e.changes(i)),
+        convert: eva_original,
     },
     OriginalLayout {
         name: "openclip_convnext",
@@ -358,6 +377,120 @@ fn openai_clip(i: &Input<'_>, _: &Target) -> Result<Converted> {
     })
 }
 
+/// `eva._convert_pe`: Meta's Perception Encoder, the CLIP file (`visual.`, the text tower left
+/// out) or the vision tower alone. OpenAI-CLIP-like renames with layer scales; the attention
+/// pooler's `in_proj` split into `q` (its first third) and `kv`; `proj` transposed into
+/// `head.weight` with a zero `head.bias`.
+fn perception_encoder(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    const L: &str = "pe";
+    const SWAPS: [(&str, &str); 12] = [
+        ("conv1", "patch_embed.proj"),
+        ("positional_embedding", "pos_embed"),
+        ("transformer.resblocks.", "blocks."),
+        ("ln_pre", "norm_pre"),
+        ("ln_post", "norm"),
+        ("ln_", "norm"),
+        ("ls_1.gamma", "gamma_1"),
+        ("ls_2.gamma", "gamma_2"),
+        ("in_proj_", "qkv."),
+        ("out_proj", "proj"),
+        ("mlp.c_fc", "mlp.fc1"),
+        ("mlp.c_proj", "mlp.fc2"),
+    ];
+    let prefix = if i.has("visual.conv1.weight") {
+        "visual."
+    } else {
+        ""
+    };
+    let mut out = Vec::new();
+    let mut applied = Applied::default();
+    for t in i.tensors {
+        let Some(rest) = t.name.strip_prefix(prefix) else {
+            applied.dropped.push(t.name.clone());
+            continue;
+        };
+        let mut k = replace_all(rest, &SWAPS);
+        let v = View::of(t);
+        if k.starts_with("attn_pool") {
+            k = replace_all(
+                &k,
+                &[
+                    ("attn_pool.attn", "attn_pool"),
+                    ("attn_pool.layernorm", "attn_pool.norm"),
+                    ("attn_pool.probe", "attn_pool.latent"),
+                ],
+            );
+            if k.starts_with("attn_pool.qkv") {
+                let end = if k.ends_with("weight") {
+                    "weight"
+                } else if k.ends_with("bias") {
+                    "bias"
+                } else {
+                    // timm's filter writes nothing for it
+                    applied.dropped.push(t.name.clone());
+                    continue;
+                };
+                let rows = v.shape().first().copied().unwrap_or(0);
+                let dim = rows / 3;
+                out.push(
+                    v.clone()
+                        .named(format!("attn_pool.q.{end}"))
+                        .narrow(0, 0, dim, L)?
+                        .derived(),
+                );
+                out.push(
+                    v.named(format!("attn_pool.kv.{end}"))
+                        .narrow(0, dim, rows - dim, L)?
+                        .derived(),
+                );
+                applied.computed.push(format!(
+                    "attn_pool.q.{end}, attn_pool.kv.{end} = {}[:d], [d:]",
+                    t.name
+                ));
+                continue;
+            }
+            out.push(v.named(k).derived());
+            applied.renamed += 1;
+            continue;
+        }
+        match k.as_str() {
+            "proj" => {
+                let w = v.named("head.weight").transpose01(L)?;
+                let rows = w.shape().first().copied().unwrap_or(0);
+                let dtype = w.dtype();
+                out.push(w.derived());
+                out.push(zeros("head.bias", dtype, vec![rows]));
+                applied.computed.push("head.weight = proj.T".into());
+                applied.computed.push("head.bias = zeros".into());
+            }
+            "class_embedding" => {
+                let v = v.named("cls_token").unsqueeze(0, L)?.unsqueeze(1, L)?;
+                out.push(v.derived());
+                applied.renamed += 1;
+            }
+            "pos_embed" => {
+                out.push(v.named(k).unsqueeze(0, L)?.derived());
+                applied.renamed += 1;
+            }
+            _ => {
+                out.push(v.named(k).derived());
+                applied.renamed += 1;
+            }
+        }
+    }
+    if !applied.dropped.is_empty() {
+        applied.features.push(format!(
+            "{} text-tower keys left out",
+            applied.dropped.len()
+        ));
+        applied.dropped.truncate(0);
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
 /// `_convert_dinov2`: `mask_token` dropped; with registers, `reg_token`, `cls_token +
 /// pos_embed[:, 0]` and `pos_embed[:, 1:]`; SwiGLU `w12` / `w3` renamed.
 fn dinov2(i: &Input<'_>, _: &Target) -> Result<Converted> {
@@ -478,6 +611,133 @@ fn strip_trunk(
         applied
             .features
             .push(format!("{left_out} keys outside the trunk left out"));
+    }
+    Ok(Converted {
+        tensors: out,
+        applied,
+    })
+}
+
+/// The branches of `eva.checkpoint_filter_fn` for EVA / EVA-02 checkpoints (neither DINOv3,
+/// Sapiens2 nor Perception Encoder, which have their own).
+struct EvaOriginal {
+    /// `visual.trunk.` or `visual.` (OpenCLIP) or nothing.
+    prefix: &'static str,
+    /// A MIM pretrain: `mask_token` and `lm_head` left out, `norm` to `fc_norm`.
+    mim: bool,
+    /// Separate q/k/v projections: `q_bias`/`v_bias` to `q_proj.bias`/`v_proj.bias`.
+    no_qkv: bool,
+}
+
+impl EvaOriginal {
+    const GENERIC: [(&'static str, &'static str); 6] = [
+        ("mlp.ffn_ln", "mlp.norm"),
+        ("attn.inner_attn_ln", "attn.norm"),
+        ("mlp.w12", "mlp.fc1"),
+        ("mlp.w1", "mlp.fc1_g"),
+        ("mlp.w2", "mlp.fc1_x"),
+        ("mlp.w3", "mlp.fc2"),
+    ];
+
+    /// The branch timm takes, unless another layout's (PE, Sapiens2, DINOv3).
+    fn of(i: &Input<'_>) -> Option<EvaOriginal> {
+        let pe = i.has("visual.conv1.weight") || i.has("conv1.weight");
+        let sapiens2 = i.has("blocks.0.attn.wq.weight") && i.has("blocks.0.ffn.w12.weight");
+        if pe || sapiens2 || i.has("storage_tokens") {
+            return None;
+        }
+        let prefix = if i.has("visual.trunk.pos_embed") {
+            "visual.trunk."
+        } else if i.has("visual.pos_embed") {
+            "visual."
+        } else {
+            ""
+        };
+        Some(EvaOriginal {
+            prefix,
+            mim: i.has(&format!("{prefix}mask_token")),
+            no_qkv: i.has(&format!("{prefix}blocks.0.attn.q_proj.weight")),
+        })
+    }
+
+    /// The key timm's filter writes for `key`, or None when it leaves it out.
+    fn rename(&self, key: &str) -> Option<String> {
+        let k = key.strip_prefix(self.prefix)?;
+        if k.contains("rope") && k != "rope.freqs" {
+            return None;
+        }
+        let mut k = k.to_owned();
+        if self.mim
+            && [
+                "mask_token",
+                "lm_head.weight",
+                "lm_head.bias",
+                "norm.weight",
+                "norm.bias",
+            ]
+            .contains(&k.as_str())
+        {
+            if !k.starts_with("norm.") {
+                return None;
+            }
+            k = k.replacen("norm", "fc_norm", 1);
+        }
+        k = replace_all(&k, &Self::GENERIC);
+        if self.no_qkv {
+            k = replace_all(&k, &[("q_bias", "q_proj.bias"), ("v_bias", "v_proj.bias")]);
+        }
+        Some(k)
+    }
+
+    /// Whether the filter changes anything (a timm EVA checkpoint passes through unchanged).
+    fn changes(&self, i: &Input<'_>) -> bool {
+        !self.prefix.is_empty()
+            || i.tensors
+                .iter()
+                .any(|t| self.rename(&t.name).as_deref() != Some(t.name.as_str()))
+    }
+}
+
+/// `eva.checkpoint_filter_fn` on EVA / EVA-02 originals: the OpenCLIP prefix stripped (the rest
+/// left out), RoPE buffers left out, a MIM pretrain's `mask_token`/`lm_head` left out and its
+/// `norm` moved to `fc_norm`, SwiGLU and sub-LN renames, `q_bias`/`v_bias` of separate q/k/v to
+/// `q_proj.bias`/`v_proj.bias`. timm also resamples a `patch_embed` or `pos_embed` of another
+/// size; here such a file is refused by the strict check (`--img-size` resamples).
+fn eva_original(i: &Input<'_>, _: &Target) -> Result<Converted> {
+    let Some(e) = EvaOriginal::of(i) else {
+        return Err(Error::OriginalLayout {
+            layout: "eva".into(),
+            what: "the checkpoint is DINOv3, Sapiens2 or Perception Encoder".into(),
+        });
+    };
+    let mut applied = Applied::default();
+    if e.mim {
+        applied.features.push("mask_token".into());
+    }
+    if !e.prefix.is_empty() {
+        applied.features.push(format!("prefix {}", e.prefix));
+    }
+    if e.no_qkv {
+        applied.features.push("separate q/k/v".into());
+    }
+    let mut out = Vec::new();
+    let mut outside = 0usize;
+    for t in i.tensors {
+        match e.rename(&t.name) {
+            Some(k) => {
+                if k != t.name {
+                    applied.renamed += 1;
+                }
+                out.push(View::of(t).named(k).derived());
+            }
+            None if !t.name.starts_with(e.prefix) => outside += 1,
+            None => applied.dropped.push(t.name.clone()),
+        }
+    }
+    if outside > 0 {
+        applied
+            .features
+            .push(format!("{outside} keys outside {} left out", e.prefix));
     }
     Ok(Converted {
         tensors: out,

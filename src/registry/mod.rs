@@ -15,6 +15,7 @@ mod cfg;
 pub mod features;
 pub mod keys;
 pub mod resize;
+pub mod strict;
 
 use std::cmp::Ordering;
 use std::sync::OnceLock;
