@@ -363,14 +363,7 @@ fn openai_clip(i: &Input<'_>, _: &Target) -> Result<Converted> {
         }
     }
     i.get("visual.conv1.weight", L)?;
-    if !applied.dropped.is_empty() {
-        applied.features.push(format!(
-            "{} text-tower keys left out",
-            applied.dropped.len()
-        ));
-        // the report lists the tower's keys by count: there can be hundreds
-        applied.dropped.truncate(0);
-    }
+    applied.count_dropped("text-tower keys");
     Ok(Converted {
         tensors: out,
         applied,
@@ -478,13 +471,7 @@ fn perception_encoder(i: &Input<'_>, _: &Target) -> Result<Converted> {
             }
         }
     }
-    if !applied.dropped.is_empty() {
-        applied.features.push(format!(
-            "{} text-tower keys left out",
-            applied.dropped.len()
-        ));
-        applied.dropped.truncate(0);
-    }
+    applied.count_dropped("text-tower keys");
     Ok(Converted {
         tensors: out,
         applied,
@@ -988,13 +975,7 @@ fn ms_swin(i: &Input<'_>, layout: &str, buffers: &[&str]) -> Result<Converted> {
         }
         out.push(View::of(t).named(k).derived());
     }
-    if !applied.dropped.is_empty() {
-        applied.features.push(format!(
-            "{} rebuilt buffers left out",
-            applied.dropped.len()
-        ));
-        applied.dropped.truncate(0);
-    }
+    applied.count_dropped("rebuilt buffers");
     Ok(Converted {
         tensors: out,
         applied,

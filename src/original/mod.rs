@@ -69,6 +69,18 @@ pub struct Applied {
     pub renamed: usize,
 }
 
+impl Applied {
+    /// Reports the dropped keys as one count (`"N what left out"`) instead of by name: a text
+    /// tower or the rebuilt buffers can be hundreds of keys.
+    pub(crate) fn count_dropped(&mut self, what: &str) {
+        if !self.dropped.is_empty() {
+            self.features
+                .push(format!("{} {what} left out", self.dropped.len()));
+            self.dropped.clear();
+        }
+    }
+}
+
 impl std::fmt::Display for Applied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.layout)?;
