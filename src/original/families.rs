@@ -312,6 +312,46 @@ fn fb_convnext_is_timm(i: &Input<'_>) -> bool {
     i.has("head.norm.weight") || i.has("norm_pre.weight")
 }
 
+/// One tensor of a CLIP-style vision tower, its key already renamed (`_convert_openai_clip` and
+/// `_convert_pe` alike): `proj` transposed into the head with a zero bias, `class_embedding` and
+/// `positional_embedding` given timm's leading dimensions, the rest as it is.
+fn clip_tensor(
+    v: View,
+    k: String,
+    layout: &str,
+    out: &mut Vec<Derived>,
+    applied: &mut Applied,
+) -> Result<()> {
+    match k.as_str() {
+        "proj" => {
+            let w = v.named("head.weight").transpose01(layout)?;
+            let rows = w.shape().first().copied().unwrap_or(0);
+            let dtype = w.dtype();
+            out.push(w.derived());
+            out.push(zeros("head.bias", dtype, vec![rows]));
+            applied.computed.push("head.weight = proj.T".into());
+            applied.computed.push("head.bias = zeros".into());
+        }
+        "class_embedding" => {
+            let v = v
+                .named("cls_token")
+                .unsqueeze(0, layout)?
+                .unsqueeze(1, layout)?;
+            out.push(v.derived());
+            applied.renamed += 1;
+        }
+        "pos_embed" => {
+            out.push(v.named(k).unsqueeze(0, layout)?.derived());
+            applied.renamed += 1;
+        }
+        _ => {
+            out.push(v.named(k).derived());
+            applied.renamed += 1;
+        }
+    }
+    Ok(())
+}
+
 /// `_convert_openai_clip(state_dict, model, prefix='visual.')`.
 fn openai_clip(i: &Input<'_>, _: &Target) -> Result<Converted> {
     const L: &str = "openai_clip";
@@ -337,30 +377,7 @@ fn openai_clip(i: &Input<'_>, _: &Target) -> Result<Converted> {
         }
         let k = replace_all(&t.name.replace(PREFIX, ""), &SWAPS);
         let v = View::of(t);
-        match k.as_str() {
-            "proj" => {
-                let w = v.named("head.weight").transpose01(L)?;
-                let rows = w.shape().first().copied().unwrap_or(0);
-                let dtype = w.dtype();
-                out.push(w.derived());
-                out.push(zeros("head.bias", dtype, vec![rows]));
-                applied.computed.push("head.weight = proj.T".into());
-                applied.computed.push("head.bias = zeros".into());
-            }
-            "class_embedding" => {
-                let v = v.named("cls_token").unsqueeze(0, L)?.unsqueeze(1, L)?;
-                out.push(v.derived());
-                applied.renamed += 1;
-            }
-            "pos_embed" => {
-                out.push(v.named(k).unsqueeze(0, L)?.derived());
-                applied.renamed += 1;
-            }
-            _ => {
-                out.push(v.named(k).derived());
-                applied.renamed += 1;
-            }
-        }
+        clip_tensor(v, k, L, &mut out, &mut applied)?;
     }
     i.get("visual.conv1.weight", L)?;
     applied.count_dropped("text-tower keys");
@@ -446,30 +463,7 @@ fn perception_encoder(i: &Input<'_>, _: &Target) -> Result<Converted> {
             applied.renamed += 1;
             continue;
         }
-        match k.as_str() {
-            "proj" => {
-                let w = v.named("head.weight").transpose01(L)?;
-                let rows = w.shape().first().copied().unwrap_or(0);
-                let dtype = w.dtype();
-                out.push(w.derived());
-                out.push(zeros("head.bias", dtype, vec![rows]));
-                applied.computed.push("head.weight = proj.T".into());
-                applied.computed.push("head.bias = zeros".into());
-            }
-            "class_embedding" => {
-                let v = v.named("cls_token").unsqueeze(0, L)?.unsqueeze(1, L)?;
-                out.push(v.derived());
-                applied.renamed += 1;
-            }
-            "pos_embed" => {
-                out.push(v.named(k).unsqueeze(0, L)?.derived());
-                applied.renamed += 1;
-            }
-            _ => {
-                out.push(v.named(k).derived());
-                applied.renamed += 1;
-            }
-        }
+        clip_tensor(v, k, L, &mut out, &mut applied)?;
     }
     applied.count_dropped("text-tower keys");
     Ok(Converted {
