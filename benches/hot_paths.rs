@@ -2,7 +2,8 @@
 //! view, f32 -> f16/bf16 casts, and in_chans adaptation. Run: `cargo bench --bench hot_paths`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use timmconv::adapt::{cast, in_chans};
+use timmconv::adapt::in_chans;
+use timmconv::dtype::cast;
 use timmconv::pickle::{unpickle, Mode};
 use timmconv::{DType, TensorInfo};
 

@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         overwrite: true,
         ..WriteOptions::default()
     };
-    let report = plan.write(&out, &write, |_, _| {})?;
+    let report = plan.write(&out, &write)?;
     for a in &report.plan.adapted {
         println!("adapted {} {:?} -> {:?}", a.key, a.from_shape, a.to_shape);
     }

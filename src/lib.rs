@@ -33,7 +33,7 @@
 //!     .num_classes(0)
 //!     .plan()?;
 //! assert_eq!((plan.in_chans(), plan.base_chans()), (4, 3));
-//! let report = plan.write(&out, &WriteOptions::default(), |_, _| {})?;
+//! let report = plan.write(&out, &WriteOptions::default())?;
 //! assert_eq!(report.plan.adapted.len(), 1); // the stem, summed and repeated to 4 channels
 //! assert!(report.plan.head.is_dropped()); // a headless model: timm would not load fc
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -74,13 +74,11 @@ pub mod adapt;
 mod array;
 pub mod checkpoint;
 pub mod conversion;
-pub mod convert;
 #[cfg(feature = "download")]
 mod download;
 pub mod dtype;
 pub mod error;
 mod fileio;
-mod hub;
 pub mod identify;
 pub mod original;
 pub mod pickle;
@@ -98,8 +96,9 @@ pub mod verify;
 
 pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};
-pub use conversion::{Conversion, ConversionPlan, Layout, OriginalLayoutChoice, WriteOptions};
-pub use convert::ConvertReport;
+pub use conversion::{
+    Conversion, ConversionPlan, ConvertReport, Layout, OriginalLayoutChoice, WriteOptions,
+};
 pub use dtype::DType;
 pub use error::{Error, Result};
 

@@ -17,8 +17,7 @@ use crate::error::{Error, Result};
 /// is complete, so even a killed or aborted process leaves nothing behind.
 pub const TEMP_PREFIX: &str = ".timmconv-partial-";
 
-/// Largest safetensors header the safetensors readers accept (their `MAX_HEADER_SIZE`).
-pub const MAX_HEADER_BYTES: usize = 100_000_000;
+pub use crate::checkpoint::safetensors::MAX_HEADER_BYTES;
 
 /// The key safetensors reserves for the metadata; no tensor may have it.
 pub const METADATA_KEY: &str = "__metadata__";

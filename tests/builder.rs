@@ -96,7 +96,7 @@ fn builder_and_cli_write_identical_bytes() {
         let report = conversion
             .plan()
             .unwrap()
-            .write(&by_lib, &WriteOptions::default(), |_, _| {})
+            .write(&by_lib, &WriteOptions::default())
             .unwrap();
         assert_eq!(
             std::fs::read(&by_cli).unwrap(),
@@ -135,7 +135,7 @@ fn builder_and_cli_write_identical_hub_folders() {
         .layout(Layout::Hub)
         .plan()
         .unwrap()
-        .write(&by_lib, &WriteOptions::default(), |_, _| {})
+        .write(&by_lib, &WriteOptions::default())
         .unwrap();
     assert_eq!(report.output, by_lib);
     for file in ["model.safetensors", "config.json"] {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{bin, fixture, json, rows};
-use timmconv::convert::sha256_hex;
+use common::sha256_hex;
 use timmconv::{Checkpoint, OpenOptions};
 
 fn run(args: &[&str]) -> Output {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{fixture, json, rows};
-use timmconv::convert::sha256_hex;
+use common::sha256_hex;
 use timmconv::{Checkpoint, Conversion, ConvertReport, Error, OpenOptions, WriteOptions};
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
@@ -36,7 +36,7 @@ fn convert(
         .pretrained_num_classes(exp["num_classes"].as_u64().unwrap() as usize)
         .drop_unadaptable(drop)
         .plan()?
-        .write(out, &WriteOptions::default(), |_, _| {})
+        .write(out, &WriteOptions::default())
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{fixture, json, rows};
-use timmconv::convert::sha256_hex;
+use common::sha256_hex;
 use timmconv::{Checkpoint, Conversion, Error, OpenOptions, WriteOptions};
 
 fn keys(v: &serde_json::Value) -> Vec<(String, Vec<usize>)> {
@@ -69,7 +69,7 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
             let out = tmp.path().join(format!("{cases}.safetensors"));
             let report = conversion(&exp, case)
                 .and_then(|c| c.plan())
-                .and_then(|p| p.write(&out, &WriteOptions::default(), |_, _| {}))
+                .and_then(|p| p.write(&out, &WriteOptions::default()))
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
             // a source timm's filter only unwraps is read as it is (exp["no_layout"])
             assert_eq!(
@@ -153,7 +153,7 @@ fn the_output_metadata_names_the_layout() {
         .unwrap()
         .plan()
         .unwrap()
-        .write(&out, &WriteOptions::default(), |_, _| {})
+        .write(&out, &WriteOptions::default())
         .unwrap();
     let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
     let meta = got.metadata().unwrap();
@@ -449,7 +449,7 @@ fn a_hub_folder_holds_the_converted_weights_and_names_the_layout() {
         .layout(timmconv::Layout::Hub)
         .plan()
         .unwrap()
-        .write(&folder, &WriteOptions::default(), |_, _| {})
+        .write(&folder, &WriteOptions::default())
         .unwrap();
     let config = std::fs::read_to_string(folder.join("config.json")).unwrap();
     assert!(config.contains("\"in_chans\": 4"), "{config}");
@@ -479,7 +479,7 @@ fn an_fcmae_checkpoint_loads_non_strictly_under_the_fcmae_tag_only() {
         .unwrap()
         .plan()
         .unwrap()
-        .write(&out, &WriteOptions::default(), |_, _| {})
+        .write(&out, &WriteOptions::default())
         .unwrap();
     let notes: Vec<_> = report
         .plan

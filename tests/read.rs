@@ -3,7 +3,7 @@
 mod common;
 
 use common::{fixture, rows};
-use timmconv::convert::sha256_hex;
+use common::sha256_hex;
 use timmconv::{Checkpoint, OpenOptions};
 
 fn check(file: &str, opts: &OpenOptions, expected: &serde_json::Value) {

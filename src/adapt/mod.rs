@@ -1,7 +1,6 @@
 //! Adapting a state dict the way timm's `load_pretrained` does: first-conv channels, classifier
 //! drop or label offset, renames and dtype casts, planned up front and applied per tensor.
 
-pub mod cast;
 pub mod in_chans;
 pub mod limits;
 pub mod rename;
@@ -13,7 +12,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::dtype::DType;
+use crate::dtype::{cast, DType};
 use crate::error::{Error, Result, Setting};
 use crate::original::{Derive, Derived};
 pub use in_chans::InChansMethod;
@@ -629,7 +628,7 @@ impl Plan {
     /// # Errors
     ///
     /// As [`Checkpoint::array`].
-    pub fn array<'c, T: crate::Element>(
+    pub fn array<'c, T: crate::array::Element>(
         &self,
         ckpt: &'c Checkpoint,
         p: &Planned,

@@ -387,7 +387,7 @@ impl Checkpoint {
     ///
     /// No tensor of that name, an integer tensor asked for as another type, or a storage that
     /// cannot be read.
-    pub fn array<T: crate::Element>(
+    pub fn array<T: crate::array::Element>(
         &self,
         name: &str,
     ) -> Result<ndarray::CowArray<'_, T, ndarray::IxDyn>> {

@@ -10,6 +10,10 @@ use super::{Format, Parsed, StorageLoc};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
+/// Largest safetensors header the safetensors readers accept (their `MAX_HEADER_SIZE`); what
+/// timmconv reads and what it writes are held to it.
+pub const MAX_HEADER_BYTES: usize = 100_000_000;
+
 /// Most tensors a safetensors input may hold: the same budget a `.pth` has for its storages
 /// (`MAX_ZIP_ENTRIES`, 131 072 zip members), counted before the header is parsed into
 /// maps (a 76 MB header of a million tiny tensors cost gigabytes and half a minute).
@@ -90,7 +94,7 @@ pub(crate) fn count_tensors(bytes: &[u8]) -> Result<()> {
     Error::at_most(
         "MAX_HEADER_BYTES",
         header_len,
-        crate::write::MAX_HEADER_BYTES,
+        MAX_HEADER_BYTES,
         || "bytes of the safetensors header",
     )?;
     let Some(header) = rest.get(..header_len) else {

@@ -293,7 +293,7 @@ fn convert(
         overwrite: true,
         ..WriteOptions::default()
     };
-    c.plan()?.write(out, &write, |_, _| {})?;
+    c.plan()?.write(out, &write)?;
     Ok(out.to_path_buf())
 }
 

@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
 use crate::cli::{printer, Outcome};
 use timmconv::adapt::Rule;
-use timmconv::convert::ConvertReport;
+use timmconv::conversion::OutputCheck;
+use timmconv::ConvertReport;
 use timmconv::error::{Error, Setting};
 use timmconv::{Conversion, DType, Layout, OriginalLayoutChoice, WriteOptions};
 
@@ -98,6 +99,13 @@ pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversi
 pub fn options_sha256(a: &ConvertArgs) -> anyhow::Result<String> {
     let c = conversion(a, Conversion::from_file(&a.input))?;
     c.options_sha256().map_err(flags)
+}
+
+/// What lies at a manifest line's output: current (skip it), stale (replace it) or not
+/// timmconv's; `None` when the flags do not make a conversion (converting reports why).
+pub fn output_state(a: &ConvertArgs, no_hash: bool) -> Option<OutputCheck> {
+    let c = conversion(a, Conversion::from_file(&a.input)).ok()?;
+    Some(c.hash_input(!no_hash).output_state(&a.output))
 }
 
 /// One number (square) or H,W.
@@ -256,24 +264,13 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
     timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
     let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
-    // a hub folder's (or snapshot's) config.json is input too: never the output
-    if source.config.is_some() {
-        let config = source.weights.with_file_name(timmconv::source::CONFIG_FILE);
-        let same = |p: &std::path::Path| timmconv::write::OutputId::of(p).ok();
-        if same(&a.output).is_some() && same(&a.output) == same(&config) {
-            return Err(Error::OutputIsInput {
-                path: a.output.clone(),
-            }
-            .into());
-        }
-    }
     let write = WriteOptions {
         overwrite: a.force,
         fsync: a.fsync,
     };
     conversion(a, Conversion::from_source(source))?
         .plan()
-        .and_then(|plan| plan.write(&a.output, &write, progress))
+        .and_then(|plan| plan.write_with_progress(&a.output, &write, progress))
         .map_err(|e| flags_for(e, Some(&a.input)))
 }
 

@@ -1,5 +1,6 @@
-//! Writing a planned conversion into a safetensors file: the input hashed on a second thread,
-//! the metadata recorded in the header, the report of what was done.
+//! What a conversion records: the report it returns, the metadata it writes into the output
+//! (where the weights came from, the settings' fingerprint), the input's hash, and whether an
+//! existing output already holds what the conversion would write.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,10 +10,10 @@ use sha2::{Digest, Sha256};
 
 use crate::adapt::{Plan, Report};
 use crate::checkpoint::{Checkpoint, Format, Skipped};
-use crate::conversion::{Settings, WriteOptions};
+use super::settings::Settings;
+use super::Conversion;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::write::{self, Entry};
 
 /// What a conversion did.
 #[derive(Debug, Clone, Serialize)]
@@ -40,15 +41,9 @@ pub struct ConvertReport {
     pub plan: Report,
 }
 
-/// The SHA-256 prefix that torch hub and timm put in file names (`resnet50-0676ba61.pth`).
-pub(crate) fn hash_in_file_name(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    let re = regex::Regex::new(r"-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|pth\.tar)$").ok()?;
-    re.captures(name).map(|c| c[1].to_owned())
-}
 
 /// Hex SHA-256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
@@ -56,32 +51,8 @@ fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
-/// Checks the output path before any work: not the input, not an existing file unless
-/// overwriting.
-pub(crate) fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
-    crate::write::check_replaceable(output, false)?;
-    if same_file(input, output) {
-        return Err(Error::OutputIsInput {
-            path: output.to_path_buf(),
-        });
-    }
-    if output.exists() && !overwrite {
-        return Err(Error::OutputExists {
-            path: output.to_path_buf(),
-        });
-    }
-    Ok(())
-}
-
 /// The metadata written into the output's `__metadata__`.
-fn metadata(
+pub(super) fn metadata(
     ckpt: &Checkpoint,
     sha: Option<&str>,
     opts: &Settings,
@@ -141,7 +112,7 @@ fn metadata(
 
 /// An input's size and modification time (nanoseconds since the epoch), as recorded in the
 /// metadata of outputs converted without hashing.
-pub fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
+pub(super) fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
     let mtime = m
         .modified()
         .ok()?
@@ -154,7 +125,7 @@ pub fn source_stamp(m: &std::fs::Metadata) -> Option<(u64, u128)> {
 /// SHA-256 of everything in `opts` that shapes the output's tensors (not `overwrite`, `sync`,
 /// `expect_sha256` or `no_hash`), with the timmconv version: `batch` skips an existing output
 /// only when this matches, so a changed flag or a new timmconv converts again.
-pub(crate) fn options_fingerprint(opts: &Settings) -> String {
+pub(super) fn options_fingerprint(opts: &Settings) -> String {
     let mut text = format!(
         "{}\n{:?}\n{:?}\n{:?}\n{:?}",
         env!("CARGO_PKG_VERSION"),
@@ -165,14 +136,14 @@ pub(crate) fn options_fingerprint(opts: &Settings) -> String {
     );
     // what decides the original-layout conversion shapes the tensors too; the default adds
     // nothing, so fingerprints of conversions that never choose stay as they were
-    if opts.original != crate::conversion::OriginalLayoutChoice::Auto || opts.model_keys.is_some() {
+    if opts.original != super::OriginalLayoutChoice::Auto || opts.model_keys.is_some() {
         text.push_str(&format!("\n{:?}\n{:?}", opts.original, opts.model_keys));
     }
     sha256_hex(text.as_bytes())
 }
 
 /// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
-pub fn sha256_file(path: &Path) -> Result<String> {
+pub(super) fn sha256_file(path: &Path) -> Result<String> {
     // a regular file only: a FIFO named as an input would block the hash forever
     let f = crate::small_file::open_existing(path)?;
     sha256_open_file(&f, path)
@@ -180,7 +151,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Hex SHA-256 of an open file, read with positioned reads from its start (the file's own
 /// offset is left alone, so other readers of the same handle are undisturbed).
-fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
+pub(super) fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     let mut off = 0u64;
@@ -199,12 +170,12 @@ fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
-fn check_sha(input: &Path, sha: &str, opts: &Settings) -> Result<Option<String>> {
+pub(super) fn check_sha(input: &Path, sha: &str, opts: &Settings) -> Result<Option<String>> {
     let expected = opts
         .expect_sha256
         .clone()
         .map(|e| (e.to_ascii_lowercase(), "--expect-sha256"))
-        .or_else(|| hash_in_file_name(input).map(|h| (h, "the hash in the file name")));
+        .or_else(|| super::settings::hash_in_file_name(input).map(|h| (h, "the hash in the file name")));
     // both are 8 to 64 hex digits: --expect-sha256 is checked before any work, and
     // hash_in_file_name only matches such names
     let Some((want, source)) = expected else {
@@ -220,91 +191,97 @@ fn check_sha(input: &Path, sha: &str, opts: &Settings) -> Result<Option<String>>
     Ok(Some(source.to_owned()))
 }
 
-/// A SHA-256 placeholder of the right length, replaced once the hash is known.
-const SHA_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Writes `plan` of `ckpt` (opened from `input`) into a safetensors file at `output`.
-/// `progress` receives `(bytes_done, bytes_total)` after each piece.
-///
-/// The input is hashed on a second thread while the tensors are written; the header's
-/// `source_sha256` is filled in at the end, and a checksum mismatch removes the output.
-pub(crate) fn write_file(
-    input: &Path,
-    ckpt: &Checkpoint,
-    opts: &Settings,
-    plan: Plan,
-    output: &Path,
-    write_opts: &WriteOptions,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<ConvertReport> {
-    check_output(input, output, write_opts.overwrite)?;
-    let entries: Vec<Entry> = plan
-        .tensors
-        .iter()
-        .map(|p| Entry {
-            name: p.name.clone(),
-            dtype: p.dtype,
-            shape: p.shape.clone(),
-        })
-        .collect();
-    // refuse an output no reader could open before any work (names, header size)
-    write::validate(&entries)?;
-    let total: u64 = plan.tensors.iter().map(|p| p.nbytes() as u64).sum();
-    let draft = metadata(
-        ckpt,
-        (!opts.no_hash).then_some(SHA_PLACEHOLDER),
-        opts,
-        &plan,
-    );
-    let mut done = 0u64;
-    let mut scratch = crate::adapt::Scratch::default();
-    let mut sha = String::new();
-    let mut checked = None;
-    std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| {
-            match (opts.no_hash, ckpt.file()) {
-                (true, _) => Ok(String::new()),
-                // hash the file that was opened and checked, not whatever the path names now
-                (false, Some(f)) => sha256_open_file(f, input),
-                (false, None) => sha256_file(input),
-            }
-        });
-        write::write_safetensors(
-            output,
-            &entries,
-            &draft,
-            write_opts.overwrite,
-            write_opts.fsync,
-            |i, sink| {
-                plan.write_tensor(ckpt, &plan.tensors[i], &mut scratch, sink)
-                    .map_err(|e| e.with_path(input))
-            },
-            |n| {
-                done += n;
-                progress(done, total);
-            },
-            || {
-                sha = hasher
-                    .join()
-                    .map_err(|_| Error::Structure("the hashing thread panicked".into()))??;
-                if opts.no_hash {
-                    return Ok(metadata(ckpt, None, opts, &plan));
+/// What lies at a conversion's output path, as [`Conversion::output_state`] judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputState {
+    /// Nothing timmconv wrote: nothing there, or a file without timmconv's `options_sha256`
+    /// metadata. Writing there needs [`overwrite`](super::WriteOptions::overwrite), and a
+    /// batch leaves it alone.
+    NotOurs,
+    /// An output timmconv wrote for another input, other settings or another version, or one
+    /// cut short (its length is not what its header says): converting again replaces it.
+    Stale,
+    /// This conversion's output, whole: converting again would write the same tensors.
+    Current,
+}
+
+/// [`OutputState`], with the input bytes read to decide it (the input is hashed unless the
+/// conversion does not hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutputCheck {
+    /// What lies at the output.
+    pub state: OutputState,
+    /// Bytes of the input read (hashed) to decide.
+    pub input_bytes_read: u64,
+}
+
+impl Conversion {
+    /// Whether the output at `output` (a file, or the weights of a hub folder) already holds
+    /// what this conversion would write: its header is read back as every reader checks it, the
+    /// file is as long as the header says, its `options_sha256` matches
+    /// [`options_sha256`](Self::options_sha256), and it records this input: the input's SHA-256,
+    /// or (without [`hash_input`](Self::hash_input)) its size and modification time. Nothing is
+    /// written; an unreadable output or input is never current.
+    ///
+    /// ```
+    /// use timmconv::conversion::OutputState;
+    /// use timmconv::{Conversion, WriteOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let out = dir.path().join("resnet1.safetensors");
+    /// let c = Conversion::from_file("fixtures/ckpt/test_resnet.f32.zip.pth").model("test_resnet")?;
+    /// assert_eq!(c.clone().in_chans(1).output_state(&out).state, OutputState::NotOurs);
+    /// c.clone().in_chans(1).plan()?.write(&out, &WriteOptions::default())?;
+    /// assert_eq!(c.clone().in_chans(1).output_state(&out).state, OutputState::Current);
+    /// assert_eq!(c.in_chans(2).output_state(&out).state, OutputState::Stale);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn output_state(&self, output: &Path) -> OutputCheck {
+        let weights = match self.layout {
+            super::Layout::File => output.to_path_buf(),
+            super::Layout::Hub => output.join(super::output::FOLDER_FILES[0]),
+        };
+        let mut check = OutputCheck {
+            state: OutputState::NotOurs,
+            input_bytes_read: 0,
+        };
+        let Ok(out) = crate::write::read_written(&weights) else {
+            return check;
+        };
+        let Some(recorded_options) = out.metadata.get("options_sha256") else {
+            return check;
+        };
+        check.state = OutputState::Stale;
+        let current_options = self.options_sha256().ok();
+        if !out.complete || current_options.as_ref() != Some(recorded_options) {
+            return check;
+        }
+        let meta = out.metadata;
+        let current = if self.hash_input {
+            let Some(recorded) = meta.get("source_sha256") else {
+                return check;
+            };
+            check.input_bytes_read = std::fs::metadata(&self.input).map_or(0, |m| m.len());
+            sha256_file(&self.input).is_ok_and(|sha| *recorded == sha)
+        } else {
+            // the input's size and mtime, as the output recorded them when converted without a
+            // hash
+            let stamp = std::fs::metadata(&self.input)
+                .ok()
+                .and_then(|m| source_stamp(&m));
+            match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
+                (Some((size, mtime)), Some(s), Some(m)) => {
+                    *s == size.to_string() && *m == mtime.to_string()
                 }
-                checked = check_sha(input, &sha, opts)?;
-                Ok(metadata(ckpt, Some(&sha), opts, &plan))
-            },
-        )
-    })?;
-    Ok(ConvertReport {
-        input: input.to_path_buf(),
-        output: output.to_path_buf(),
-        format: ckpt.format(),
-        state_key: ckpt.state_key().map(str::to_owned),
-        source_sha256: sha,
-        sha256_checked: checked,
-        tensors: plan.tensors.len(),
-        bytes: total,
-        skipped: ckpt.skipped().to_vec(),
-        plan: plan.report,
-    })
+                _ => false,
+            }
+        };
+        if current {
+            check.state = OutputState::Current;
+        }
+        check
+    }
 }
