@@ -41,10 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..WriteOptions::default()
     };
     let report = plan.write(&out, &write)?;
-    for a in &report.plan.adapted {
+    for a in &report.changes.adapted {
         println!("adapted {} {:?} -> {:?}", a.key, a.from_shape, a.to_shape);
     }
-    for d in &report.plan.dropped {
+    for d in &report.changes.dropped {
         println!("dropped {} ({})", d.key, d.reason);
     }
 

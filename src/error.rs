@@ -187,14 +187,16 @@ pub enum Error {
     #[error("rename: {0}")]
     Rename(String),
     /// The input's checksum does not match what was expected.
-    #[error("{path}: SHA-256 is {actual}, expected {expected}")]
+    #[error("{}: SHA-256 is {actual}, expected {expected} ({against})", path.display())]
     Checksum {
-        /// The file checked.
+        /// The file checked (`(in memory)` for bytes).
         path: PathBuf,
         /// What the file hashes to.
         actual: String,
-        /// What it should hash to.
+        /// The hex prefix it should start with.
         expected: String,
+        /// Where that expectation came from.
+        against: crate::conversion::ChecksumSource,
     },
     /// An unknown model name in the registry.
     #[error("unknown model `{name}`{}", suggest(.suggestions))]
@@ -290,6 +292,10 @@ pub enum Setting {
          that: use the file layout to rename"
     )]
     HubRenames,
+    /// A stream output ([`ConversionPlan::write_to`](crate::ConversionPlan::write_to)) with the
+    /// hub layout, which is a folder.
+    #[error("the hub layout writes a folder, not a stream: write it to a path")]
+    StreamNeedsFileLayout,
     /// An `expect_sha256` that is not 8 to 64 hex digits.
     #[error("expect_sha256 `{hex}` is not 8 to 64 hex digits")]
     BadSha256 {

@@ -34,8 +34,8 @@
 //!     .plan()?;
 //! assert_eq!((plan.in_chans(), plan.base_chans()), (4, 3));
 //! let report = plan.write(&out, &WriteOptions::default())?;
-//! assert_eq!(report.plan.adapted.len(), 1); // the stem, summed and repeated to 4 channels
-//! assert!(report.plan.head.is_dropped()); // a headless model: timm would not load fc
+//! assert_eq!(report.changes.adapted.len(), 1); // the stem, summed and repeated to 4 channels
+//! assert!(report.changes.head.is_dropped()); // a headless model: timm would not load fc
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -137,7 +137,7 @@ fn builder_and_cli_write_identical_hub_folders() {
         .unwrap()
         .write(&by_lib, &WriteOptions::default())
         .unwrap();
-    assert_eq!(report.output, by_lib);
+    assert_eq!(report.output, Some(by_lib.clone()));
     for file in ["model.safetensors", "config.json"] {
         assert_eq!(
             std::fs::read(by_cli.join(file)).unwrap(),

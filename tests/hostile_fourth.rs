@@ -656,7 +656,9 @@ fn batch_report_must_be_a_regular_file() {
         .unwrap()
         .write(&out, &Default::default())
         .unwrap();
-    let state = timmconv::Conversion::from_file(&fifo).output_state(&out).state;
+    let state = timmconv::Conversion::from_file(&fifo)
+        .output_state(&out)
+        .state;
     assert_eq!(state, timmconv::conversion::OutputState::Stale);
 }
 

@@ -8,8 +8,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{fixture, json, rows};
 use common::sha256_hex;
+use common::{fixture, json, rows};
 use timmconv::{Checkpoint, Conversion, Error, OpenOptions, WriteOptions};
 
 fn keys(v: &serde_json::Value) -> Vec<(String, Vec<usize>)> {
@@ -73,10 +73,10 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
             // a source timm's filter only unwraps is read as it is (exp["no_layout"])
             assert_eq!(
-                report.plan.original_layout.is_none(),
+                report.changes.original_layout.is_none(),
                 exp["no_layout"] == true,
                 "{label}: layout {:?}",
-                report.plan.original_layout
+                report.changes.original_layout
             );
             let reinit: Vec<String> = case["reinit"]
                 .as_array()
@@ -482,12 +482,12 @@ fn an_fcmae_checkpoint_loads_non_strictly_under_the_fcmae_tag_only() {
         .write(&out, &WriteOptions::default())
         .unwrap();
     let notes: Vec<_> = report
-        .plan
+        .changes
         .warnings
         .iter()
         .filter(|w| w.contains("strict=False"))
         .collect();
-    assert_eq!(notes.len(), 1, "{:?}", report.plan.warnings);
+    assert_eq!(notes.len(), 1, "{:?}", report.changes.warnings);
     assert!(notes[0].contains("`head.norm.weight`"), "{}", notes[0]);
     let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
     assert!(got.tensors().iter().all(|t| !t.name.starts_with("head.")));

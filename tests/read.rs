@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{fixture, rows};
 use common::sha256_hex;
+use common::{fixture, rows};
 use timmconv::{Checkpoint, OpenOptions};
 
 fn check(file: &str, opts: &OpenOptions, expected: &serde_json::Value) {

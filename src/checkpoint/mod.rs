@@ -233,6 +233,20 @@ impl Checkpoint {
         Self::from_source(Source::Owned(bytes), None, None, opts)
     }
 
+    /// The container's bytes, whole (the map of a file, or the bytes it was opened from).
+    pub(crate) fn raw_bytes(&self) -> &[u8] {
+        &self.source
+    }
+
+    /// The bytes an in-memory checkpoint was opened from, to open them again (with another
+    /// state dict); `None` for a file.
+    pub(crate) fn into_bytes(self) -> Option<Vec<u8>> {
+        match self.source {
+            Source::Owned(bytes) => Some(bytes),
+            Source::Mmap(_) => None,
+        }
+    }
+
     /// `file` is the opened file behind `source`, if any: the zip reader reads its headers
     /// with positioned reads there rather than through the map.
     fn from_source(

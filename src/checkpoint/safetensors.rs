@@ -91,12 +91,9 @@ pub(crate) fn count_tensors(bytes: &[u8]) -> Result<()> {
     let mut n = [0u8; 8];
     n.copy_from_slice(len);
     let header_len = usize::try_from(u64::from_le_bytes(n)).unwrap_or(usize::MAX);
-    Error::at_most(
-        "MAX_HEADER_BYTES",
-        header_len,
-        MAX_HEADER_BYTES,
-        || "bytes of the safetensors header",
-    )?;
+    Error::at_most("MAX_HEADER_BYTES", header_len, MAX_HEADER_BYTES, || {
+        "bytes of the safetensors header"
+    })?;
     let Some(header) = rest.get(..header_len) else {
         return Err(Error::SafeTensors(format!(
             "the header says {header_len} bytes, the file holds {}",

@@ -81,77 +81,76 @@ pub(super) struct Fitted {
 
 /// Fits `ckpt` to the model `settings` name: see [`Fitted`].
 pub(super) fn fit(ckpt: &Checkpoint, settings: &Settings) -> Result<Fitted> {
-        // the registry records keys per tag: a tag's num_classes can differ from the default's
-        let model_keys = match (&settings.model_keys, &settings.model, &settings.tag) {
-            (Some(k), _, _) => Some(k.clone()),
-            (None, Some(m), Some(t)) if !t.is_empty() => crate::registry::keys::keys(&format!("{m}.{t}"))?,
-            (None, Some(m), _) => crate::registry::keys::keys(m)?,
-            (None, None, _) => None,
-        };
-        let converted = original_tensors(&ckpt, &settings, model_keys.as_ref())
-            ?;
-        let (mut derived, applied) = match converted {
-            Some(c) => (c.tensors, Some(c.applied)),
-            None => (ckpt.tensors().iter().map(Derived::stored).collect(), None),
-        };
-        let fit = match (&settings.model, &model_keys) {
-            (Some(model), Some(want)) => {
-                let name = match &settings.tag {
-                    Some(t) if !t.is_empty() => format!("{model}.{t}"),
-                    _ => model.clone(),
-                };
-                let have: Vec<(&str, &[usize])> = derived
-                    .iter()
-                    .map(|d| (d.info.name.as_str(), d.info.shape.as_slice()))
-                    .collect();
-                Some(crate::identify::compare(
-                    &have,
-                    want,
-                    &crate::identify::Leeway::of(&settings.adapt),
-                ))
-                .filter(|c| !c.is_exact())
-                .map(|c| (name, c))
-            }
-            _ => None,
-        };
-        // timm loads some tags with load_state_dict(strict=False) (registry::strict): a missing
-        // key stays at the model's init (nothing to write), an unexpected one is ignored (left
-        // out); a shape mismatch still raises there, and is refused here
-        let mut non_strict_notes = Vec::new();
-        let fit = match fit {
-            Some((name, c)) if settings.non_strict && c.mismatched.is_empty() => {
-                derived.retain(|d| !c.unexpected.contains(&d.info.name));
-                non_strict_notes = c
-                    .describe()
-                    .into_iter()
-                    .map(|d| {
-                        format!(
-                            "timm loads `{name}` with strict=False: {d} (missing keys keep \
-                             timm's init and are not written; unexpected ones are left out)"
-                        )
-                    })
-                    .collect();
-                None
-            }
-            f => f,
-        };
-        if let (Some((name, c)), false) = (&fit, settings.allow_mismatch) {
-            let e = match &applied {
-                Some(a) => {
-                    crate::identify::mismatch_error(&format!("{name}` (from layout `{a}`)"), c)
-                }
-                None => {
-                    let mut e = crate::identify::mismatch_error(name, c);
-                    if let (Error::ModelMismatch { differences, .. }, Some(tried)) =
-                        (&mut e, layouts_tried(&settings))
-                    {
-                        differences.push(tried);
-                    }
-                    e
-                }
-            };
-            return Err(e);
+    // the registry records keys per tag: a tag's num_classes can differ from the default's
+    let model_keys = match (&settings.model_keys, &settings.model, &settings.tag) {
+        (Some(k), _, _) => Some(k.clone()),
+        (None, Some(m), Some(t)) if !t.is_empty() => {
+            crate::registry::keys::keys(&format!("{m}.{t}"))?
         }
+        (None, Some(m), _) => crate::registry::keys::keys(m)?,
+        (None, None, _) => None,
+    };
+    let converted = original_tensors(ckpt, settings, model_keys.as_ref())?;
+    let (mut derived, applied) = match converted {
+        Some(c) => (c.tensors, Some(c.applied)),
+        None => (ckpt.tensors().iter().map(Derived::stored).collect(), None),
+    };
+    let fit = match (&settings.model, &model_keys) {
+        (Some(model), Some(want)) => {
+            let name = match &settings.tag {
+                Some(t) if !t.is_empty() => format!("{model}.{t}"),
+                _ => model.clone(),
+            };
+            let have: Vec<(&str, &[usize])> = derived
+                .iter()
+                .map(|d| (d.info.name.as_str(), d.info.shape.as_slice()))
+                .collect();
+            Some(crate::identify::compare(
+                &have,
+                want,
+                &crate::identify::Leeway::of(&settings.adapt),
+            ))
+            .filter(|c| !c.is_exact())
+            .map(|c| (name, c))
+        }
+        _ => None,
+    };
+    // timm loads some tags with load_state_dict(strict=False) (registry::strict): a missing
+    // key stays at the model's init (nothing to write), an unexpected one is ignored (left
+    // out); a shape mismatch still raises there, and is refused here
+    let mut non_strict_notes = Vec::new();
+    let fit = match fit {
+        Some((name, c)) if settings.non_strict && c.mismatched.is_empty() => {
+            derived.retain(|d| !c.unexpected.contains(&d.info.name));
+            non_strict_notes = c
+                .describe()
+                .into_iter()
+                .map(|d| {
+                    format!(
+                        "timm loads `{name}` with strict=False: {d} (missing keys keep \
+                             timm's init and are not written; unexpected ones are left out)"
+                    )
+                })
+                .collect();
+            None
+        }
+        f => f,
+    };
+    if let (Some((name, c)), false) = (&fit, settings.allow_mismatch) {
+        let e = match &applied {
+            Some(a) => crate::identify::mismatch_error(&format!("{name}` (from layout `{a}`)"), c),
+            None => {
+                let mut e = crate::identify::mismatch_error(name, c);
+                if let (Error::ModelMismatch { differences, .. }, Some(tried)) =
+                    (&mut e, layouts_tried(settings))
+                {
+                    differences.push(tried);
+                }
+                e
+            }
+        };
+        return Err(e);
+    }
     let mut warnings = non_strict_notes;
     if let Some((name, c)) = &fit {
         for d in c.describe() {

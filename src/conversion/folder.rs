@@ -123,8 +123,8 @@ pub(super) fn write_folder(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ConvertReport> {
     let text = config_text(&plan)?;
-    let input = plan.input.clone();
-    output::check_folder(&input, output, write_opts.overwrite)?;
+    let input = plan.input.path().map(Path::to_path_buf);
+    output::check_folder(input.as_deref(), output, write_opts.overwrite)?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -165,9 +165,9 @@ pub(super) fn write_folder(
     let cfg_path = staging.path().join(output::FOLDER_FILES[1]);
     std::fs::write(&cfg_path, text).map_err(|e| Error::io(&cfg_path, e))?;
     // checked again: the folder may have changed while the weights were written
-    output::check_folder(&input, output, write_opts.overwrite)?;
+    output::check_folder(input.as_deref(), output, write_opts.overwrite)?;
     output::move_folder(staging, output)?;
-    report.output = output.to_path_buf();
+    report.output = Some(output.to_path_buf());
     Ok(report)
 }
 
@@ -213,4 +213,3 @@ fn with_resolution(cfg: &mut Value, r: &registry::ResizePlan, in_chans: usize) {
         }
     }
 }
-

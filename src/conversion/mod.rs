@@ -10,6 +10,7 @@
 mod file;
 mod fit;
 mod folder;
+mod input;
 mod output;
 mod record;
 mod settings;
@@ -25,7 +26,8 @@ use crate::error::{Error, Result};
 use crate::registry::{self, Arch, Knobs, Tag};
 use crate::source::Source;
 
-pub use record::{ConvertReport, OutputCheck, OutputState};
+use input::{Input, Origin};
+pub use record::{ChecksumSource, ConvertReport, OutputCheck, OutputState};
 use settings::Settings;
 
 /// What a conversion writes.
@@ -82,13 +84,13 @@ pub struct WriteOptions {
 ///     .num_classes(0)
 ///     .plan()?
 ///     .write(&out, &WriteOptions::default())?;
-/// assert_eq!(report.plan.adapted.len(), 1); // the stem, summed and repeated to 4 channels
-/// assert_eq!(report.plan.dropped.len(), 2); // fc.weight and fc.bias: a headless model
+/// assert_eq!(report.changes.adapted.len(), 1); // the stem, summed and repeated to 4 channels
+/// assert_eq!(report.changes.dropped.len(), 2); // fc.weight and fc.bias: a headless model
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Conversion {
-    input: PathBuf,
+    input: Input,
     config: Option<Map<String, Value>>,
     /// The `config.json` read beside the weights: input too, never an output.
     config_file: Option<PathBuf>,
@@ -117,7 +119,6 @@ pub struct Conversion {
     model_keys: Option<crate::registry::keys::Keys>,
 }
 
-
 impl Conversion {
     /// Converts the checkpoint file at `input` (a `torch.save` zip or legacy file, or
     /// safetensors). Nothing is read until [`plan`](Self::plan).
@@ -129,8 +130,46 @@ impl Conversion {
     /// # Ok::<(), timmconv::Error>(())
     /// ```
     pub fn from_file(input: impl AsRef<Path>) -> Conversion {
+        Conversion::from_input(Input::File(input.as_ref().to_path_buf()))
+    }
+
+    /// Converts a checkpoint held in memory (a `torch.save` zip or legacy file, or safetensors,
+    /// as bytes): a checkpoint received over the network, say. The bytes are parsed with the
+    /// same bounds as a file; nothing is written anywhere but the output.
+    ///
+    /// ```
+    /// use timmconv::Conversion;
+    ///
+    /// let bytes = std::fs::read("fixtures/ckpt/test_resnet.f32.zip.pth")?;
+    /// let plan = Conversion::from_bytes(bytes).model("test_resnet")?.in_chans(1).plan()?;
+    /// let mut out = Vec::new();
+    /// let report = plan.write_to(&mut out)?;
+    /// let written = timmconv::Checkpoint::from_bytes(out, &Default::default())?;
+    /// assert_eq!(written.array::<f32>("conv1.0.weight")?.shape(), [16, 1, 3, 3]);
+    /// assert_eq!(report.input, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Conversion {
+        Conversion::from_input(Input::Bytes(std::sync::Arc::new(bytes.into())))
+    }
+
+    /// Converts a checkpoint read whole from `reader` into memory (see
+    /// [`from_bytes`](Self::from_bytes)).
+    ///
+    /// # Errors
+    ///
+    /// The reader's I/O error.
+    pub fn from_reader(mut reader: impl std::io::Read) -> Result<Conversion> {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(input::IN_MEMORY, e))?;
+        Ok(Conversion::from_bytes(bytes))
+    }
+
+    fn from_input(input: Input) -> Conversion {
         Conversion {
-            input: input.as_ref().to_path_buf(),
+            input,
             config: None,
             config_file: None,
             open: OpenOptions::default(),
@@ -174,7 +213,10 @@ impl Conversion {
     pub fn from_source(source: Source) -> Conversion {
         let mut c = Conversion::from_file(source.weights);
         if source.config.is_some() {
-            c.config_file = Some(c.input.with_file_name(crate::source::CONFIG_FILE));
+            c.config_file = c
+                .input
+                .path()
+                .map(|p| p.with_file_name(crate::source::CONFIG_FILE));
         }
         c.config = source.config;
         c
@@ -434,9 +476,8 @@ impl Conversion {
     pub fn plan(self) -> Result<ConversionPlan> {
         let settings = self.resolve()?;
         self.preflight(&settings)?;
-        let input = self.input;
         let config_file = self.config_file;
-        let mut ckpt = Checkpoint::open(&input, &settings.open)?;
+        let (input, mut ckpt) = self.input.open(&settings.open)?;
         // a family whose filter unwraps a key of its own (Hiera's `model_state`) reads the state
         // dict from there, as the filter would, unless a state key was asked for
         let wrapper = settings
@@ -451,12 +492,12 @@ impl Conversion {
                     state_key: Some(key.to_owned()),
                     ..settings.open.clone()
                 };
-                ckpt = Checkpoint::open(&input, &open)?;
+                ckpt = input.reopen(ckpt, &open)?;
             }
         }
-        let fitted = fit::fit(&ckpt, &settings).map_err(|e| e.with_path(&input))?;
-        let mut plan = Plan::from_derived(&fitted.tensors, &settings.adapt)
-            .map_err(|e| e.with_path(&input))?;
+        let fitted = fit::fit(&ckpt, &settings).map_err(|e| input.attach(e))?;
+        let mut plan =
+            Plan::from_derived(&fitted.tensors, &settings.adapt).map_err(|e| input.attach(e))?;
         plan.report.original_layout = fitted.applied;
         plan.report.warnings.extend(fitted.warnings);
         Ok(ConversionPlan {
@@ -467,16 +508,14 @@ impl Conversion {
             plan,
         })
     }
-
 }
-
 
 /// A planned conversion: the open checkpoint, the resolved settings and every output tensor's
 /// fate. Inspect it ([`tensors`](Self::tensors), [`report`](Self::report),
 /// [`array`](Self::array)) or [`write`](Self::write) it.
 #[derive(Debug)]
 pub struct ConversionPlan {
-    input: PathBuf,
+    input: Origin,
     config_file: Option<PathBuf>,
     ckpt: Checkpoint,
     settings: Settings,
@@ -566,6 +605,23 @@ impl ConversionPlan {
     /// ```
     pub fn write(self, output: impl AsRef<Path>, opts: &WriteOptions) -> Result<ConvertReport> {
         self.write_with_progress(output, opts, |_, _| {})
+    }
+
+    /// Writes the plan as one safetensors file to `sink` (a socket, a buffer, an archive
+    /// member): the same bytes [`write`](Self::write) puts in a file of the
+    /// [`File`](Layout::File) layout. The input is hashed first, so a checksum mismatch writes
+    /// nothing; past that, an error leaves a partial stream that the caller discards.
+    ///
+    /// # Errors
+    ///
+    /// The [`Hub`](Layout::Hub) layout (a folder is not a stream,
+    /// [`Setting::StreamNeedsFileLayout`](crate::error::Setting::StreamNeedsFileLayout)),
+    /// [`Error::Checksum`], a tensor that cannot be produced, or the sink's I/O error.
+    pub fn write_to(self, mut sink: impl std::io::Write) -> Result<ConvertReport> {
+        if self.settings.layout != Layout::File {
+            return Err(Error::Setting(crate::error::Setting::StreamNeedsFileLayout));
+        }
+        file::write_stream(self, &mut sink, &mut |_, _| {})
     }
 
     /// [`write`](Self::write), calling `progress` with `(bytes_done, bytes_total)` after each

@@ -15,9 +15,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Checks the output path before any work: not the input, not an existing file unless
 /// overwriting.
-pub(super) fn check_file(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+pub(super) fn check_file(input: Option<&Path>, output: &Path, overwrite: bool) -> Result<()> {
     crate::write::check_replaceable(output, false)?;
-    if same_file(input, output) {
+    if input.is_some_and(|i| same_file(i, output)) {
         return Err(Error::OutputIsInput {
             path: output.to_path_buf(),
         });
@@ -30,14 +30,13 @@ pub(super) fn check_file(input: &Path, output: &Path, overwrite: bool) -> Result
     Ok(())
 }
 
-
 /// The files a hub folder holds; the only ones `--force` may replace.
 pub(super) const FOLDER_FILES: [&str; 2] = ["model.safetensors", "config.json"];
 
 /// Refuses to replace `output` unless it is a folder holding nothing but the files a hub
 /// export writes, and not the input: `--force` replaces an export, it never deletes anything
 /// else that lives there.
-pub(super) fn check_folder(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
+pub(super) fn check_folder(input: Option<&Path>, output: &Path, overwrite: bool) -> Result<()> {
     crate::write::check_replaceable(output, true)?;
     let Ok(meta) = std::fs::symlink_metadata(output) else {
         return Ok(());
@@ -64,6 +63,9 @@ pub(super) fn check_folder(input: &Path, output: &Path, overwrite: bool) -> Resu
             });
         }
     }
+    let Some(input) = input else {
+        return Ok(());
+    };
     if let (Ok(i), Ok(o)) = (input.canonicalize(), output.canonicalize()) {
         if i.starts_with(&o) {
             return Err(Error::InputInOutput {

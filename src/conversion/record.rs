@@ -8,20 +8,21 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::adapt::{Plan, Report};
-use crate::checkpoint::{Checkpoint, Format, Skipped};
+use super::input::Origin;
 use super::settings::Settings;
 use super::Conversion;
+use crate::adapt::{Plan, Report};
+use crate::checkpoint::{Checkpoint, Format, Skipped};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// What a conversion did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConvertReport {
-    /// The input file.
-    pub input: PathBuf,
-    /// The written file.
-    pub output: PathBuf,
+    /// The input file (`None` for a checkpoint converted from memory).
+    pub input: Option<PathBuf>,
+    /// The written file or folder (`None` for an output written to a stream).
+    pub output: Option<PathBuf>,
     /// The input's container.
     pub format: Format,
     /// The top-level key the state dict came from.
@@ -29,18 +30,17 @@ pub struct ConvertReport {
     /// Hex SHA-256 of the input (empty with `no_hash`).
     pub source_sha256: String,
     /// Which expectation the SHA-256 was checked against, if any.
-    pub sha256_checked: Option<String>,
+    pub sha256_checked: Option<ChecksumSource>,
     /// Tensors written.
     pub tensors: usize,
     /// Bytes of tensor data written.
     pub bytes: u64,
     /// Non-tensor entries of the state dict, left out.
     pub skipped: Vec<Skipped>,
-    /// Adaptations, drops, renames and casts.
+    /// What the conversion changed: adaptations, drops, renames and casts.
     #[serde(flatten)]
-    pub plan: Report,
+    pub changes: Report,
 }
-
 
 /// Hex SHA-256 of bytes.
 pub(super) fn sha256_hex(bytes: &[u8]) -> String {
@@ -170,27 +170,57 @@ pub(super) fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String>
     Ok(hex(&h.finalize()))
 }
 
-pub(super) fn check_sha(input: &Path, sha: &str, opts: &Settings) -> Result<Option<String>> {
+/// Where the SHA-256 an input was checked against came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum ChecksumSource {
+    /// [`Conversion::expect_sha256`].
+    #[serde(rename = "expect_sha256")]
+    Expected,
+    /// The hash in the input's file name (`resnet50-0676ba61.pth`, as torch hub names files).
+    #[serde(rename = "the hash in the file name")]
+    FileName,
+}
+
+impl std::fmt::Display for ChecksumSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChecksumSource::Expected => "expect_sha256",
+            ChecksumSource::FileName => "the hash in the file name",
+        })
+    }
+}
+
+/// Checks the input's SHA-256 against what is expected of it: the one given, else the hash in
+/// its file name; which one it was, or `None` when nothing was expected.
+pub(super) fn check_sha(
+    input: &Origin,
+    sha: &str,
+    opts: &Settings,
+) -> Result<Option<ChecksumSource>> {
     let expected = opts
         .expect_sha256
         .clone()
-        .map(|e| (e.to_ascii_lowercase(), "--expect-sha256"))
-        .or_else(|| super::settings::hash_in_file_name(input).map(|h| (h, "the hash in the file name")));
-    // both are 8 to 64 hex digits: --expect-sha256 is checked before any work, and
+        .map(|e| (e.to_ascii_lowercase(), ChecksumSource::Expected))
+        .or_else(|| {
+            let name = input.path().and_then(super::settings::hash_in_file_name)?;
+            Some((name, ChecksumSource::FileName))
+        });
+    // both are 8 to 64 hex digits: expect_sha256 is checked before any work, and
     // hash_in_file_name only matches such names
     let Some((want, source)) = expected else {
         return Ok(None);
     };
     if !sha.starts_with(&want) {
         return Err(Error::Checksum {
-            path: input.to_path_buf(),
+            path: input.name(),
             actual: sha.to_owned(),
-            expected: format!("{want} ({source})"),
+            expected: want,
+            against: source,
         });
     }
-    Ok(Some(source.to_owned()))
+    Ok(Some(source))
 }
-
 
 /// What lies at a conversion's output path, as [`Conversion::output_state`] judges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,18 +290,29 @@ impl Conversion {
             return check;
         }
         let meta = out.metadata;
+        let input = match &self.input {
+            super::Input::File(p) => p,
+            super::Input::Bytes(bytes) => {
+                // bytes carry no size and time of their own: only a hash tells them apart
+                check.input_bytes_read = bytes.len() as u64;
+                let same = self.hash_input
+                    && meta.get("source_sha256") == Some(&sha256_hex(bytes.as_slice()));
+                if same {
+                    check.state = OutputState::Current;
+                }
+                return check;
+            }
+        };
         let current = if self.hash_input {
             let Some(recorded) = meta.get("source_sha256") else {
                 return check;
             };
-            check.input_bytes_read = std::fs::metadata(&self.input).map_or(0, |m| m.len());
-            sha256_file(&self.input).is_ok_and(|sha| *recorded == sha)
+            check.input_bytes_read = std::fs::metadata(input).map_or(0, |m| m.len());
+            sha256_file(input).is_ok_and(|sha| *recorded == sha)
         } else {
             // the input's size and mtime, as the output recorded them when converted without a
             // hash
-            let stamp = std::fs::metadata(&self.input)
-                .ok()
-                .and_then(|m| source_stamp(&m));
+            let stamp = std::fs::metadata(input).ok().and_then(|m| source_stamp(&m));
             match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
                 (Some((size, mtime)), Some(s), Some(m)) => {
                     *s == size.to_string() && *m == mtime.to_string()

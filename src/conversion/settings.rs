@@ -161,7 +161,8 @@ impl Conversion {
             }
         }
         if !self.hash_input
-            && (self.expect_sha256.is_some() || hash_in_file_name(&self.input).is_some())
+            && (self.expect_sha256.is_some()
+                || self.input.path().and_then(hash_in_file_name).is_some())
         {
             return Err(Error::Setting(Setting::NoHashWithChecksum));
         }

@@ -476,7 +476,10 @@ fn run_job(
         match result {
             Ok(r) => {
                 rec.bytes_written = r.bytes;
-                let size = std::fs::metadata(&r.input).map_or(0, |m| m.len());
+                let size = r
+                    .input
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0, |m| m.len());
                 rec.bytes_read = rec.bytes_read.saturating_add(size);
             }
             Err(e) => {

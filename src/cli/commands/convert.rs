@@ -6,9 +6,9 @@ use std::path::Path;
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
 use crate::cli::{printer, Outcome};
 use timmconv::adapt::Rule;
-use timmconv::conversion::OutputCheck;
-use timmconv::ConvertReport;
+use timmconv::conversion::{ChecksumSource, OutputCheck};
 use timmconv::error::{Error, Setting};
+use timmconv::ConvertReport;
 use timmconv::{Conversion, DType, Layout, OriginalLayoutChoice, WriteOptions};
 
 /// Turns the raw arguments into the library's conversion of `input`, in one place.
@@ -166,6 +166,16 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
         Error::WithPath { path, source } => {
             format!("{}: {}", path.display(), flag_message(source, input.or(Some(path)))?)
         }
+        Error::Checksum {
+            path,
+            actual,
+            expected,
+            against,
+        } => format!(
+            "{}: SHA-256 is {actual}, expected {expected} ({})",
+            path.display(),
+            checksum_source(*against)
+        ),
         Error::OutputExists { path } => {
             format!("output {} exists; pass --force to replace it", path.display())
         }
@@ -252,7 +262,11 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
         b.finish_and_clear();
     }
     if a.json {
-        printer::json(&report)?;
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(src) = report.sha256_checked {
+            v["sha256_checked"] = serde_json::json!(checksum_source(src));
+        }
+        printer::json(&v)?;
     }
     if !a.quiet {
         summary(&report, a.verbose);
@@ -275,7 +289,7 @@ pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Resul
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {
-    if let Some(o) = &r.plan.original_layout {
+    if let Some(o) = &r.changes.original_layout {
         printer::note(format_args!(
             "layout: {o}, converted as timm's {} does ({} keys renamed)",
             o.filter, o.renamed
@@ -294,14 +308,14 @@ fn summary(r: &ConvertReport, verbose: bool) {
             ));
         }
     }
-    if r.plan.stem_free {
+    if r.changes.stem_free {
         printer::note(format_args!(
             "the pretrained cfg declares no first conv (first_conv: []): timm builds this \
              architecture the same for any in_chans, so the weights serve {} channels unchanged",
-            r.plan.in_chans
+            r.changes.in_chans
         ));
     }
-    for ad in &r.plan.adapted {
+    for ad in &r.changes.adapted {
         printer::note(format_args!(
             "adapted `{}` {:?} -> {:?} ({})",
             ad.key,
@@ -315,20 +329,20 @@ fn summary(r: &ConvertReport, verbose: bool) {
             }
         ));
     }
-    for rs in &r.plan.resampled {
+    for rs in &r.changes.resampled {
         printer::note(format_args!(
             "resampled `{}` {:?} -> {:?}",
             rs.key, rs.from_shape, rs.to_shape
         ));
     }
-    for d in &r.plan.dropped {
+    for d in &r.changes.dropped {
         printer::note(format_args!("dropped `{}`: {}", d.key, d.reason));
     }
-    for s in &r.plan.sliced {
+    for s in &r.changes.sliced {
         printer::note(format_args!("sliced label offset off `{s}`"));
     }
     if verbose {
-        for n in &r.plan.renamed {
+        for n in &r.changes.renamed {
             printer::note(format_args!("renamed `{}` -> `{}`", n.from, n.to));
         }
         for s in &r.skipped {
@@ -337,29 +351,33 @@ fn summary(r: &ConvertReport, verbose: bool) {
                 s.name, s.kind
             ));
         }
-    } else if !r.plan.renamed.is_empty() {
+    } else if !r.changes.renamed.is_empty() {
         printer::note(format_args!(
             "renamed {} keys (-v lists them)",
-            r.plan.renamed.len()
+            r.changes.renamed.len()
         ));
     }
-    for u in &r.plan.unused_rules {
+    for u in &r.changes.unused_rules {
         printer::warn(format_args!("rename rule `{u}` matched nothing"));
     }
-    for w in &r.plan.warnings {
-        printer::warn(w);
+    for w in &r.changes.warnings {
+        // the library names its setting; the user set it with the flag
+        match w.strip_prefix("allow_mismatch: ") {
+            Some(rest) => printer::warn(format!("--allow-mismatch: {rest}")),
+            None => printer::warn(w),
+        }
     }
     // loaders that build the architecture with fixed arguments (candle-transformers'
     // constructors: 3 input channels and a classifier) cannot take such a file as it is
     let mut unlike_pretrained = Vec::new();
-    if r.plan.in_chans != 3 && !r.plan.adapted.is_empty() {
-        let n = r.plan.in_chans;
+    if r.changes.in_chans != 3 && !r.changes.adapted.is_empty() {
+        let n = r.changes.in_chans;
         unlike_pretrained.push(format!(
             "{n} input channel{}",
             if n == 1 { "" } else { "s" }
         ));
     }
-    if r.plan.head.is_dropped() {
+    if r.changes.head.is_dropped() {
         unlike_pretrained.push("no classifier".to_owned());
     }
     if !unlike_pretrained.is_empty() {
@@ -371,13 +389,26 @@ fn summary(r: &ConvertReport, verbose: bool) {
             unlike_pretrained.join(" and ")
         ));
     }
-    if let Some(src) = &r.sha256_checked {
-        printer::note(format_args!("sha256 verified against {src}"));
+    if let Some(src) = r.sha256_checked {
+        printer::note(format_args!(
+            "sha256 verified against {}",
+            checksum_source(src)
+        ));
     }
-    printer::note(format_args!(
-        "wrote {} tensors ({}) to {}",
-        r.tensors,
-        printer::bytes(r.bytes),
-        r.output.display()
-    ));
+    if let Some(output) = &r.output {
+        printer::note(format_args!(
+            "wrote {} tensors ({}) to {}",
+            r.tensors,
+            printer::bytes(r.bytes),
+            output.display()
+        ));
+    }
+}
+
+/// Where the checked SHA-256 came from, in the CLI's words.
+fn checksum_source(src: ChecksumSource) -> String {
+    match src {
+        ChecksumSource::Expected => "--expect-sha256".into(),
+        other => other.to_string(),
+    }
 }
