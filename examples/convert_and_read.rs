@@ -36,10 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{}_4ch.safetensors",
         plan.model().unwrap_or("model")
     ));
-    let write = WriteOptions {
-        overwrite: true,
-        ..WriteOptions::default()
-    };
+    let write = WriteOptions::default().overwrite(true);
     let report = plan.write(&out, &write)?;
     for a in &report.changes.adapted {
         println!("adapted {} {:?} -> {:?}", a.key, a.from_shape, a.to_shape);

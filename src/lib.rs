@@ -60,7 +60,7 @@
 //!
 //! # Guarantees
 //!
-//! - No code from a checkpoint ever runs: the unpickler ([`pickle`]) only describes objects,
+//! - No code from a checkpoint ever runs: the unpickler only describes objects,
 //!   against an allowlist, and [`checkpoint::scan`] reports what `torch.load` would run.
 //! - Bounded work and memory on any input: every budget is a named constant (see
 //!   docs/security.md), and sizes read from a file are checked before anything is allocated.
@@ -81,7 +81,13 @@ pub mod error;
 mod fileio;
 pub mod identify;
 pub mod original;
+// the unpickler's own API is open to the fuzz targets and benchmarks only (feature `internals`); what a caller
+// meets of it (a checkpoint's globals) is re-exported by `checkpoint`
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod pickle;
+#[cfg(not(feature = "internals"))]
+mod pickle;
 pub mod registry;
 pub mod small_file;
 pub mod source;
@@ -93,6 +99,14 @@ pub mod chart;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod verify;
+
+// the crates whose types this API takes or returns (ndarray arrays, half floats, JSON maps, the
+// `Pod` bound of `Element`, safetensors' dtypes), at the versions timmconv was built with
+pub use bytemuck;
+pub use half;
+pub use ndarray;
+pub use safetensors;
+pub use serde_json;
 
 pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};

@@ -20,7 +20,12 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::pickle::GlobalRef;
+pub use crate::pickle::{GlobalClass, GlobalRef};
+// the unpickler's budgets (docs/security.md): every checkpoint is read within them
+pub use crate::pickle::{
+    MAX_DEPTH, MAX_LONG_BYTES, MAX_MEMO_ENTRIES, MAX_OBJECTS, MAX_PICKLE_BYTES, MAX_PICKLE_MEMORY,
+    MAX_STACK, MAX_STRING_BYTES,
+};
 pub use modules::{modules, Module, MAX_MODULE_DEPTH};
 pub use safetensors::{MAX_SAFETENSORS_METADATA_ENTRIES, MAX_SAFETENSORS_TENSORS};
 pub use scan::{scan, scan_file, Finding, Problem, Scan};

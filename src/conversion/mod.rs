@@ -59,12 +59,32 @@ pub enum OriginalLayoutChoice {
 
 /// How the output takes its place.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// Replace an existing output (a file, or a hub folder holding only what an export
     /// writes); without it an existing output is an error and stays as it was.
     pub overwrite: bool,
     /// Flush the data to the disk before the output gets its name (survives a power loss).
     pub fsync: bool,
+}
+
+impl WriteOptions {
+    /// Sets [`overwrite`](Self::overwrite).
+    ///
+    /// ```
+    /// let opts = timmconv::WriteOptions::default().overwrite(true).fsync(true);
+    /// assert!(opts.overwrite && opts.fsync);
+    /// ```
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Sets [`fsync`](Self::fsync).
+    pub fn fsync(mut self, yes: bool) -> Self {
+        self.fsync = yes;
+        self
+    }
 }
 
 /// A conversion being described: start from an input, set what the target model looks like,

@@ -278,10 +278,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
     timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
     let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
-    let write = WriteOptions {
-        overwrite: a.force,
-        fsync: a.fsync,
-    };
+    let write = WriteOptions::default().overwrite(a.force).fsync(a.fsync);
     conversion(a, Conversion::from_source(source))?
         .plan()
         .and_then(|plan| plan.write_with_progress(&a.output, &write, progress))

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cli::args::InspectArgs;
 use crate::cli::{printer, Outcome};
-use timmconv::pickle::GlobalClass;
+use timmconv::checkpoint::GlobalClass;
 use timmconv::{checkpoint, Checkpoint};
 
 #[derive(Serialize)]
