@@ -80,6 +80,7 @@ mod download;
 pub mod dtype;
 pub mod error;
 mod fileio;
+mod hf_cache;
 mod hub;
 pub mod identify;
 pub mod original;

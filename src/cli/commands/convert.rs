@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
-use crate::cli::{printer, Outcome};
+use crate::cli::{printer, wording, Outcome};
 use timmconv::adapt::Rule;
 use timmconv::convert::ConvertReport;
 use timmconv::error::{Error, Setting};
@@ -224,7 +224,7 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
             ),
             _ => return None,
         },
-        _ => return None,
+        other => return crate::cli::wording::message(other),
     })
 }
 
@@ -254,8 +254,10 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 
 /// One conversion as `convert` does it, without printing: the code path `batch` shares.
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
-    timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
-    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)
+        .map_err(wording::flags)?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))
+        .map_err(wording::flags)?;
     // a hub folder's (or snapshot's) config.json is input too: never the output
     if source.config.is_some() {
         let config = source.weights.with_file_name(timmconv::source::CONFIG_FILE);
