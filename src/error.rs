@@ -238,6 +238,17 @@ pub enum Error {
         /// What went wrong.
         what: String,
     },
+    /// An input cannot be found or resolved: a hub name, a folder, the Hugging Face cache, the
+    /// hub client's settings.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An output path cannot be written the way asked (a missing parent folder, a folder given
+    /// for a file or a file for a folder).
+    #[error(transparent)]
+    OutputPath(#[from] OutputPathError),
+    /// A parity check (feature `torch`) cannot run.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
     /// A chart could not be drawn (no data to plot, or the plotting library failed).
     #[error("chart: {0}")]
     Chart(String),
@@ -495,4 +506,189 @@ impl Budget {
         self.used.set(used);
         Ok(())
     }
+}
+
+/// Why an input cannot be resolved; the message names the library's settings, which the CLI maps
+/// to its flags.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A `hf-hub:` name that is not `hf-hub:ORG/REPO[@REVISION]`.
+    #[error("`{spec}`: a hub name is hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION")]
+    BadHubId {
+        /// The name as given.
+        spec: String,
+    },
+    /// A folder given as the input holds none of the weight files a hub repo has.
+    #[error("{} is a folder without {}: give the checkpoint file", path.display(), files.join(" or "))]
+    FolderWithoutWeights {
+        /// The folder.
+        path: PathBuf,
+        /// The weight files looked for, in order.
+        files: Vec<String>,
+    },
+    /// The input is a FIFO, socket or device; it was not opened.
+    #[error(
+        "{} is not a regular file (a pipe, socket or device); give a checkpoint file",
+        path.display()
+    )]
+    InputNotRegular {
+        /// The input.
+        path: PathBuf,
+    },
+    /// A `config.json` that is JSON, but not an object.
+    #[error("{}: not a JSON object", path.display())]
+    ConfigNotObject {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A `config.json` that is not JSON.
+    #[error("{}: {source}", path.display())]
+    ConfigJson {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
+    /// A hub repo not in the cache while `HF_HUB_OFFLINE` forbids downloading it.
+    #[error(
+        "hf-hub:{repo}@{revision}: neither {} is in the cache {} and HF_HUB_OFFLINE is set",
+        files.join(" nor "),
+        cache.display()
+    )]
+    OfflineNotCached {
+        /// `ORG/REPO`.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// The weight files looked for.
+        files: Vec<String>,
+        /// The cache looked in.
+        cache: PathBuf,
+    },
+    /// A hub repo not in the cache, and the library built without the `download` feature.
+    #[error(
+        "hf-hub:{repo}@{revision}: not in the cache {}, and this build has no `download` \
+         feature: fetch it with huggingface_hub or build timmconv with the `download` feature",
+        cache.display()
+    )]
+    NoDownload {
+        /// `ORG/REPO`.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// The cache looked in.
+        cache: PathBuf,
+    },
+    /// The hub repo has none of the weight files timm looks for.
+    #[error("hf-hub:{repo}@{revision}: the hub has neither {} ({url})", files.join(" nor "))]
+    NotOnHub {
+        /// `ORG/REPO`.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// The weight files asked for, in order.
+        files: Vec<String>,
+        /// The URL of the first of them.
+        url: String,
+    },
+    /// `HF_ENDPOINT` is not a plain http(s) URL.
+    #[error("HF_ENDPOINT `{endpoint}` {why}")]
+    BadEndpoint {
+        /// The value, escaped for a terminal.
+        endpoint: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A token that an HTTP header cannot carry.
+    #[error("the token in {from} holds characters an HTTP header cannot carry")]
+    BadToken {
+        /// Where it came from: the environment variable or the token file.
+        from: String,
+    },
+}
+
+/// Why an output path cannot be written the way asked; checked before anything is read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputPathError {
+    /// The output's folder does not exist.
+    #[error(
+        "cannot write {}: the folder {} does not exist; create it first (mkdir -p {})",
+        output.display(),
+        parent.display(),
+        parent.display()
+    )]
+    ParentMissing {
+        /// The output path.
+        output: PathBuf,
+        /// Its folder.
+        parent: PathBuf,
+    },
+    /// The output's parent is a file, not a folder.
+    #[error("cannot write {}: {} is not a folder", output.display(), parent.display())]
+    ParentNotAFolder {
+        /// The output path.
+        output: PathBuf,
+        /// Its parent.
+        parent: PathBuf,
+    },
+    /// A folder given where the file layout writes a file.
+    #[error(
+        "{} is a folder: give a file name (such as {}), or use the hub layout to write a hub \
+         folder",
+        path.display(),
+        path.join("model.safetensors").display()
+    )]
+    IsAFolder {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// Something other than a folder where the hub layout writes a folder.
+    #[error(
+        "{} is not a folder: the hub layout writes a folder; give a new folder name",
+        path.display()
+    )]
+    NotAFolder {
+        /// The output path.
+        path: PathBuf,
+    },
+}
+
+/// Why a parity check (feature `torch`) cannot run; the message names the library's options
+/// (`allow_unused`, the CUDA device), which the CLI maps to its flags.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// libtorch refused a call.
+    #[error("libtorch: {what}")]
+    Libtorch {
+        /// What libtorch said.
+        what: String,
+    },
+    /// The CUDA device was asked for and libtorch sees none.
+    #[error("the CUDA device was asked for, but no CUDA device is available to libtorch")]
+    NoCuda,
+    /// A tensor of the weights that the module does not have, and unused weights not allowed.
+    #[error("tensor `{key}`: the module has no `{name}` (set allow_unused to ignore)")]
+    NotInModule {
+        /// The tensor's name in the weights.
+        key: String,
+        /// The name the module would have it under (the weights' renames undone).
+        name: String,
+    },
+    /// The module's output and the fixture's logits differ in shape.
+    #[error("the module gives shape {output:?}, the fixture's logits are {reference:?}")]
+    OutputShape {
+        /// The module's output shape.
+        output: Vec<i64>,
+        /// The fixture's logits shape.
+        reference: Vec<i64>,
+    },
+    /// The `tch` crate's `CModule` is not laid out as timmconv's shim expects.
+    #[error("this tch version's CModule layout is not the one timmconv was written for")]
+    ModuleLayout,
+    /// The shim could not list the module's buffers.
+    #[error("libtorch failed to list the module's buffers")]
+    Buffers,
 }

@@ -79,6 +79,7 @@ mod download;
 pub mod dtype;
 pub mod error;
 mod fileio;
+mod hf_cache;
 pub mod identify;
 pub mod original;
 // the unpickler's own API is open to the fuzz targets and benchmarks only (feature `internals`); what a caller

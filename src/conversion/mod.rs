@@ -27,6 +27,7 @@ use crate::registry::{self, Arch, Knobs, Tag};
 use crate::source::Source;
 
 use input::{Input, Origin};
+pub use output::check_output_path;
 pub use record::{ChecksumSource, ConvertReport, OutputCheck, OutputState};
 use settings::Settings;
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OutputPathError, Result};
 
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
@@ -110,6 +110,41 @@ pub(super) fn check_not(input: &Path, output: &Path) -> Result<()> {
         return Err(Error::OutputIsInput {
             path: output.to_path_buf(),
         });
+    }
+    Ok(())
+}
+
+/// Checks where an output will go before anything is read or downloaded, with errors that say
+/// what to do: a missing parent folder, a folder given for a file, a file given for
+/// a folder ([`Layout::Hub`](super::Layout::Hub)). The writers check again, before any work
+/// and just before the output takes its name.
+pub fn check_output_path(output: &Path, layout: super::Layout) -> Result<()> {
+    let folder_layout = layout == super::Layout::Hub;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        let (output, parent) = (output.to_path_buf(), parent.to_path_buf());
+        return Err(if parent.exists() {
+            OutputPathError::ParentNotAFolder { output, parent }
+        } else {
+            OutputPathError::ParentMissing { output, parent }
+        }
+        .into());
+    }
+    if !folder_layout && output.is_dir() {
+        return Err(OutputPathError::IsAFolder {
+            path: output.to_path_buf(),
+        }
+        .into());
+    }
+    crate::write::check_replaceable(output, folder_layout)?;
+    if folder_layout && output.exists() && !output.is_dir() {
+        return Err(OutputPathError::NotAFolder {
+            path: output.to_path_buf(),
+        }
+        .into());
     }
     Ok(())
 }

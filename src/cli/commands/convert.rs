@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
-use crate::cli::{printer, Outcome};
+use crate::cli::{printer, wording, Outcome};
 use timmconv::adapt::Rule;
 use timmconv::conversion::{ChecksumSource, OutputCheck};
 use timmconv::error::{Error, Setting};
@@ -33,10 +33,7 @@ pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversi
             name => OriginalLayoutChoice::Force(name.to_owned()),
         })
         .hash_input(!a.no_hash)
-        .layout(match a.layout {
-            LayoutArg::File => Layout::File,
-            LayoutArg::Hub => Layout::Hub,
-        });
+        .layout(layout(a.layout));
     let optional = [
         (
             a.in_chans,
@@ -106,6 +103,14 @@ pub fn options_sha256(a: &ConvertArgs) -> anyhow::Result<String> {
 pub fn output_state(a: &ConvertArgs, no_hash: bool) -> Option<OutputCheck> {
     let c = conversion(a, Conversion::from_file(&a.input)).ok()?;
     Some(c.hash_input(!no_hash).output_state(&a.output))
+}
+
+/// The library's layout for the flag's.
+fn layout(l: LayoutArg) -> Layout {
+    match l {
+        LayoutArg::File => Layout::File,
+        LayoutArg::Hub => Layout::Hub,
+    }
 }
 
 /// One number (square) or H,W.
@@ -242,7 +247,7 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
             ),
             _ => return None,
         },
-        _ => return None,
+        other => return crate::cli::wording::message(other),
     })
 }
 
@@ -276,8 +281,10 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 
 /// One conversion as `convert` does it, without printing: the code path `batch` shares.
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
-    timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
-    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
+    timmconv::conversion::check_output_path(&a.output, layout(a.layout))
+        .map_err(wording::flags)?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))
+        .map_err(wording::flags)?;
     let write = WriteOptions::default().overwrite(a.force).fsync(a.fsync);
     conversion(a, Conversion::from_source(source))?
         .plan()

@@ -6,7 +6,8 @@ use timmconv::Checkpoint;
 
 /// Runs `identify`.
 pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
-    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.json))?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.json))
+        .map_err(crate::cli::wording::flags)?;
     let ckpt = Checkpoint::open(&source.weights, &a.state.open_options())?;
     let found = timmconv::identify::identify(&ckpt, a.limit)?;
     if a.json {

@@ -45,7 +45,9 @@ struct Report<'a> {
 
 /// Runs `inspect`.
 pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
-    a.file = timmconv::source::resolve(&a.file, &mut printer::download(false))?.weights;
+    a.file = timmconv::source::resolve(&a.file, &mut printer::download(false))
+        .map_err(crate::cli::wording::flags)?
+        .weights;
     if a.scan {
         return scan(&a);
     }
