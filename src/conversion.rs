@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::adapt::{Adaptation, Plan, Rule};
+use crate::adapt::{Adaptation, FeatureSelect, Knobs, Plan, ResizePlan, Rule};
 use crate::checkpoint::{Checkpoint, OpenOptions};
 use crate::convert::{self, ConvertReport};
 use crate::dtype::DType;
 use crate::error::{Error, Result, Setting};
 use crate::original::Derived;
-use crate::registry::{self, Arch, Knobs, Tag};
+use crate::registry::{self, Arch, Tag};
 use crate::source::Source;
 
 /// What a conversion writes.
@@ -610,7 +610,7 @@ impl Conversion {
             if let Some(out_indices) = &self.features_only {
                 let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
                 let layout = registry::features::layout(&arch.name)?;
-                adapt.features = Some(layout.select(out_indices.as_deref(), stages)?);
+                adapt.features = Some(FeatureSelect::new(&layout, out_indices.as_deref(), stages)?);
             }
             if let Some(pool) = &self.global_pool {
                 let layout = registry::resize::layout(&arch.name)?;
@@ -629,11 +629,7 @@ impl Conversion {
                         ]),
                         _ => None,
                     });
-                adapt.resize = Some(registry::ResizePlan::new(
-                    &arch.name,
-                    &self.knobs,
-                    source_img,
-                )?);
+                adapt.resize = Some(ResizePlan::new(&arch.name, &self.knobs, source_img)?);
             }
             model = Some(arch.name.clone());
             tag = Some(cfg.tag.clone());

@@ -2,10 +2,12 @@
 //! drop or label offset, renames and dtype casts, planned up front and applied per tensor.
 
 pub mod cast;
+pub mod features;
 pub mod in_chans;
 pub mod limits;
 pub mod rename;
 pub mod resample;
+pub mod resize;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,9 +18,11 @@ use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::dtype::DType;
 use crate::error::{Error, Result, Setting};
 use crate::original::{Derive, Derived};
+pub use features::FeatureSelect;
 pub use in_chans::InChansMethod;
 pub use rename::{Renamed, Rule};
 pub use resample::Resample;
+pub use resize::{Knobs, ResizePlan};
 
 /// What to do to a checkpoint. Field names follow timm's pretrained cfg.
 #[derive(Debug, Clone, Default)]
@@ -48,9 +52,9 @@ pub struct Adaptation {
     /// Cast floating tensors to this dtype.
     pub dtype: Option<DType>,
     /// Keep and rename only what timm's features_only model holds.
-    pub features: Option<crate::registry::FeatureSelect>,
+    pub features: Option<FeatureSelect>,
     /// Resolution adaptation (`img_size`, `patch_size`, `window_size`).
-    pub resize: Option<crate::registry::ResizePlan>,
+    pub resize: Option<ResizePlan>,
     /// `global_pool` of the target model, and the classifier keys it reshapes (dropped: timm
     /// re-initialises them).
     pub global_pool: Option<(String, Vec<String>)>,

@@ -182,6 +182,19 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
              converts anyway",
             differences.join("; ")
         ),
+        Error::Amplified {
+            key,
+            bytes,
+            storage_bytes,
+            shape,
+            strides,
+            factor,
+        } => format!(
+            "tensor `{key}`: reads {bytes} bytes from a storage of {storage_bytes} bytes (shape \
+             {shape:?}, stride {strides:?}), more than {factor} times its size (limit \
+             `MAX_AMPLIFICATION`; raise it with --max-amplification if this expanded tensor is \
+             genuine)"
+        ),
         Error::Setting(s) => match s {
             Setting::NoPretrainedCfg { model } => {
                 format!("`{model}` has no pretrained cfg; pass --first-conv and --classifier")
@@ -221,6 +234,13 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
                 setting.replace('_', "-"),
                 modules.len(),
                 modules.join(", ")
+            ),
+            Setting::UnknownGlobalPool { pool } => {
+                format!("--global-pool `{pool}` is not one of avg, max, avgmax, catavgmax or ''")
+            }
+            Setting::StateKeyNotDict { kind } => format!(
+                "checkpoint structure: the checkpoint is a {kind}, not a dict, so --state-key \
+                 cannot apply"
             ),
             _ => return None,
         },
