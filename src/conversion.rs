@@ -577,8 +577,7 @@ impl Conversion {
             resize: None,
             global_pool: None,
             dtype: self.dtype,
-            stem_free: false,
-            headless_drops: Vec::new(),
+            resolved: Default::default(),
         };
         let (mut model, mut tag, mut registry_entry) = (None, None, None);
         // timm decides on the tag as named (`create_model('convnextv2_atto.fcmae')`)
@@ -605,7 +604,7 @@ impl Conversion {
             };
             self.merge_cfg(&mut adapt, cfg);
             if self.num_classes == Some(0) {
-                adapt.headless_drops = registry::keys::headless(&arch.name)?;
+                adapt.resolved.headless_drops = registry::keys::headless(&arch.name)?;
             }
             if let Some(out_indices) = &self.features_only {
                 let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
@@ -713,7 +712,7 @@ impl Conversion {
         if let Some(want) = adapt.in_chans.filter(|c| *c != base) {
             if declared_none && adapt.first_conv.is_empty() {
                 adapt.base_chans = Some(want);
-                adapt.stem_free = true;
+                adapt.resolved.stem_free = true;
             }
         }
     }
