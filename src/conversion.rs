@@ -613,7 +613,7 @@ impl Conversion {
             }
             if let Some(pool) = &self.global_pool {
                 let layout = registry::resize::layout(&arch.name)?;
-                let keys = layout.pool_changes(pool, &adapt.classifier)?;
+                let keys = crate::adapt::pool::reshaped_keys(&layout, pool, &adapt.classifier)?;
                 adapt.global_pool = Some((pool.clone(), keys));
             }
             if !self.knobs.is_empty() {

@@ -6,6 +6,7 @@ pub mod features;
 pub mod in_chans;
 pub mod limits;
 mod plan;
+pub mod pool;
 pub mod rename;
 pub mod resample;
 pub mod resize;

@@ -5,7 +5,7 @@
 use super::limits::{MAX_IMG_SIZE, MAX_PATCH_SIZE};
 use super::resample::{Interp, Resample};
 use crate::error::{Error, Result, Setting};
-use crate::registry::resize::{layout, Mode, ResizeLayout};
+use crate::registry::resize::{layout, BiasRule, Mode, ResizeLayout};
 
 /// The resolution asked for; `None` keeps the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -308,7 +308,7 @@ impl ResizePlan {
             let (Some(img), &[_, n]) = (self.img_size, shape) else {
                 return Ok(None);
             };
-            let to_side = rule.side(img);
+            let to_side = bias_side(rule, img);
             if to_side == 0 {
                 return Err(Setting::EmptyAttentionWindow {
                     key: key.to_owned(),
@@ -405,4 +405,15 @@ impl ResizePlan {
             flat,
         })
     }
+}
+
+/// The side of a LeViT-style attention-bias table at input size `img`, as the model computes
+/// it; 0 where the stage vanishes.
+fn bias_side(rule: &BiasRule, img: [usize; 2]) -> usize {
+    let mut r = img[0].min(img[1]) / rule.patch.max(1);
+    for _ in 0..rule.halvings {
+        // Python's (r - 1) // 2 + 1, which keeps 0 at 0
+        r = if r == 0 { 0 } else { (r - 1) / 2 + 1 };
+    }
+    rule.window.min(r)
 }

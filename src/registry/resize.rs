@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use super::Lines;
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Result};
 
 static DATA: &str = include_str!("resize.jsonl");
 
@@ -50,18 +50,6 @@ pub struct BiasRule {
     pub patch: usize,
     /// Stride-2 subsamplings before the stage.
     pub halvings: usize,
-}
-
-impl BiasRule {
-    /// The table side at input size `img`, as the model computes it; 0 where the stage vanishes.
-    pub fn side(&self, img: [usize; 2]) -> usize {
-        let mut r = img[0].min(img[1]) / self.patch.max(1);
-        for _ in 0..self.halvings {
-            // Python's (r - 1) // 2 + 1, which keeps 0 at 0
-            r = if r == 0 { 0 } else { (r - 1) / 2 + 1 };
-        }
-        self.window.min(r)
-    }
 }
 
 /// One architecture's resolution facts.
@@ -146,63 +134,6 @@ pub struct PoolRule {
 
 /// The pool types `global_pool` takes (timm's `SelectAdaptivePool2d`).
 pub const POOL_TYPES: [&str; 5] = ["avg", "max", "avgmax", "catavgmax", ""];
-
-impl ResizeLayout {
-    /// The keys `global_pool = pool` reshapes (the classifier timm would re-initialise), or why
-    /// the checkpoint cannot be loaded into that model. `classifier` holds the cfg's classifier
-    /// modules: a reshaped key elsewhere is refused.
-    pub fn pool_changes(&self, pool: &str, classifier: &[String]) -> Result<Vec<String>> {
-        let model = || self.name.clone();
-        let pool_name = || pool.to_owned();
-        if !POOL_TYPES.contains(&pool) {
-            return Err(Setting::UnknownGlobalPool { pool: pool_name() }.into());
-        }
-        let Some(rule) = self.pools.get(pool) else {
-            return Err(Setting::NoPoolData {
-                model: model(),
-                pool: pool_name(),
-            }
-            .into());
-        };
-        if let Some(e) = &rule.error {
-            return Err(Setting::PoolUnbuildable {
-                model: model(),
-                pool: pool_name(),
-                why: e.clone(),
-            }
-            .into());
-        }
-        if let Some(k) = rule.added.first().or(rule.removed.first()) {
-            return Err(Setting::PoolChangesKeys {
-                model: model(),
-                pool: pool_name(),
-                key: k.clone(),
-                added: rule.added.contains(k),
-            }
-            .into());
-        }
-        let in_head = |k: &str| {
-            classifier
-                .iter()
-                .any(|c| k == format!("{c}.weight") || k == format!("{c}.bias"))
-        };
-        if let Some(k) = rule.changed.iter().find(|k| !in_head(k)) {
-            return Err(Setting::PoolReshapesBody {
-                model: model(),
-                pool: pool_name(),
-                key: k.clone(),
-            }
-            .into());
-        }
-        if rule.changed.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(classifier
-            .iter()
-            .flat_map(|c| [format!("{c}.weight"), format!("{c}.bias")])
-            .collect())
-    }
-}
 
 /// One knob an architecture takes, for `info`.
 #[derive(Debug, Clone, Serialize)]
