@@ -82,6 +82,28 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// A tensor that reads far more bytes than its storage holds (a stride-0 expansion): more
+    /// than `factor` times, the limit `MAX_AMPLIFICATION` that the open option
+    /// `max_amplification` raises.
+    #[error(
+        "tensor `{key}`: reads {bytes} bytes from a storage of {storage_bytes} bytes (shape \
+         {shape:?}, stride {strides:?}), more than {factor} times its size (limit \
+         `MAX_AMPLIFICATION`; raise max_amplification if this expanded tensor is genuine)"
+    )]
+    Amplified {
+        /// The state-dict key of the tensor.
+        key: String,
+        /// Bytes the tensor reads.
+        bytes: u64,
+        /// Bytes its storage holds.
+        storage_bytes: u64,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Its strides.
+        strides: Vec<usize>,
+        /// The amplification allowed.
+        factor: u64,
+    },
     /// A tensor name that is not in the state dict.
     #[error("no tensor named `{0}`")]
     NoSuchTensor(String),
@@ -96,6 +118,17 @@ pub enum Error {
     /// Options given to an operation contradict each other or the checkpoint.
     #[error("{0}")]
     Options(String),
+    /// A registry file ([`crate::registry::use_file`]) that `tools/gen_registry.py` did not make.
+    #[error("{}: not a registry made by tools/gen_registry.py: {what}", path.display())]
+    RegistryFile {
+        /// The file named.
+        path: PathBuf,
+        /// What is wrong with it, naming the line.
+        what: String,
+    },
+    /// A registry file given after one is already in use (or after the first lookup).
+    #[error("a registry file is already in use")]
+    RegistryInUse,
     /// A conversion's settings contradict each other or need what was not given.
     #[error(transparent)]
     Setting(#[from] Setting),
@@ -374,6 +407,176 @@ pub enum Setting {
         /// The modules there are.
         modules: Vec<String>,
     },
+    /// `features_only` for an architecture timm cannot build a mappable features model of.
+    #[error("timm cannot build a features_only model of `{model}` that timmconv can map: {why}")]
+    FeaturesUnbuildable {
+        /// The architecture.
+        model: String,
+        /// timm's error.
+        why: String,
+    },
+    /// An `out_indices` entry outside the architecture's feature stages.
+    #[error("out index {index} is outside the {stages} feature stages of `{model}`")]
+    OutIndexOutOfRange {
+        /// The index as given (negative counts from the end).
+        index: i64,
+        /// The architecture's feature stages.
+        stages: usize,
+        /// The architecture.
+        model: String,
+    },
+    /// `out_indices` whose highest index timm refuses for the architecture.
+    #[error("timm does not build `{model}` features_only with highest out index {highest}")]
+    OutIndexUnbuildable {
+        /// The architecture.
+        model: String,
+        /// The highest index asked for (`default` for timm's default).
+        highest: String,
+    },
+    /// A `global_pool` that is not one of timm's pool types.
+    #[error("global_pool `{pool}` is not one of avg, max, avgmax, catavgmax or ''")]
+    UnknownGlobalPool {
+        /// What was given.
+        pool: String,
+    },
+    /// A `global_pool` the registry has no data on for the architecture.
+    #[error("`{model}`: timmconv has no data on global_pool `{pool}` for it")]
+    NoPoolData {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+    },
+    /// A `global_pool` timm's constructor refuses for the architecture.
+    #[error("`{model}` cannot be built with global_pool `{pool}` in timm 1.0.31: {why}")]
+    PoolUnbuildable {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+        /// timm's error.
+        why: String,
+    },
+    /// A `global_pool` whose model holds (or lacks) a key the checkpoint's model lacks (holds).
+    #[error(
+        "`{model}` with global_pool `{pool}` {} `{key}` unlike the checkpoint's model; timm \
+         cannot load the weights into it",
+        if *.added { "holds" } else { "lacks" }
+    )]
+    PoolChangesKeys {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+        /// The key added or removed.
+        key: String,
+        /// Whether the model with that pool gains the key (else it loses it).
+        added: bool,
+    },
+    /// A `global_pool` that reshapes a key outside the classifier.
+    #[error(
+        "`{model}` with global_pool `{pool}` reshapes `{key}`, which is not the classifier; \
+         timm cannot load the weights"
+    )]
+    PoolReshapesBody {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+        /// The reshaped key.
+        key: String,
+    },
+    /// An `img_size`, `patch_size` or `window_size` the architecture's constructor does not take.
+    #[error(
+        "timm 1.0.31 does not build `{model}` with {setting}: create_model refuses the keyword"
+    )]
+    KnobNotTaken {
+        /// The setting, by its builder name.
+        setting: &'static str,
+        /// The architecture.
+        model: String,
+    },
+    /// An `img_size`, `patch_size` or `window_size` timmconv cannot adapt the weights to.
+    #[error("`{model}` cannot be adapted to another {setting}: {why}")]
+    KnobRefused {
+        /// The setting, by its builder name.
+        setting: &'static str,
+        /// The architecture.
+        model: String,
+        /// Why not.
+        why: String,
+    },
+    /// A resolution change for an architecture timm could not build when the registry was made.
+    #[error("`{model}` could not be built by timm: {why}")]
+    ResizeUnbuildable {
+        /// The architecture.
+        model: String,
+        /// timm's error.
+        why: String,
+    },
+    /// An `img_size` a hybrid ViT (a backbone's feature map cut in patches) is not built for.
+    #[error(
+        "`{model}` embeds a backbone's feature map (stride {stride:?}) in patches of {patch:?}: \
+         timm 1.0.31 builds it only for image sizes that are multiples of {step:?}"
+    )]
+    ImgSizeNotMultiple {
+        /// The architecture.
+        model: String,
+        /// The backbone's stride.
+        stride: [usize; 2],
+        /// The patch size.
+        patch: [usize; 2],
+        /// The multiple the image size must be of.
+        step: [usize; 2],
+    },
+    /// A non-square `img_size` for an architecture built only for square images.
+    #[error("`{model}` is built only for square images in timm 1.0.31 (got {img_size:?})")]
+    NonSquareImage {
+        /// The architecture.
+        model: String,
+        /// The image size asked for.
+        img_size: [usize; 2],
+    },
+    /// An `img_size` at which a decomposed relative-position attention would be empty.
+    #[error("`{key}`: the attention at image size {img_size:?} would be empty")]
+    EmptyAttention {
+        /// The table's key.
+        key: String,
+        /// The image size.
+        img_size: [usize; 2],
+    },
+    /// An `img_size` at which an attention-bias window would be empty.
+    #[error("`{key}`: the attention window at image size {img_size:?} would be empty")]
+    EmptyAttentionWindow {
+        /// The table's key.
+        key: String,
+        /// The image size.
+        img_size: [usize; 2],
+    },
+    /// A size at which a relative-position table's window would be empty.
+    #[error("`{key}`: the window at this size would be empty ({window:?})")]
+    EmptyWindow {
+        /// The table's key.
+        key: String,
+        /// The window that came out.
+        window: [usize; 2],
+    },
+    /// A model-name pattern (`*`, `?`, `[...]`) that does not compile.
+    #[error("bad pattern `{pattern}`: {why}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A `state_key` for a checkpoint whose top-level object is not a dict.
+    #[error(
+        "checkpoint structure: the checkpoint is a {kind}, not a dict, so state_key cannot apply"
+    )]
+    StateKeyNotDict {
+        /// What the checkpoint is (`list`, `Tensor`, ...).
+        kind: String,
+    },
 }
 
 fn suggest(s: &[String]) -> String {
@@ -396,6 +599,7 @@ impl Error {
             | Error::OutputNotAFolder { .. }
             | Error::OutputNotRegular { .. }
             | Error::NotARegularFile { .. }
+            | Error::RegistryFile { .. }
             | Error::OutputHoldsOthers { .. }
             | Error::InputInOutput { .. } => self,
             other => Error::WithPath {

@@ -642,10 +642,7 @@ pub(crate) fn is_tar(bytes: &[u8]) -> bool {
 fn select_state_dict<'n>(root: &'n Node, opts: &OpenOptions) -> Result<(Option<String>, &'n Node)> {
     let Node::Dict(items) = root else {
         return if opts.state_key.is_some() {
-            Err(Error::Structure(format!(
-                "the checkpoint is a {}, not a dict, so --state-key cannot apply",
-                root.kind()
-            )))
+            Err(crate::error::Setting::StateKeyNotDict { kind: root.kind() }.into())
         } else {
             Ok((None, root))
         };
@@ -698,15 +695,14 @@ fn check_amplification(tensors: &[TensorInfo], factor: u64) -> Result<()> {
         let storage_bytes = (t.storage_numel as u64).saturating_mul(t.dtype.size() as u64);
         let bytes = t.nbytes() as u64;
         if bytes > allowed(storage_bytes) {
-            return Err(Error::tensor(
-                &t.name,
-                format!(
-                    "reads {bytes} bytes from a storage of {storage_bytes} bytes (shape {:?}, \
-                     stride {:?}), more than {factor} times its size (limit `MAX_AMPLIFICATION`; \
-                     raise it with --max-amplification if this expanded tensor is genuine)",
-                    t.shape, t.strides
-                ),
-            ));
+            return Err(Error::Amplified {
+                key: t.name.clone(),
+                bytes,
+                storage_bytes,
+                shape: t.shape.clone(),
+                strides: t.strides.clone(),
+                factor,
+            });
         }
         storages.insert(&t.storage, storage_bytes);
         total = total.saturating_add(bytes);

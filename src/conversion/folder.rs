@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::record::ConvertReport;
 use super::{output, ConversionPlan, WriteOptions};
 use crate::error::{Error, Result, Setting};
-use crate::registry::{self, Arch, Tag};
+use crate::registry::{Arch, Tag};
 
 /// Pretrained-cfg fields that say where weights came from; a hub export drops them.
 const SOURCE_FIELDS: [&str; 6] = [
@@ -200,7 +200,7 @@ fn config_text(plan: &ConversionPlan) -> Result<String> {
 
 /// Records the resolution knobs: as model arguments (so timm builds the model at that size) and
 /// as the input size.
-fn with_resolution(cfg: &mut Value, r: &registry::ResizePlan, in_chans: usize) {
+fn with_resolution(cfg: &mut Value, r: &crate::adapt::ResizePlan, in_chans: usize) {
     for (knob, [a, b]) in r.asked.set() {
         let v = if a == b { json!(a) } else { json!([a, b]) };
         cfg["model_args"][knob] = v;

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::adapt::{Plan, Rule};
+use crate::adapt::{Knobs, Plan, Rule};
 use crate::checkpoint::{Checkpoint, OpenOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::registry::{self, Arch, Knobs, Tag};
+use crate::registry::{self, Arch, Tag};
 use crate::source::Source;
 
 use input::{Input, Origin};

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::path::Path;
 
 use super::{Conversion, Layout, OriginalLayoutChoice};
-use crate::adapt::Adaptation;
+use crate::adapt::{Adaptation, FeatureSelect, ResizePlan};
 use crate::checkpoint::OpenOptions;
 use crate::error::{Error, Result, Setting};
 use crate::registry::{self, Arch, Tag};
@@ -61,8 +61,7 @@ impl Conversion {
             resize: None,
             global_pool: None,
             dtype: self.dtype,
-            stem_free: false,
-            headless_drops: Vec::new(),
+            resolved: Default::default(),
         };
         let (mut model, mut tag, mut registry_entry) = (None, None, None);
         // timm decides on the tag as named (`create_model('convnextv2_atto.fcmae')`)
@@ -89,16 +88,16 @@ impl Conversion {
             };
             self.merge_cfg(&mut adapt, cfg);
             if self.num_classes == Some(0) {
-                adapt.headless_drops = registry::keys::headless(&arch.name)?;
+                adapt.resolved.headless_drops = registry::keys::headless(&arch.name)?;
             }
             if let Some(out_indices) = &self.features_only {
                 let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
                 let layout = registry::features::layout(&arch.name)?;
-                adapt.features = Some(layout.select(out_indices.as_deref(), stages)?);
+                adapt.features = Some(FeatureSelect::new(&layout, out_indices.as_deref(), stages)?);
             }
             if let Some(pool) = &self.global_pool {
                 let layout = registry::resize::layout(&arch.name)?;
-                let keys = layout.pool_changes(pool, &adapt.classifier)?;
+                let keys = crate::adapt::pool::reshaped_keys(&layout, pool, &adapt.classifier)?;
                 adapt.global_pool = Some((pool.clone(), keys));
             }
             if !self.knobs.is_empty() {
@@ -113,11 +112,7 @@ impl Conversion {
                         ]),
                         _ => None,
                     });
-                adapt.resize = Some(registry::ResizePlan::new(
-                    &arch.name,
-                    &self.knobs,
-                    source_img,
-                )?);
+                adapt.resize = Some(ResizePlan::new(&arch.name, &self.knobs, source_img)?);
             }
             model = Some(arch.name.clone());
             tag = Some(cfg.tag.clone());
@@ -202,7 +197,7 @@ impl Conversion {
         if let Some(want) = adapt.in_chans.filter(|c| *c != base) {
             if declared_none && adapt.first_conv.is_empty() {
                 adapt.base_chans = Some(want);
-                adapt.stem_free = true;
+                adapt.resolved.stem_free = true;
             }
         }
     }

@@ -23,8 +23,8 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 pub use cfg::{Arch, FeatureInfo, Results, Tag};
-pub use features::{FeatureLayout, FeatureSelect};
-pub use resize::{Knobs, ResizeLayout, ResizePlan};
+pub use features::FeatureLayout;
+pub use resize::ResizeLayout;
 
 use crate::error::{Error, Result};
 
@@ -38,11 +38,9 @@ static FILE: OnceLock<&'static str> = OnceLock::new();
 pub fn use_file(path: &std::path::Path) -> Result<()> {
     let limit = crate::small_file::MAX_REGISTRY_BYTES;
     let text = crate::small_file::read_existing_text(path, "MAX_REGISTRY_BYTES", limit)?;
-    let bad = |what: String| {
-        Error::Options(format!(
-            "{}: not a registry made by tools/gen_registry.py: {what}",
-            path.display()
-        ))
+    let bad = |what: String| Error::RegistryFile {
+        path: path.to_owned(),
+        what,
     };
     let mut lines = text.lines();
     serde_json::from_str::<Header>(lines.next().unwrap_or_default())
@@ -61,7 +59,7 @@ pub fn use_file(path: &std::path::Path) -> Result<()> {
         prev = Some(name);
     }
     FILE.set(Box::leak(text.into_boxed_str()))
-        .map_err(|_| Error::Options("a registry file is already in use".into()))
+        .map_err(|_| Error::RegistryInUse)
 }
 
 fn name_of_str(line: &str) -> Option<&str> {
@@ -111,11 +109,6 @@ impl Lines {
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
-}
-
-/// `rename::replace_prefix`, shared with the features mapping.
-pub(crate) fn rename_prefix(name: &str, from: &str, to: &str) -> Option<String> {
-    crate::adapt::rename::replace_prefix(name, from, to)
 }
 
 fn name_of(line: &'static str) -> Option<&'static str> {
@@ -283,7 +276,12 @@ pub fn fnmatch_regex(pattern: &str) -> Result<regex::Regex> {
         }
     }
     re.push_str(")$");
-    regex::Regex::new(&re).map_err(|e| Error::Options(format!("bad pattern `{pattern}`: {e}")))
+    regex::Regex::new(&re).map_err(|e| {
+        Error::from(crate::error::Setting::BadPattern {
+            pattern: pattern.to_owned(),
+            why: e.to_string(),
+        })
+    })
 }
 
 /// timm's `_natural_key` ordering: `re.split(r'(\d+)', name.lower())`, digit runs compared as

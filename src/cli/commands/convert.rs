@@ -205,6 +205,19 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
              converts anyway",
             differences.join("; ")
         ),
+        Error::Amplified {
+            key,
+            bytes,
+            storage_bytes,
+            shape,
+            strides,
+            factor,
+        } => format!(
+            "tensor `{key}`: reads {bytes} bytes from a storage of {storage_bytes} bytes (shape \
+             {shape:?}, stride {strides:?}), more than {factor} times its size (limit \
+             `MAX_AMPLIFICATION`; raise it with --max-amplification if this expanded tensor is \
+             genuine)"
+        ),
         Error::Setting(s) => match s {
             Setting::NoPretrainedCfg { model } => {
                 format!("`{model}` has no pretrained cfg; pass --first-conv and --classifier")
@@ -245,6 +258,13 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
                 modules.len(),
                 modules.join(", ")
             ),
+            Setting::UnknownGlobalPool { pool } => {
+                format!("--global-pool `{pool}` is not one of avg, max, avgmax, catavgmax or ''")
+            }
+            Setting::StateKeyNotDict { kind } => format!(
+                "checkpoint structure: the checkpoint is a {kind}, not a dict, so --state-key \
+                 cannot apply"
+            ),
             _ => return None,
         },
         other => return crate::cli::wording::message(other),
@@ -281,8 +301,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 
 /// One conversion as `convert` does it, without printing: the code path `batch` shares.
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
-    timmconv::conversion::check_output_path(&a.output, layout(a.layout))
-        .map_err(wording::flags)?;
+    timmconv::conversion::check_output_path(&a.output, layout(a.layout)).map_err(wording::flags)?;
     let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))
         .map_err(wording::flags)?;
     let write = WriteOptions::default().overwrite(a.force).fsync(a.fsync);

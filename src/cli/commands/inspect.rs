@@ -55,7 +55,7 @@ pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
         return super::tree::run(&a);
     }
     let opts = a.state.open_options();
-    let ckpt = Checkpoint::open(&a.file, &opts)?;
+    let ckpt = Checkpoint::open(&a.file, &opts).map_err(super::convert::flags)?;
     let mut counts: BTreeMap<String, (GlobalClass, usize)> = BTreeMap::new();
     for g in ckpt.globals() {
         counts
