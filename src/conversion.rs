@@ -103,6 +103,7 @@ pub struct Conversion {
     layout: Layout,
     expect_sha256: Option<String>,
     hash_input: bool,
+    check_crc: bool,
     original: OriginalLayoutChoice,
     model_keys: Option<crate::registry::keys::Keys>,
 }
@@ -122,6 +123,8 @@ pub(crate) struct Settings {
     pub(crate) layout: Layout,
     pub(crate) expect_sha256: Option<String>,
     pub(crate) no_hash: bool,
+    /// Read every zip member the conversion does not read anyway to check its CRC-32.
+    pub(crate) check_crc: bool,
     pub(crate) allow_mismatch: bool,
     /// timm loads the named model's pretrained weights with `strict=False` (the tags its
     /// factories pass `pretrained_strict=False` for: [`registry::strict`]).
@@ -167,6 +170,7 @@ impl Conversion {
             layout: Layout::File,
             expect_sha256: None,
             hash_input: true,
+            check_crc: false,
             original: OriginalLayoutChoice::Auto,
             model_keys: None,
         }
@@ -393,6 +397,17 @@ impl Conversion {
     /// checked against an expected hash.
     pub fn hash_input(mut self, yes: bool) -> Self {
         self.hash_input = yes;
+        self
+    }
+
+    /// Whether to check the CRC-32 of every member of a zip input, reading for it what the
+    /// conversion does not read anyway (off by default). A hashed conversion already checks
+    /// every stored member from the bytes it hashes, and inflating checks a deflated one; this
+    /// adds a read of the deflated members it does not inflate, and, without hashing, of the
+    /// whole file (tensors the kernel copies never pass through this process). See
+    /// [`Checkpoint::check_crc`](crate::Checkpoint::check_crc).
+    pub fn check_crc(mut self, yes: bool) -> Self {
+        self.check_crc = yes;
         self
     }
 
@@ -661,6 +676,7 @@ impl Conversion {
             layout: self.layout,
             expect_sha256: self.expect_sha256.clone(),
             no_hash: !self.hash_input,
+            check_crc: self.check_crc,
             allow_mismatch: self.allow_mismatch,
             non_strict,
             original: self.original.clone(),

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::adapt::{Plan, Report};
+use crate::checkpoint::crc::CrcFeed;
 use crate::checkpoint::{Checkpoint, Format, Skipped};
 use crate::conversion::{Settings, WriteOptions};
 use crate::dtype::DType;
@@ -175,12 +176,13 @@ pub(crate) fn options_fingerprint(opts: &Settings) -> String {
 pub fn sha256_file(path: &Path) -> Result<String> {
     // a regular file only: a FIFO named as an input would block the hash forever
     let f = crate::small_file::open_existing(path)?;
-    sha256_open_file(&f, path)
+    sha256_open_file(&f, path, &mut CrcFeed::none())
 }
 
 /// Hex SHA-256 of an open file, read with positioned reads from its start (the file's own
-/// offset is left alone, so other readers of the same handle are undisturbed).
-fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
+/// offset is left alone, so other readers of the same handle are undisturbed). The same
+/// buffers go to `crc`, which checks the CRC-32 of every stored zip member they cover.
+fn sha256_open_file(f: &std::fs::File, path: &Path, crc: &mut CrcFeed<'_>) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     let mut off = 0u64;
@@ -194,6 +196,8 @@ fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
             break;
         }
         h.update(&buf[..n]);
+        crc.feed(off as usize, &buf[..n])
+            .map_err(|e| e.with_path(path))?;
         off += n as u64;
     }
     Ok(hex(&h.finalize()))
@@ -262,12 +266,18 @@ pub(crate) fn write_file(
     let mut checked = None;
     std::thread::scope(|scope| {
         let hasher = scope.spawn(|| {
-            match (opts.no_hash, ckpt.file()) {
-                (true, _) => Ok(String::new()),
-                // hash the file that was opened and checked, not whatever the path names now
-                (false, Some(f)) => sha256_open_file(f, input),
-                (false, None) => sha256_file(input),
+            let sha = match (opts.no_hash, ckpt.file()) {
+                (true, _) => String::new(),
+                // hash the file that was opened and checked, not whatever the path names now;
+                // the same reads check every stored zip member's CRC-32
+                (false, Some(f)) => sha256_open_file(f, input, &mut ckpt.crc_feed())?,
+                (false, None) => sha256_file(input)?,
+            };
+            if opts.check_crc {
+                // what the reads above did not check: all of it without a hash
+                ckpt.check_crc()?;
             }
+            Ok::<_, Error>(sha)
         });
         write::write_safetensors(
             output,

@@ -32,6 +32,7 @@ pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversi
             name => OriginalLayoutChoice::Force(name.to_owned()),
         })
         .hash_input(!a.no_hash)
+        .check_crc(a.check_crc)
         .layout(match a.layout {
             LayoutArg::File => Layout::File,
             LayoutArg::Hub => Layout::Hub,
