@@ -231,6 +231,21 @@ pub enum Error {
         /// Where that expectation came from.
         against: crate::conversion::ChecksumSource,
     },
+    /// A zip member's bytes differ from the CRC-32 its archive records for them: the file was
+    /// corrupted or altered after it was written. torch does not check this and would load the
+    /// altered bytes.
+    #[error(
+        "zip member `{member}` fails its CRC-32 check (the archive records {expected:08x}, its \
+         bytes give {actual:08x}): the file is corrupt or was altered"
+    )]
+    ZipCrc {
+        /// The member's name in the central directory.
+        member: String,
+        /// The CRC-32 the central directory records.
+        expected: u32,
+        /// The CRC-32 of the bytes read.
+        actual: u32,
+    },
     /// An unknown model name in the registry.
     #[error("unknown model `{name}`{}", suggest(.suggestions))]
     UnknownModel {

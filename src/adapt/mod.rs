@@ -403,6 +403,8 @@ impl Plan {
             });
         }
         let step = CAST_CHUNK * p.source.dtype.size();
+        // these reads pass through this process in file order: a whole member is checked
+        let mut crc = ckpt.crc_feed();
         let mut at = range.start;
         while at < range.end {
             let n = step.min(range.end - at);
@@ -414,6 +416,7 @@ impl Plan {
                     format!("reading {n} bytes at offset {at}: {e}"),
                 )
             })?;
+            crc.feed(at, &scratch.input)?;
             cast::cast_into(&scratch.input, p.source.dtype, p.dtype, &mut scratch.output);
             sink(Chunk::Bytes(Cow::Borrowed(&scratch.output)))?;
             at += n;

@@ -1,6 +1,7 @@
 //! Reading checkpoints: sniff the container, run the safe unpickler, pick the state dict the way
 //! timm's `load_state_dict` does, and describe every tensor without loading it.
 
+pub(crate) mod crc;
 mod legacy;
 mod modules;
 pub(crate) mod safetensors;
@@ -177,6 +178,8 @@ struct Parsed {
     root: Node,
     storages: HashMap<String, StorageLoc>,
     metadata: Option<BTreeMap<String, String>>,
+    /// The zip members and their CRC-32s (empty for other formats).
+    crc: crc::CrcTable,
 }
 
 /// An opened checkpoint: its container, the chosen state dict and its tensors (not loaded).
@@ -199,6 +202,8 @@ pub struct Checkpoint {
     inflated: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
     /// Bytes that inflating may still produce (`MAX_INFLATED_BYTES`).
     inflate_budget: AtomicU64,
+    /// The zip members' CRC-32s, checked as their bytes are read (empty for other formats).
+    crc: crc::CrcTable,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -310,6 +315,7 @@ impl Checkpoint {
             tensors,
             storages: parsed.storages,
             metadata: parsed.metadata,
+            crc: parsed.crc,
         };
         for t in &ckpt.tensors {
             ckpt.check_storage(t)?;
@@ -452,6 +458,10 @@ impl Checkpoint {
                     .checked_add(len)
                     .and_then(|end| self.source.get(start..end))
                     .ok_or_else(|| Error::tensor(&t.name, "storage lies outside the file"))?;
+                // a tensor that reads its whole storage reads the whole member: check it
+                if t.nbytes() == len {
+                    self.crc.check_whole(start, storage)?;
+                }
                 t.gather(storage)
             }
             StorageLoc::Deflated {
@@ -462,7 +472,10 @@ impl Checkpoint {
             } => {
                 let storage = self
                     .inflate(start, compressed, len, crc)
-                    .map_err(|e| Error::tensor(&t.name, e.to_string()))?;
+                    .map_err(|e| match e {
+                        Error::ZipCrc { .. } => e,
+                        e => Error::tensor(&t.name, e.to_string()),
+                    })?;
                 Ok(Cow::Owned(t.gather(&storage)?.into_owned()))
             }
         }
@@ -498,9 +511,47 @@ impl Checkpoint {
         }
         self.inflate_budget
             .store(left - len as u64, Ordering::Relaxed);
-        let bytes = Arc::new(zip::inflate(&self.source, start, compressed, len, crc)?);
+        let name = self.crc.name_at(start).unwrap_or("a deflated storage");
+        let bytes = Arc::new(zip::inflate(
+            &self.source,
+            start,
+            compressed,
+            len,
+            crc,
+            name,
+        )?);
         *cache = Some((start, Arc::clone(&bytes)));
         Ok(bytes)
+    }
+
+    /// Reads every zip member not checked yet and checks its CRC-32, as Python's
+    /// `zipfile.ZipFile.testzip()` does; nothing for other formats. Reading a tensor through
+    /// this process checks its member when the tensor reads all of it, and a conversion that
+    /// hashes its input checks every stored member from the same read, but a member copied
+    /// by the kernel or read in part is only checked here, at the cost of reading it.
+    ///
+    /// ```
+    /// use timmconv::{Checkpoint, OpenOptions};
+    /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+    /// ckpt.check_crc()?;
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZipCrc`] naming the first member whose bytes do not match, or an I/O error.
+    pub fn check_crc(&self) -> Result<()> {
+        self.crc
+            .check_all(&self.source, self.file.as_ref())
+            .map_err(|e| match &self.path {
+                Some(p) => e.with_path(p),
+                None => e,
+            })
+    }
+
+    /// A CRC-32 feed for reads of this checkpoint's file in order (see [`crc::CrcFeed`]).
+    pub(crate) fn crc_feed(&self) -> crc::CrcFeed<'_> {
+        self.crc.feed()
     }
 
     /// The open input file (`None` for in-memory checkpoints).
@@ -524,6 +575,7 @@ impl Checkpoint {
                     ),
                 )
             })?;
+            self.crc.check_whole(range.start, &buf)?;
             return Ok(Cow::Owned(buf));
         }
         self.tensor_bytes(t)

@@ -182,6 +182,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
             .collect::<BTreeMap<_, _>>()
     });
     Ok(Parsed {
+        crc: Default::default(),
         format: Format::SafeTensors,
         protocol: None,
         globals: Vec::new(),

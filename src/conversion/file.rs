@@ -44,9 +44,16 @@ pub(super) fn write_file(
     let mut sha = String::new();
     let mut checked = None;
     std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| match opts.no_hash {
-            true => Ok(String::new()),
-            false => input.sha256(ckpt),
+        let hasher = scope.spawn(|| {
+            let sha = match opts.no_hash {
+                true => String::new(),
+                false => input.sha256(ckpt)?,
+            };
+            if opts.check_crc {
+                // what the reads above did not check: all of it without a hash
+                ckpt.check_crc().map_err(|e| input.attach(e))?;
+            }
+            Ok::<_, Error>(sha)
         });
         write::write_safetensors(
             output,
@@ -125,6 +132,9 @@ pub(super) fn write_stream(
         (String::new(), None)
     } else {
         let sha = input.sha256(&ckpt)?;
+        if opts.check_crc {
+            ckpt.check_crc().map_err(|e| input.attach(e))?;
+        }
         let checked = record::check_sha(&input, &sha, &opts)?;
         (sha, checked)
     };

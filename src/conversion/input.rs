@@ -80,12 +80,17 @@ impl Origin {
     }
 
     /// Hex SHA-256 of the input as `ckpt` read it: the file that was opened and checked (not
-    /// whatever the path names now), or the bytes.
+    /// whatever the path names now), or the bytes. The same reads check every stored zip
+    /// member's CRC-32.
     pub(super) fn sha256(&self, ckpt: &Checkpoint) -> Result<String> {
         match (&self.0, ckpt.file()) {
-            (Some(p), Some(f)) => super::record::sha256_open_file(f, p),
+            (Some(p), Some(f)) => super::record::sha256_open_file(f, p, &mut ckpt.crc_feed()),
             (Some(p), None) => super::record::sha256_file(p),
-            (None, _) => Ok(super::record::sha256_hex(ckpt.raw_bytes())),
+            (None, _) => {
+                let bytes = ckpt.raw_bytes();
+                ckpt.crc_feed().feed(0, bytes)?;
+                Ok(super::record::sha256_hex(bytes))
+            }
         }
     }
 }

@@ -136,6 +136,7 @@ pub struct Conversion {
     layout: Layout,
     expect_sha256: Option<String>,
     hash_input: bool,
+    check_crc: bool,
     original: OriginalLayoutChoice,
     model_keys: Option<crate::registry::keys::Keys>,
 }
@@ -214,6 +215,7 @@ impl Conversion {
             layout: Layout::File,
             expect_sha256: None,
             hash_input: true,
+            check_crc: false,
             original: OriginalLayoutChoice::Auto,
             model_keys: None,
         }
@@ -446,6 +448,17 @@ impl Conversion {
     /// checked against an expected hash.
     pub fn hash_input(mut self, yes: bool) -> Self {
         self.hash_input = yes;
+        self
+    }
+
+    /// Whether to check the CRC-32 of every member of a zip input, reading for it what the
+    /// conversion does not read anyway (off by default). A hashed conversion already checks
+    /// every stored member from the bytes it hashes, and inflating checks a deflated one; this
+    /// adds a read of the deflated members it does not inflate, and, without hashing, of the
+    /// whole file (tensors the kernel copies never pass through this process). See
+    /// [`Checkpoint::check_crc`](crate::Checkpoint::check_crc).
+    pub fn check_crc(mut self, yes: bool) -> Self {
+        self.check_crc = yes;
         self
     }
 

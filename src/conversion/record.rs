@@ -12,6 +12,7 @@ use super::input::Origin;
 use super::settings::Settings;
 use super::Conversion;
 use crate::adapt::{Plan, Report};
+use crate::checkpoint::crc::CrcFeed;
 use crate::checkpoint::{Checkpoint, Format, Skipped};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -146,12 +147,17 @@ pub(super) fn options_fingerprint(opts: &Settings) -> String {
 pub(super) fn sha256_file(path: &Path) -> Result<String> {
     // a regular file only: a FIFO named as an input would block the hash forever
     let f = crate::small_file::open_existing(path)?;
-    sha256_open_file(&f, path)
+    sha256_open_file(&f, path, &mut CrcFeed::none())
 }
 
 /// Hex SHA-256 of an open file, read with positioned reads from its start (the file's own
 /// offset is left alone, so other readers of the same handle are undisturbed).
-pub(super) fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String> {
+/// The same buffers go to `crc`, which checks the CRC-32 of every stored zip member they cover.
+pub(super) fn sha256_open_file(
+    f: &std::fs::File,
+    path: &Path,
+    crc: &mut CrcFeed<'_>,
+) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     let mut off = 0u64;
@@ -165,6 +171,8 @@ pub(super) fn sha256_open_file(f: &std::fs::File, path: &Path) -> Result<String>
             break;
         }
         h.update(&buf[..n]);
+        crc.feed(off as usize, &buf[..n])
+            .map_err(|e| e.with_path(path))?;
         off += n as u64;
     }
     Ok(hex(&h.finalize()))

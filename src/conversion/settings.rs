@@ -26,6 +26,8 @@ pub(crate) struct Settings {
     pub(crate) layout: Layout,
     pub(crate) expect_sha256: Option<String>,
     pub(crate) no_hash: bool,
+    /// Read every zip member the conversion does not read anyway to check its CRC-32.
+    pub(crate) check_crc: bool,
     pub(crate) allow_mismatch: bool,
     /// timm loads the named model's pretrained weights with `strict=False` (the tags its
     /// factories pass `pretrained_strict=False` for: [`registry::strict`]).
@@ -140,6 +142,7 @@ impl Conversion {
             layout: self.layout,
             expect_sha256: self.expect_sha256.clone(),
             no_hash: !self.hash_input,
+            check_crc: self.check_crc,
             allow_mismatch: self.allow_mismatch,
             non_strict,
             original: self.original.clone(),

@@ -33,6 +33,7 @@ pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversi
             name => OriginalLayoutChoice::Force(name.to_owned()),
         })
         .hash_input(!a.no_hash)
+        .check_crc(a.check_crc)
         .layout(layout(a.layout));
     let optional = [
         (
