@@ -275,7 +275,7 @@ fn move_into_place(staging: tempfile::TempDir, output: &Path) -> Result<()> {
     }
     let _ = staging.keep();
     for f in HUB_FILES {
-        let _ = std::fs::remove_file(aside.join(f));
+        let _ = crate::write::remove_file_later(&aside.join(f));
     }
     // fails, keeping whatever appeared there meanwhile, unless the folder is empty
     let _ = std::fs::remove_dir(&aside);
