@@ -95,7 +95,7 @@ pub(super) fn move_folder(staging: tempfile::TempDir, output: &Path) -> Result<(
     }
     let _ = staging.keep();
     for f in FOLDER_FILES {
-        let _ = std::fs::remove_file(aside.join(f));
+        let _ = crate::write::remove_file_later(&aside.join(f));
     }
     // fails, keeping whatever appeared there meanwhile, unless the folder is empty
     let _ = std::fs::remove_dir(&aside);

@@ -15,6 +15,7 @@ mod cfg;
 pub mod features;
 pub mod keys;
 pub mod resize;
+mod sorted;
 pub mod strict;
 
 use std::cmp::Ordering;
@@ -154,7 +155,8 @@ fn parse(line: &str) -> Result<Arch> {
 
 /// The architecture named `name` (no tag).
 pub fn arch(name: &str) -> Option<Arch> {
-    parse(index().lines.find(name)?).ok()
+    // searched in the text itself: indexing every line first costs more than the look-up
+    parse(sorted::find(FILE.get().copied().unwrap_or(DATA), name)?).ok()
 }
 
 /// Every architecture, parsed (for listing with figures). [`validate`] proves every line parses.
