@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -229,7 +231,7 @@ pub enum Error {
         /// The hex prefix it should start with.
         expected: String,
         /// Where that expectation came from.
-        against: crate::conversion::ChecksumSource,
+        against: ChecksumSource,
     },
     /// A zip member's bytes differ from the CRC-32 its archive records for them: the file was
     /// corrupted or altered after it was written. torch does not check this and would load the
@@ -279,6 +281,8 @@ pub enum Error {
     },
     /// A hub download failed: the server's answer, the transfer, or a check of what it sent
     /// (a header unsafe as a cache path, a body whose length or SHA-256 is not what was said).
+    #[cfg(feature = "download")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "download")))]
     #[error("download of {url} failed: {what}")]
     Download {
         /// The URL requested (after redirects), escaped for a terminal.
@@ -594,6 +598,27 @@ pub enum Setting {
     },
 }
 
+/// Where the SHA-256 an input was checked against came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum ChecksumSource {
+    /// [`Conversion::expect_sha256`](crate::Conversion::expect_sha256).
+    #[serde(rename = "expect_sha256")]
+    Expected,
+    /// The hash in the input's file name (`resnet50-0676ba61.pth`, as torch hub names files).
+    #[serde(rename = "the hash in the file name")]
+    FileName,
+}
+
+impl std::fmt::Display for ChecksumSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChecksumSource::Expected => "expect_sha256",
+            ChecksumSource::FileName => "the hash in the file name",
+        })
+    }
+}
+
 fn suggest(s: &[String]) -> String {
     if s.is_empty() {
         String::new()
@@ -664,6 +689,38 @@ impl Error {
         Error::Tensor {
             key: key.into(),
             what: what.into(),
+        }
+    }
+
+    /// The file an error is about, wherever the variant keeps it: the [`WithPath`](Error::WithPath)
+    /// wrapper, or a variant's own `path` (I/O, outputs, checksums). `None` for errors about
+    /// settings or the registry.
+    ///
+    /// The shape is fixed: an error about a checkpoint's content (its zip, pickle, tensors,
+    /// keys against a model, a setting the plan of that file refutes) raised while reading or
+    /// converting a file arrives as [`WithPath`](Error::WithPath) around the cause; match
+    /// `e.root()` for the cause and `e.path()` for the file. Errors about settings alone
+    /// ([`Setting`] from [`Conversion::check`](crate::Conversion::check),
+    /// [`UnknownModel`](Error::UnknownModel)) come bare.
+    ///
+    /// ```
+    /// let err = timmconv::Checkpoint::open("Cargo.toml", &Default::default()).unwrap_err();
+    /// assert!(err.path().is_some_and(|p| p.ends_with("Cargo.toml")));
+    /// assert!(matches!(err.root(), timmconv::Error::UnknownFormat(_)));
+    /// ```
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::WithPath { path, .. }
+            | Error::Io { path, .. }
+            | Error::Checksum { path, .. }
+            | Error::OutputExists { path }
+            | Error::OutputIsInput { path }
+            | Error::OutputNotAFolder { path }
+            | Error::OutputNotRegular { path, .. }
+            | Error::NotARegularFile { path, .. }
+            | Error::OutputHoldsOthers { path, .. }
+            | Error::InputInOutput { path, .. } => Some(path),
+            _ => None,
         }
     }
 

@@ -54,9 +54,18 @@
 //!
 //! Every fallible function returns [`Result`] with the one [`Error`] type, whose variants name
 //! the check that failed (a named [`Error::Limit`], a [`Error::ForbiddenGlobal`] with its byte
-//! offset, a [`Error::Tensor`] with its key) and, through [`Error::WithPath`], the file. A
+//! offset, a [`Error::ZipCrc`] naming the zip member, a [`Error::Tensor`] with its key). An
+//! error about a file's content comes wrapped as [`Error::WithPath`]: match
+//! [`root`](Error::root) for the cause and read [`path`](Error::path) for the file. A
 //! conversion's settings that contradict each other are an [`Error::Setting`] naming the
-//! builder's settings (`in_chans`, `model`); the CLI words the same errors with its flags.
+//! builder's settings (`in_chans`, `model`); the CLI alone words the same errors with its
+//! flags.
+//!
+//! # In memory
+//!
+//! [`Conversion::from_bytes`] (or [`from_reader`](Conversion::from_reader)) converts a
+//! checkpoint held in memory, and [`ConversionPlan::write_to`] writes the safetensors bytes to
+//! any [`std::io::Write`], with the same bounds and metadata as files.
 //!
 //! # Guarantees
 //!

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::crc::CrcFeed;
 use crate::checkpoint::{Checkpoint, OpenOptions};
 use crate::error::{Error, Result};
 
@@ -84,13 +87,57 @@ impl Origin {
     /// member's CRC-32.
     pub(super) fn sha256(&self, ckpt: &Checkpoint) -> Result<String> {
         match (&self.0, ckpt.file()) {
-            (Some(p), Some(f)) => super::record::sha256_open_file(f, p, &mut ckpt.crc_feed()),
-            (Some(p), None) => super::record::sha256_file(p),
+            (Some(p), Some(f)) => sha256_open_file(f, p, &mut ckpt.crc_feed()),
+            (Some(p), None) => sha256_file(p),
             (None, _) => {
                 let bytes = ckpt.raw_bytes();
                 ckpt.crc_feed().feed(0, bytes)?;
-                Ok(super::record::sha256_hex(bytes))
+                Ok(sha256_hex(bytes))
             }
         }
     }
+}
+
+/// Hex SHA-256 of bytes.
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
+pub(super) fn sha256_file(path: &Path) -> Result<String> {
+    // a regular file only: a FIFO named as an input would block the hash forever
+    let f = crate::small_file::open_existing(path)?;
+    sha256_open_file(&f, path, &mut CrcFeed::none())
+}
+
+/// Hex SHA-256 of an open file, read with positioned reads from its start (the file's own
+/// offset is left alone, so other readers of the same handle are undisturbed).
+/// The same buffers go to `crc`, which checks the CRC-32 of every stored zip member they cover.
+pub(super) fn sha256_open_file(
+    f: &std::fs::File,
+    path: &Path,
+    crc: &mut CrcFeed<'_>,
+) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = match crate::fileio::read_at(f, &mut buf, off) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        crc.feed(off as usize, &buf[..n])
+            .map_err(|e| e.with_path(path))?;
+        off += n as u64;
+    }
+    Ok(hex(&h.finalize()))
 }

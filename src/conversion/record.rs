@@ -6,15 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::input::Origin;
+use super::input::{sha256_file, sha256_hex, Origin};
 use super::settings::Settings;
 use super::Conversion;
 use crate::adapt::{Plan, Report};
-use crate::checkpoint::crc::CrcFeed;
 use crate::checkpoint::{Checkpoint, Format, Skipped};
 use crate::dtype::DType;
+pub use crate::error::ChecksumSource;
 use crate::error::{Error, Result};
 
 /// What a conversion did.
@@ -41,15 +40,6 @@ pub struct ConvertReport {
     /// What the conversion changed: adaptations, drops, renames and casts.
     #[serde(flatten)]
     pub changes: Report,
-}
-
-/// Hex SHA-256 of bytes.
-pub(super) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The metadata written into the output's `__metadata__`.
@@ -141,62 +131,6 @@ pub(super) fn options_fingerprint(opts: &Settings) -> String {
         text.push_str(&format!("\n{:?}\n{:?}", opts.original, opts.model_keys));
     }
     sha256_hex(text.as_bytes())
-}
-
-/// Hex SHA-256 of a file, read in blocks (nothing of it stays resident).
-pub(super) fn sha256_file(path: &Path) -> Result<String> {
-    // a regular file only: a FIFO named as an input would block the hash forever
-    let f = crate::small_file::open_existing(path)?;
-    sha256_open_file(&f, path, &mut CrcFeed::none())
-}
-
-/// Hex SHA-256 of an open file, read with positioned reads from its start (the file's own
-/// offset is left alone, so other readers of the same handle are undisturbed).
-/// The same buffers go to `crc`, which checks the CRC-32 of every stored zip member they cover.
-pub(super) fn sha256_open_file(
-    f: &std::fs::File,
-    path: &Path,
-    crc: &mut CrcFeed<'_>,
-) -> Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut off = 0u64;
-    loop {
-        let n = match crate::fileio::read_at(f, &mut buf, off) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        crc.feed(off as usize, &buf[..n])
-            .map_err(|e| e.with_path(path))?;
-        off += n as u64;
-    }
-    Ok(hex(&h.finalize()))
-}
-
-/// Where the SHA-256 an input was checked against came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub enum ChecksumSource {
-    /// [`Conversion::expect_sha256`].
-    #[serde(rename = "expect_sha256")]
-    Expected,
-    /// The hash in the input's file name (`resnet50-0676ba61.pth`, as torch hub names files).
-    #[serde(rename = "the hash in the file name")]
-    FileName,
-}
-
-impl std::fmt::Display for ChecksumSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ChecksumSource::Expected => "expect_sha256",
-            ChecksumSource::FileName => "the hash in the file name",
-        })
-    }
 }
 
 /// Checks the input's SHA-256 against what is expected of it: the one given, else the hash in
