@@ -1,8 +1,10 @@
 //! In-process benchmarks of the hot paths: parsing a large state-dict pickle, gathering a strided
-//! view, f32 -> f16/bf16 casts, and in_chans adaptation. Run: `cargo bench --bench hot_paths`.
+//! view, f32 -> f16/bf16 casts, and in_chans adaptation. Run: `cargo bench --bench hot_paths
+//! --features internals`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use timmconv::adapt::{cast, in_chans};
+use timmconv::adapt::in_chans;
+use timmconv::dtype::cast;
 use timmconv::pickle::{unpickle, Mode};
 use timmconv::{DType, TensorInfo};
 

@@ -36,15 +36,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{}_4ch.safetensors",
         plan.model().unwrap_or("model")
     ));
-    let write = WriteOptions {
-        overwrite: true,
-        ..WriteOptions::default()
-    };
-    let report = plan.write(&out, &write, |_, _| {})?;
-    for a in &report.plan.adapted {
+    let write = WriteOptions::default().overwrite(true);
+    let report = plan.write(&out, &write)?;
+    for a in &report.changes.adapted {
         println!("adapted {} {:?} -> {:?}", a.key, a.from_shape, a.to_shape);
     }
-    for d in &report.plan.dropped {
+    for d in &report.changes.dropped {
         println!("dropped {} ({})", d.key, d.reason);
     }
 

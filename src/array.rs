@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use half::{bf16, f16};
 use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
 
-use crate::adapt::cast;
+use crate::dtype::cast;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 

@@ -5,8 +5,9 @@
 //! The server names two path components of that layout: the commit (`X-Repo-Commit`) and the
 //! blob (`X-Linked-Etag`, else `ETag`). Both are checked on the very response whose body is
 //! stored, so a server cannot answer a check one way and the download another. A commit is 40
-//! lowercase hex digits and an etag 1 to [`MAX_ETAG_LEN`] characters of `[A-Za-z0-9_-]`;
-//! anything else is refused before the cache is touched. The body goes to a temporary file in
+//! lowercase hex digits and an etag 1 to [`MAX_ETAG_LEN`](crate::hf_cache::MAX_ETAG_LEN)
+//! characters of `[A-Za-z0-9_-]`; anything else is refused before the cache is touched (the
+//! rules and the layout are [`hf_cache`](crate::hf_cache)'s). The body goes to a temporary file in
 //! `blobs/`, is counted against `Content-Length`, and when the etag is a SHA-256 (what the hub
 //! sends for LFS files) its hash must match; only then is it renamed into place.
 //!
@@ -21,8 +22,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::error::{printable, Error, Result};
-use crate::source::HubId;
+use crate::error::{printable, Error, Result, SourceError};
+use crate::hf_cache::{checked_commit, checked_etag, BadName, HubId, RepoDir};
 
 /// Where files come from without `HF_ENDPOINT`.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -35,10 +36,6 @@ const HUB_ORIGINS: [&str; 3] = [
 ];
 /// Redirects followed for one file (ureq's own default).
 pub const MAX_REDIRECTS: usize = 5;
-/// Longest etag accepted as a blob name (a SHA-256 is 64, a git blob id 40).
-pub const MAX_ETAG_LEN: usize = 128;
-/// Largest `config.json` read (the one bound for a downloaded or a local one).
-pub const MAX_CONFIG_BYTES: u64 = crate::small_file::MAX_CONFIG_BYTES;
 /// Largest token file read.
 const MAX_TOKEN_FILE_BYTES: u64 = 64 << 10;
 /// Time allowed to open a connection.
@@ -164,8 +161,8 @@ impl Hub {
             }
         }
 
-        let repo = cache.join(id.folder_name());
-        let blobs = repo.join("blobs");
+        let repo = RepoDir::new(cache, id);
+        let blobs = repo.blobs();
         std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".timmconv-")
@@ -228,12 +225,12 @@ impl Hub {
 
         let blob = blobs.join(&etag);
         tmp.persist(&blob).map_err(|e| Error::io(&blob, e.error))?;
-        let snapshot = repo.join("snapshots").join(&commit);
+        let snapshot = repo.snapshot(&commit);
         std::fs::create_dir_all(&snapshot).map_err(|e| Error::io(&snapshot, e))?;
         let pointer = snapshot.join(file);
         link_blob(&blob, &etag, &pointer)?;
         if !id.is_commit() {
-            write_ref(&repo.join("refs").join(&id.revision), &commit)?;
+            write_ref(&repo.ref_file(&id.revision), &commit)?;
         }
         Ok(Some(Fetched {
             path: pointer,
@@ -342,11 +339,12 @@ pub(crate) fn may_see_token(endpoint: &Url, url: &Url) -> bool {
 }
 
 fn parse_endpoint(raw: &str) -> Result<Url> {
-    let bad = |why: &str| {
-        Error::Options(format!(
-            "HF_ENDPOINT `{}` {why}",
-            printable(raw.trim_end_matches('/'))
-        ))
+    let bad = |why: &str| -> Error {
+        SourceError::BadEndpoint {
+            endpoint: printable(raw.trim_end_matches('/')).into_owned(),
+            why: why.to_owned(),
+        }
+        .into()
     };
     let url = Url::parse(raw.trim().trim_end_matches('/'))
         .map_err(|e| bad(&format!("is not a URL: {e}")))?;
@@ -387,9 +385,7 @@ fn token_from_env(hf_home: &Path) -> Result<Option<String>> {
         return Ok(None);
     }
     if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        return Err(Error::Options(format!(
-            "the token in {source} holds characters an HTTP header cannot carry"
-        )));
+        return Err(SourceError::BadToken { from: source }.into());
     }
     Ok(Some(token))
 }
@@ -407,50 +403,7 @@ fn single<'r>(
     }
 }
 
-/// `X-Repo-Commit` as a path component: exactly 40 lowercase hex digits.
-pub(crate) fn checked_commit(raw: &str) -> std::result::Result<String, HeaderError> {
-    let ok = raw.len() == 40 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(HeaderError {
-            header: "X-Repo-Commit",
-            value: raw.to_owned(),
-            why: "a commit is 40 lowercase hex digits",
-        })
-    }
-}
-
-/// The etag (`X-Linked-Etag` else `ETag`) as a blob name: quotes and a weak `W/` stripped as
-/// `huggingface_hub` strips them, then 1 to [`MAX_ETAG_LEN`] characters of `[A-Za-z0-9_-]`.
-pub(crate) fn checked_etag(raw: &str) -> std::result::Result<String, HeaderError> {
-    let bare = raw.trim();
-    let bare = bare.strip_prefix("W/").unwrap_or(bare);
-    let bare = bare.trim_matches('"');
-    let ok = (1..=MAX_ETAG_LEN).contains(&bare.len())
-        && bare
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(bare.to_owned())
-    } else {
-        Err(HeaderError {
-            header: "ETag",
-            value: raw.to_owned(),
-            why: "an etag names a file in the cache: 1 to 128 characters of A-Z, a-z, 0-9, _ and -",
-        })
-    }
-}
-
-/// A header value refused as a cache path component.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct HeaderError {
-    header: &'static str,
-    value: String,
-    why: &'static str,
-}
-
-fn bad_header(url: &str, e: &HeaderError) -> Error {
+fn bad_header(url: &str, e: &BadName) -> Error {
     Error::Download {
         url: printable(url).into_owned(),
         what: format!(
@@ -564,55 +517,6 @@ mod tests {
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
     const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-    #[test]
-    fn commit_must_be_forty_lowercase_hex_digits() {
-        assert_eq!(checked_commit(COMMIT).as_deref(), Ok(COMMIT));
-        for bad in [
-            "",
-            "../../x",
-            "/etc",
-            "0123456789abcdef0123456789abcdef0123456",
-            "0123456789abcdef0123456789abcdef012345678",
-            "0123456789ABCDEF0123456789abcdef01234567",
-            "0123456789abcdef0123456789abcdef0123456/",
-            "0123456789abcdef0123456789abcdef0123456\n",
-            "g123456789abcdef0123456789abcdef01234567",
-            "..23456789abcdef0123456789abcdef01234567",
-        ] {
-            let e = checked_commit(bad).unwrap_err();
-            assert_eq!((e.header, e.value.as_str()), ("X-Repo-Commit", bad));
-        }
-    }
-
-    #[test]
-    fn etag_is_stripped_of_quotes_and_weakness_then_must_be_a_plain_name() {
-        assert_eq!(checked_etag(&format!("\"{SHA}\"")).as_deref(), Ok(SHA));
-        assert_eq!(checked_etag(&format!("W/\"{SHA}\"")).as_deref(), Ok(SHA));
-        assert_eq!(checked_etag("abc_DEF-123").as_deref(), Ok("abc_DEF-123"));
-        let longest = "a".repeat(MAX_ETAG_LEN);
-        assert_eq!(checked_etag(&longest).as_deref(), Ok(longest.as_str()));
-        for bad in [
-            "",
-            "\"\"",
-            "W/",
-            "../../escape",
-            "\"../../escape\"",
-            "/home/user/.bashrc",
-            "C:\\x",
-            "a/b",
-            "a.b",
-            ".",
-            "..",
-            "a b",
-            "a\nb",
-            "a\u{202e}b",
-            &"a".repeat(MAX_ETAG_LEN + 1),
-        ] {
-            let e = checked_etag(bad).unwrap_err();
-            assert_eq!((e.header, e.value.as_str()), ("ETag", bad));
-        }
-    }
 
     #[test]
     fn refused_header_values_are_escaped_in_the_message() {

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -82,6 +84,28 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// A tensor that reads far more bytes than its storage holds (a stride-0 expansion): more
+    /// than `factor` times, the limit `MAX_AMPLIFICATION` that the open option
+    /// `max_amplification` raises.
+    #[error(
+        "tensor `{key}`: reads {bytes} bytes from a storage of {storage_bytes} bytes (shape \
+         {shape:?}, stride {strides:?}), more than {factor} times its size (limit \
+         `MAX_AMPLIFICATION`; raise max_amplification if this expanded tensor is genuine)"
+    )]
+    Amplified {
+        /// The state-dict key of the tensor.
+        key: String,
+        /// Bytes the tensor reads.
+        bytes: u64,
+        /// Bytes its storage holds.
+        storage_bytes: u64,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Its strides.
+        strides: Vec<usize>,
+        /// The amplification allowed.
+        factor: u64,
+    },
     /// A tensor name that is not in the state dict.
     #[error("no tensor named `{0}`")]
     NoSuchTensor(String),
@@ -96,6 +120,17 @@ pub enum Error {
     /// Options given to an operation contradict each other or the checkpoint.
     #[error("{0}")]
     Options(String),
+    /// A registry file ([`crate::registry::use_file`]) that `tools/gen_registry.py` did not make.
+    #[error("{}: not a registry made by tools/gen_registry.py: {what}", path.display())]
+    RegistryFile {
+        /// The file named.
+        path: PathBuf,
+        /// What is wrong with it, naming the line.
+        what: String,
+    },
+    /// A registry file given after one is already in use (or after the first lookup).
+    #[error("a registry file is already in use")]
+    RegistryInUse,
     /// A conversion's settings contradict each other or need what was not given.
     #[error(transparent)]
     Setting(#[from] Setting),
@@ -187,14 +222,31 @@ pub enum Error {
     #[error("rename: {0}")]
     Rename(String),
     /// The input's checksum does not match what was expected.
-    #[error("{path}: SHA-256 is {actual}, expected {expected}")]
+    #[error("{}: SHA-256 is {actual}, expected {expected} ({against})", path.display())]
     Checksum {
-        /// The file checked.
+        /// The file checked (`(in memory)` for bytes).
         path: PathBuf,
         /// What the file hashes to.
         actual: String,
-        /// What it should hash to.
+        /// The hex prefix it should start with.
         expected: String,
+        /// Where that expectation came from.
+        against: ChecksumSource,
+    },
+    /// A zip member's bytes differ from the CRC-32 its archive records for them: the file was
+    /// corrupted or altered after it was written. torch does not check this and would load the
+    /// altered bytes.
+    #[error(
+        "zip member `{member}` fails its CRC-32 check (the archive records {expected:08x}, its \
+         bytes give {actual:08x}): the file is corrupt or was altered"
+    )]
+    ZipCrc {
+        /// The member's name in the central directory.
+        member: String,
+        /// The CRC-32 the central directory records.
+        expected: u32,
+        /// The CRC-32 of the bytes read.
+        actual: u32,
     },
     /// An unknown model name in the registry.
     #[error("unknown model `{name}`{}", suggest(.suggestions))]
@@ -229,6 +281,8 @@ pub enum Error {
     },
     /// A hub download failed: the server's answer, the transfer, or a check of what it sent
     /// (a header unsafe as a cache path, a body whose length or SHA-256 is not what was said).
+    #[cfg(feature = "download")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "download")))]
     #[error("download of {url} failed: {what}")]
     Download {
         /// The URL requested (after redirects), escaped for a terminal.
@@ -236,6 +290,17 @@ pub enum Error {
         /// What went wrong.
         what: String,
     },
+    /// An input cannot be found or resolved: a hub name, a folder, the Hugging Face cache, the
+    /// hub client's settings.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An output path cannot be written the way asked (a missing parent folder, a folder given
+    /// for a file or a file for a folder).
+    #[error(transparent)]
+    OutputPath(#[from] OutputPathError),
+    /// A parity check (feature `torch`) cannot run.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
     /// A chart could not be drawn (no data to plot, or the plotting library failed).
     #[error("chart: {0}")]
     Chart(String),
@@ -290,6 +355,10 @@ pub enum Setting {
          that: use the file layout to rename"
     )]
     HubRenames,
+    /// A stream output ([`ConversionPlan::write_to`](crate::ConversionPlan::write_to)) with the
+    /// hub layout, which is a folder.
+    #[error("the hub layout writes a folder, not a stream: write it to a path")]
+    StreamNeedsFileLayout,
     /// An `expect_sha256` that is not 8 to 64 hex digits.
     #[error("expect_sha256 `{hex}` is not 8 to 64 hex digits")]
     BadSha256 {
@@ -357,6 +426,197 @@ pub enum Setting {
         /// The modules there are.
         modules: Vec<String>,
     },
+    /// `features_only` for an architecture timm cannot build a mappable features model of.
+    #[error("timm cannot build a features_only model of `{model}` that timmconv can map: {why}")]
+    FeaturesUnbuildable {
+        /// The architecture.
+        model: String,
+        /// timm's error.
+        why: String,
+    },
+    /// An `out_indices` entry outside the architecture's feature stages.
+    #[error("out index {index} is outside the {stages} feature stages of `{model}`")]
+    OutIndexOutOfRange {
+        /// The index as given (negative counts from the end).
+        index: i64,
+        /// The architecture's feature stages.
+        stages: usize,
+        /// The architecture.
+        model: String,
+    },
+    /// `out_indices` whose highest index timm refuses for the architecture.
+    #[error("timm does not build `{model}` features_only with highest out index {highest}")]
+    OutIndexUnbuildable {
+        /// The architecture.
+        model: String,
+        /// The highest index asked for (`default` for timm's default).
+        highest: String,
+    },
+    /// A `global_pool` that is not one of timm's pool types.
+    #[error("global_pool `{pool}` is not one of avg, max, avgmax, catavgmax or ''")]
+    UnknownGlobalPool {
+        /// What was given.
+        pool: String,
+    },
+    /// A `global_pool` the registry has no data on for the architecture.
+    #[error("`{model}`: timmconv has no data on global_pool `{pool}` for it")]
+    NoPoolData {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+    },
+    /// A `global_pool` timm's constructor refuses for the architecture.
+    #[error("`{model}` cannot be built with global_pool `{pool}` in timm 1.0.31: {why}")]
+    PoolUnbuildable {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+        /// timm's error.
+        why: String,
+    },
+    /// A `global_pool` whose model holds (or lacks) a key the checkpoint's model lacks (holds).
+    #[error(
+        "`{model}` with global_pool `{pool}` {} `{key}` unlike the checkpoint's model; timm \
+         cannot load the weights into it",
+        if *.added { "holds" } else { "lacks" }
+    )]
+    PoolChangesKeys {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+        /// The key added or removed.
+        key: String,
+        /// Whether the model with that pool gains the key (else it loses it).
+        added: bool,
+    },
+    /// A `global_pool` that reshapes a key outside the classifier.
+    #[error(
+        "`{model}` with global_pool `{pool}` reshapes `{key}`, which is not the classifier; \
+         timm cannot load the weights"
+    )]
+    PoolReshapesBody {
+        /// The architecture.
+        model: String,
+        /// The pool type.
+        pool: String,
+        /// The reshaped key.
+        key: String,
+    },
+    /// An `img_size`, `patch_size` or `window_size` the architecture's constructor does not take.
+    #[error(
+        "timm 1.0.31 does not build `{model}` with {setting}: create_model refuses the keyword"
+    )]
+    KnobNotTaken {
+        /// The setting, by its builder name.
+        setting: &'static str,
+        /// The architecture.
+        model: String,
+    },
+    /// An `img_size`, `patch_size` or `window_size` timmconv cannot adapt the weights to.
+    #[error("`{model}` cannot be adapted to another {setting}: {why}")]
+    KnobRefused {
+        /// The setting, by its builder name.
+        setting: &'static str,
+        /// The architecture.
+        model: String,
+        /// Why not.
+        why: String,
+    },
+    /// A resolution change for an architecture timm could not build when the registry was made.
+    #[error("`{model}` could not be built by timm: {why}")]
+    ResizeUnbuildable {
+        /// The architecture.
+        model: String,
+        /// timm's error.
+        why: String,
+    },
+    /// An `img_size` a hybrid ViT (a backbone's feature map cut in patches) is not built for.
+    #[error(
+        "`{model}` embeds a backbone's feature map (stride {stride:?}) in patches of {patch:?}: \
+         timm 1.0.31 builds it only for image sizes that are multiples of {step:?}"
+    )]
+    ImgSizeNotMultiple {
+        /// The architecture.
+        model: String,
+        /// The backbone's stride.
+        stride: [usize; 2],
+        /// The patch size.
+        patch: [usize; 2],
+        /// The multiple the image size must be of.
+        step: [usize; 2],
+    },
+    /// A non-square `img_size` for an architecture built only for square images.
+    #[error("`{model}` is built only for square images in timm 1.0.31 (got {img_size:?})")]
+    NonSquareImage {
+        /// The architecture.
+        model: String,
+        /// The image size asked for.
+        img_size: [usize; 2],
+    },
+    /// An `img_size` at which a decomposed relative-position attention would be empty.
+    #[error("`{key}`: the attention at image size {img_size:?} would be empty")]
+    EmptyAttention {
+        /// The table's key.
+        key: String,
+        /// The image size.
+        img_size: [usize; 2],
+    },
+    /// An `img_size` at which an attention-bias window would be empty.
+    #[error("`{key}`: the attention window at image size {img_size:?} would be empty")]
+    EmptyAttentionWindow {
+        /// The table's key.
+        key: String,
+        /// The image size.
+        img_size: [usize; 2],
+    },
+    /// A size at which a relative-position table's window would be empty.
+    #[error("`{key}`: the window at this size would be empty ({window:?})")]
+    EmptyWindow {
+        /// The table's key.
+        key: String,
+        /// The window that came out.
+        window: [usize; 2],
+    },
+    /// A model-name pattern (`*`, `?`, `[...]`) that does not compile.
+    #[error("bad pattern `{pattern}`: {why}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A `state_key` for a checkpoint whose top-level object is not a dict.
+    #[error(
+        "checkpoint structure: the checkpoint is a {kind}, not a dict, so state_key cannot apply"
+    )]
+    StateKeyNotDict {
+        /// What the checkpoint is (`list`, `Tensor`, ...).
+        kind: String,
+    },
+}
+
+/// Where the SHA-256 an input was checked against came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum ChecksumSource {
+    /// [`Conversion::expect_sha256`](crate::Conversion::expect_sha256).
+    #[serde(rename = "expect_sha256")]
+    Expected,
+    /// The hash in the input's file name (`resnet50-0676ba61.pth`, as torch hub names files).
+    #[serde(rename = "the hash in the file name")]
+    FileName,
+}
+
+impl std::fmt::Display for ChecksumSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChecksumSource::Expected => "expect_sha256",
+            ChecksumSource::FileName => "the hash in the file name",
+        })
+    }
 }
 
 fn suggest(s: &[String]) -> String {
@@ -379,6 +639,7 @@ impl Error {
             | Error::OutputNotAFolder { .. }
             | Error::OutputNotRegular { .. }
             | Error::NotARegularFile { .. }
+            | Error::RegistryFile { .. }
             | Error::OutputHoldsOthers { .. }
             | Error::InputInOutput { .. } => self,
             other => Error::WithPath {
@@ -428,6 +689,38 @@ impl Error {
         Error::Tensor {
             key: key.into(),
             what: what.into(),
+        }
+    }
+
+    /// The file an error is about, wherever the variant keeps it: the [`WithPath`](Error::WithPath)
+    /// wrapper, or a variant's own `path` (I/O, outputs, checksums). `None` for errors about
+    /// settings or the registry.
+    ///
+    /// The shape is fixed: an error about a checkpoint's content (its zip, pickle, tensors,
+    /// keys against a model, a setting the plan of that file refutes) raised while reading or
+    /// converting a file arrives as [`WithPath`](Error::WithPath) around the cause; match
+    /// `e.root()` for the cause and `e.path()` for the file. Errors about settings alone
+    /// ([`Setting`] from [`Conversion::check`](crate::Conversion::check),
+    /// [`UnknownModel`](Error::UnknownModel)) come bare.
+    ///
+    /// ```
+    /// let err = timmconv::Checkpoint::open("Cargo.toml", &Default::default()).unwrap_err();
+    /// assert!(err.path().is_some_and(|p| p.ends_with("Cargo.toml")));
+    /// assert!(matches!(err.root(), timmconv::Error::UnknownFormat(_)));
+    /// ```
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::WithPath { path, .. }
+            | Error::Io { path, .. }
+            | Error::Checksum { path, .. }
+            | Error::OutputExists { path }
+            | Error::OutputIsInput { path }
+            | Error::OutputNotAFolder { path }
+            | Error::OutputNotRegular { path, .. }
+            | Error::NotARegularFile { path, .. }
+            | Error::OutputHoldsOthers { path, .. }
+            | Error::InputInOutput { path, .. } => Some(path),
+            _ => None,
         }
     }
 
@@ -489,4 +782,189 @@ impl Budget {
         self.used.set(used);
         Ok(())
     }
+}
+
+/// Why an input cannot be resolved; the message names the library's settings, which the CLI maps
+/// to its flags.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A `hf-hub:` name that is not `hf-hub:ORG/REPO[@REVISION]`.
+    #[error("`{spec}`: a hub name is hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION")]
+    BadHubId {
+        /// The name as given.
+        spec: String,
+    },
+    /// A folder given as the input holds none of the weight files a hub repo has.
+    #[error("{} is a folder without {}: give the checkpoint file", path.display(), files.join(" or "))]
+    FolderWithoutWeights {
+        /// The folder.
+        path: PathBuf,
+        /// The weight files looked for, in order.
+        files: Vec<String>,
+    },
+    /// The input is a FIFO, socket or device; it was not opened.
+    #[error(
+        "{} is not a regular file (a pipe, socket or device); give a checkpoint file",
+        path.display()
+    )]
+    InputNotRegular {
+        /// The input.
+        path: PathBuf,
+    },
+    /// A `config.json` that is JSON, but not an object.
+    #[error("{}: not a JSON object", path.display())]
+    ConfigNotObject {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A `config.json` that is not JSON.
+    #[error("{}: {source}", path.display())]
+    ConfigJson {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
+    /// A hub repo not in the cache while `HF_HUB_OFFLINE` forbids downloading it.
+    #[error(
+        "hf-hub:{repo}@{revision}: neither {} is in the cache {} and HF_HUB_OFFLINE is set",
+        files.join(" nor "),
+        cache.display()
+    )]
+    OfflineNotCached {
+        /// `ORG/REPO`.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// The weight files looked for.
+        files: Vec<String>,
+        /// The cache looked in.
+        cache: PathBuf,
+    },
+    /// A hub repo not in the cache, and the library built without the `download` feature.
+    #[error(
+        "hf-hub:{repo}@{revision}: not in the cache {}, and this build has no `download` \
+         feature: fetch it with huggingface_hub or build timmconv with the `download` feature",
+        cache.display()
+    )]
+    NoDownload {
+        /// `ORG/REPO`.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// The cache looked in.
+        cache: PathBuf,
+    },
+    /// The hub repo has none of the weight files timm looks for.
+    #[error("hf-hub:{repo}@{revision}: the hub has neither {} ({url})", files.join(" nor "))]
+    NotOnHub {
+        /// `ORG/REPO`.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// The weight files asked for, in order.
+        files: Vec<String>,
+        /// The URL of the first of them.
+        url: String,
+    },
+    /// `HF_ENDPOINT` is not a plain http(s) URL.
+    #[error("HF_ENDPOINT `{endpoint}` {why}")]
+    BadEndpoint {
+        /// The value, escaped for a terminal.
+        endpoint: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A token that an HTTP header cannot carry.
+    #[error("the token in {from} holds characters an HTTP header cannot carry")]
+    BadToken {
+        /// Where it came from: the environment variable or the token file.
+        from: String,
+    },
+}
+
+/// Why an output path cannot be written the way asked; checked before anything is read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputPathError {
+    /// The output's folder does not exist.
+    #[error(
+        "cannot write {}: the folder {} does not exist; create it first (mkdir -p {})",
+        output.display(),
+        parent.display(),
+        parent.display()
+    )]
+    ParentMissing {
+        /// The output path.
+        output: PathBuf,
+        /// Its folder.
+        parent: PathBuf,
+    },
+    /// The output's parent is a file, not a folder.
+    #[error("cannot write {}: {} is not a folder", output.display(), parent.display())]
+    ParentNotAFolder {
+        /// The output path.
+        output: PathBuf,
+        /// Its parent.
+        parent: PathBuf,
+    },
+    /// A folder given where the file layout writes a file.
+    #[error(
+        "{} is a folder: give a file name (such as {}), or use the hub layout to write a hub \
+         folder",
+        path.display(),
+        path.join("model.safetensors").display()
+    )]
+    IsAFolder {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// Something other than a folder where the hub layout writes a folder.
+    #[error(
+        "{} is not a folder: the hub layout writes a folder; give a new folder name",
+        path.display()
+    )]
+    NotAFolder {
+        /// The output path.
+        path: PathBuf,
+    },
+}
+
+/// Why a parity check (feature `torch`) cannot run; the message names the library's options
+/// (`allow_unused`, the CUDA device), which the CLI maps to its flags.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// libtorch refused a call.
+    #[error("libtorch: {what}")]
+    Libtorch {
+        /// What libtorch said.
+        what: String,
+    },
+    /// The CUDA device was asked for and libtorch sees none.
+    #[error("the CUDA device was asked for, but no CUDA device is available to libtorch")]
+    NoCuda,
+    /// A tensor of the weights that the module does not have, and unused weights not allowed.
+    #[error("tensor `{key}`: the module has no `{name}` (set allow_unused to ignore)")]
+    NotInModule {
+        /// The tensor's name in the weights.
+        key: String,
+        /// The name the module would have it under (the weights' renames undone).
+        name: String,
+    },
+    /// The module's output and the fixture's logits differ in shape.
+    #[error("the module gives shape {output:?}, the fixture's logits are {reference:?}")]
+    OutputShape {
+        /// The module's output shape.
+        output: Vec<i64>,
+        /// The fixture's logits shape.
+        reference: Vec<i64>,
+    },
+    /// The `tch` crate's `CModule` is not laid out as timmconv's shim expects.
+    #[error("this tch version's CModule layout is not the one timmconv was written for")]
+    ModuleLayout,
+    /// The shim could not list the module's buffers.
+    #[error("libtorch failed to list the module's buffers")]
+    Buffers,
 }

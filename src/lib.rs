@@ -33,9 +33,9 @@
 //!     .num_classes(0)
 //!     .plan()?;
 //! assert_eq!((plan.in_chans(), plan.base_chans()), (4, 3));
-//! let report = plan.write(&out, &WriteOptions::default(), |_, _| {})?;
-//! assert_eq!(report.plan.adapted.len(), 1); // the stem, summed and repeated to 4 channels
-//! assert!(report.plan.head.is_dropped()); // a headless model: timm would not load fc
+//! let report = plan.write(&out, &WriteOptions::default())?;
+//! assert_eq!(report.changes.adapted.len(), 1); // the stem, summed and repeated to 4 channels
+//! assert!(report.changes.head.is_dropped()); // a headless model: timm would not load fc
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -54,13 +54,22 @@
 //!
 //! Every fallible function returns [`Result`] with the one [`Error`] type, whose variants name
 //! the check that failed (a named [`Error::Limit`], a [`Error::ForbiddenGlobal`] with its byte
-//! offset, a [`Error::Tensor`] with its key) and, through [`Error::WithPath`], the file. A
+//! offset, a [`Error::ZipCrc`] naming the zip member, a [`Error::Tensor`] with its key). An
+//! error about a file's content comes wrapped as [`Error::WithPath`]: match
+//! [`root`](Error::root) for the cause and read [`path`](Error::path) for the file. A
 //! conversion's settings that contradict each other are an [`Error::Setting`] naming the
-//! builder's settings (`in_chans`, `model`); the CLI words the same errors with its flags.
+//! builder's settings (`in_chans`, `model`); the CLI alone words the same errors with its
+//! flags.
+//!
+//! # In memory
+//!
+//! [`Conversion::from_bytes`] (or [`from_reader`](Conversion::from_reader)) converts a
+//! checkpoint held in memory, and [`ConversionPlan::write_to`] writes the safetensors bytes to
+//! any [`std::io::Write`], with the same bounds and metadata as files.
 //!
 //! # Guarantees
 //!
-//! - No code from a checkpoint ever runs: the unpickler ([`pickle`]) only describes objects,
+//! - No code from a checkpoint ever runs: the unpickler only describes objects,
 //!   against an allowlist, and [`checkpoint::scan`] reports what `torch.load` would run.
 //! - Bounded work and memory on any input: every budget is a named constant (see
 //!   docs/security.md), and sizes read from a file are checked before anything is allocated.
@@ -74,16 +83,21 @@ pub mod adapt;
 mod array;
 pub mod checkpoint;
 pub mod conversion;
-pub mod convert;
 #[cfg(feature = "download")]
 mod download;
 pub mod dtype;
 pub mod error;
 mod fileio;
-mod hub;
+mod hf_cache;
 pub mod identify;
 pub mod original;
+// the unpickler's own API is open to the fuzz targets and benchmarks only (feature `internals`); what a caller
+// meets of it (a checkpoint's globals) is re-exported by `checkpoint`
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod pickle;
+#[cfg(not(feature = "internals"))]
+mod pickle;
 pub mod registry;
 pub mod small_file;
 pub mod source;
@@ -96,10 +110,19 @@ pub mod chart;
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod verify;
 
+// the crates whose types this API takes or returns (ndarray arrays, half floats, JSON maps, the
+// `Pod` bound of `Element`, safetensors' dtypes), at the versions timmconv was built with
+pub use bytemuck;
+pub use half;
+pub use ndarray;
+pub use safetensors;
+pub use serde_json;
+
 pub use array::Element;
 pub use checkpoint::{Checkpoint, Format, OpenOptions, Skipped, TensorInfo};
-pub use conversion::{Conversion, ConversionPlan, Layout, OriginalLayoutChoice, WriteOptions};
-pub use convert::ConvertReport;
+pub use conversion::{
+    Conversion, ConversionPlan, ConvertReport, Layout, OriginalLayoutChoice, WriteOptions,
+};
 pub use dtype::DType;
 pub use error::{Error, Result};
 

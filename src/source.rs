@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, SourceError};
+use crate::hf_cache::snapshot_checked;
+pub use crate::hf_cache::{cache_dir, cached, offline, snapshot, HubId, PREFIX};
 
-/// timm's prefix for hub names.
-pub const PREFIX: &str = "hf-hub:";
 /// The weight files timm looks for in a hub repo, in the order it tries them.
 pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 /// The hub repo's description of the model.
@@ -30,121 +30,6 @@ pub struct Source {
     pub weights: PathBuf,
     /// The repo's or folder's `config.json`, when there is one.
     pub config: Option<Map<String, Value>>,
-}
-
-/// `ORG/REPO` and a revision (a branch, a tag or a commit hash; `main` by default).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubId {
-    /// `ORG/REPO`.
-    pub repo: String,
-    /// What follows `@`, else `main`.
-    pub revision: String,
-}
-
-impl HubId {
-    /// `None` when `input` does not start with `hf-hub:`; an error when what follows is not
-    /// `ORG/REPO[@REVISION]`.
-    pub fn parse(input: &str) -> Option<Result<HubId>> {
-        let rest = input.strip_prefix(PREFIX)?;
-        let (repo, revision) = match rest.split_once('@') {
-            Some((r, v)) => (r, v),
-            None => (rest, "main"),
-        };
-        let ok_part = |p: &str| {
-            !p.is_empty()
-                && p != "."
-                && p != ".."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        };
-        let parts: Vec<&str> = repo.split('/').collect();
-        let rev_ok =
-            !revision.is_empty() && revision.split('/').all(ok_part) && !revision.starts_with('/');
-        if parts.len() != 2 || !parts.iter().all(|p| ok_part(p)) || !rev_ok {
-            return Some(Err(Error::Options(format!(
-                "`{input}`: a hub name is hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION"
-            ))));
-        }
-        Some(Ok(HubId {
-            repo: repo.to_owned(),
-            revision: revision.to_owned(),
-        }))
-    }
-
-    /// The repo's folder in the cache: `models--ORG--REPO`.
-    pub fn folder_name(&self) -> String {
-        format!("models--{}", self.repo.replace('/', "--"))
-    }
-
-    pub(crate) fn is_commit(&self) -> bool {
-        self.revision.len() == 40 && self.revision.bytes().all(|b| b.is_ascii_hexdigit())
-    }
-}
-
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-/// The Hugging Face hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
-/// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`, as `huggingface_hub`
-/// decides it.
-pub fn cache_dir() -> PathBuf {
-    if let Some(p) = env_path("HF_HUB_CACHE") {
-        return p;
-    }
-    hf_home().join("hub")
-}
-
-pub(crate) fn hf_home() -> PathBuf {
-    if let Some(p) = env_path("HF_HOME") {
-        return p;
-    }
-    let cache = env_path("XDG_CACHE_HOME")
-        .or_else(|| env_path("HOME").map(|h| h.join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("huggingface")
-}
-
-/// Whether `HF_HUB_OFFLINE` says not to touch the network (`1`, `ON`, `YES`, `TRUE`).
-pub fn offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| ["1", "on", "yes", "true"].contains(&v.trim().to_ascii_lowercase().as_str()))
-}
-
-/// The snapshot folder of `id` in `cache`: `refs/REVISION` names the commit, unless the
-/// revision is a commit hash itself. `None` when it is not there, or cannot be read.
-pub fn snapshot(cache: &Path, id: &HubId) -> Option<PathBuf> {
-    snapshot_checked(cache, id).ok().flatten()
-}
-
-/// [`snapshot`], with the reasons a `refs/REVISION` is refused: a FIFO, device or link to one
-/// (never opened), or a file larger than a commit hash could need
-/// ([`MAX_REF_BYTES`](crate::small_file::MAX_REF_BYTES)).
-fn snapshot_checked(cache: &Path, id: &HubId) -> Result<Option<PathBuf>> {
-    let repo = cache.join(id.folder_name());
-    let commit = if id.is_commit() {
-        id.revision.clone()
-    } else {
-        let refs = repo.join("refs").join(&id.revision);
-        let limit = crate::small_file::MAX_REF_BYTES;
-        match crate::small_file::read_text(&refs, "MAX_REF_BYTES", limit)? {
-            Some(text) => text.trim().to_owned(),
-            None => return Ok(None),
-        }
-    };
-    if commit.is_empty() || commit.contains(['/', '\\']) || commit.starts_with('.') {
-        return Ok(None);
-    }
-    let dir = repo.join("snapshots").join(commit);
-    Ok(dir.is_dir().then_some(dir))
-}
-
-/// `file` in the cached snapshot of `id`, if it is there.
-pub fn cached(cache: &Path, id: &HubId, file: &str) -> Option<PathBuf> {
-    let path = snapshot(cache, id)?.join(file);
-    path.is_file().then_some(path)
 }
 
 /// Resolves `input`: `hf-hub:…` through the cache (downloading what is missing unless
@@ -171,25 +56,30 @@ pub fn resolve(input: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Sourc
             .map(|f| input.join(f))
             .find(|p| p.is_file())
         else {
-            return Err(Error::Options(format!(
-                "{} is a folder without {}: give the checkpoint file",
-                input.display(),
-                WEIGHT_FILES.join(" or ")
-            )));
+            return Err(SourceError::FolderWithoutWeights {
+                path: input.to_path_buf(),
+                files: weight_files(),
+            }
+            .into());
         };
         let config = read_config(&input.join(CONFIG_FILE))?;
         return Ok(Source { weights, config });
     }
     if !meta.is_file() {
-        return Err(Error::Options(format!(
-            "{} is not a regular file (a pipe, socket or device); give a checkpoint file",
-            input.display()
-        )));
+        return Err(SourceError::InputNotRegular {
+            path: input.to_path_buf(),
+        }
+        .into());
     }
     Ok(Source {
         weights: input.to_path_buf(),
         config: None,
     })
+}
+
+/// [`WEIGHT_FILES`] as an error carries them.
+fn weight_files() -> Vec<String> {
+    WEIGHT_FILES.map(str::to_owned).to_vec()
 }
 
 /// A hub folder's or snapshot's `config.json`: a regular file of at most
@@ -201,11 +91,15 @@ fn read_config(path: &Path) -> Result<Option<Map<String, Value>>> {
     };
     match serde_json::from_str(&text) {
         Ok(Value::Object(m)) => Ok(Some(m)),
-        Ok(_) => Err(Error::Options(format!(
-            "{}: not a JSON object",
-            path.display()
-        ))),
-        Err(e) => Err(Error::Options(format!("{}: {e}", path.display()))),
+        Ok(_) => Err(SourceError::ConfigNotObject {
+            path: path.to_path_buf(),
+        }
+        .into()),
+        Err(source) => Err(SourceError::ConfigJson {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()),
     }
 }
 
@@ -225,13 +119,13 @@ fn resolve_hub(id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source>
         return Ok(Source { weights, config });
     }
     if offline() {
-        return Err(Error::Options(format!(
-            "hf-hub:{}@{}: neither {} is in the cache {} and HF_HUB_OFFLINE is set",
-            id.repo,
-            id.revision,
-            WEIGHT_FILES.join(" nor "),
-            cache.display()
-        )));
+        return Err(SourceError::OfflineNotCached {
+            repo: id.repo.clone(),
+            revision: id.revision.clone(),
+            files: weight_files(),
+            cache,
+        }
+        .into());
     }
     download(&cache, id, progress)
 }
@@ -246,11 +140,16 @@ fn missing_config(cache: &Path, id: &HubId, weights: &Path) -> Result<Option<Map
         .parent()
         .and_then(Path::file_name)
         .and_then(|c| c.to_str())
-        .filter(|c| crate::download::checked_commit(c).is_ok());
+        .filter(|c| crate::hf_cache::checked_commit(c).is_ok());
     let Some(commit) = commit else {
         return Ok(None);
     };
-    config_at(&Hub::from_env(&hf_home())?, cache, id, commit)
+    config_at(
+        &Hub::from_env(&crate::hf_cache::hf_home())?,
+        cache,
+        id,
+        commit,
+    )
 }
 
 /// The repo's config.json at `commit`, downloaded into `cache`; `None` when the repo has none (a
@@ -262,12 +161,8 @@ fn config_at(
     id: &HubId,
     commit: &str,
 ) -> Result<Option<Map<String, Value>>> {
-    let pinned = HubId {
-        repo: id.repo.clone(),
-        revision: commit.to_owned(),
-    };
-    let limit = Some(crate::download::MAX_CONFIG_BYTES);
-    match hub.fetch(cache, &pinned, CONFIG_FILE, limit, &mut |_, _| {})? {
+    let limit = Some(crate::small_file::MAX_CONFIG_BYTES);
+    match hub.fetch(cache, &id.at(commit), CONFIG_FILE, limit, &mut |_, _| {})? {
         Some(f) => read_config(&f.path),
         None => Ok(None),
     }
@@ -285,20 +180,19 @@ fn missing_config(
 
 #[cfg(not(feature = "download"))]
 fn download(cache: &Path, id: &HubId, _progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
-    Err(Error::Options(format!(
-        "hf-hub:{}@{}: not in the cache {}, and this build has no `download` feature: fetch it \
-         with huggingface_hub or build timmconv with --features download",
-        id.repo,
-        id.revision,
-        cache.display()
-    )))
+    Err(SourceError::NoDownload {
+        repo: id.repo.clone(),
+        revision: id.revision.clone(),
+        cache: cache.to_path_buf(),
+    }
+    .into())
 }
 
 #[cfg(feature = "download")]
 fn download(cache: &Path, id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Result<Source> {
     use crate::download::Hub;
 
-    let hub = Hub::from_env(&hf_home())?;
+    let hub = Hub::from_env(&crate::hf_cache::hf_home())?;
     // only "no such file" moves on to the next name: a 500 or a timeout is an error, not a
     // reason to read pytorch_model.bin instead
     let mut weights = None;
@@ -309,13 +203,13 @@ fn download(cache: &Path, id: &HubId, progress: &mut dyn FnMut(u64, u64)) -> Res
         }
     }
     let Some(weights) = weights else {
-        return Err(Error::Options(format!(
-            "hf-hub:{}@{}: the hub has neither {} ({})",
-            id.repo,
-            id.revision,
-            WEIGHT_FILES.join(" nor "),
-            hub.file_url(id, WEIGHT_FILES[0])?
-        )));
+        return Err(SourceError::NotOnHub {
+            repo: id.repo.clone(),
+            revision: id.revision.clone(),
+            files: weight_files(),
+            url: hub.file_url(id, WEIGHT_FILES[0])?.to_string(),
+        }
+        .into());
     };
     // config.json from the very commit the weights came from, even if the branch moves
     let config = config_at(&hub, cache, id, &weights.commit)?;
@@ -379,46 +273,4 @@ pub fn config_tag(config: &Map<String, Value>) -> Option<crate::registry::Tag> {
         results: None,
         results_by_size: Vec::new(),
     })
-}
-
-/// Checks where an output will go before anything is read or downloaded, with errors that say
-/// what to do: a missing parent folder, a folder given for a file (`folder_layout` false), a
-/// file given for a folder.
-pub fn check_output_path(output: &Path, folder_layout: bool) -> Result<()> {
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return Err(Error::Options(if parent.exists() {
-            format!(
-                "cannot write {}: {} is not a folder",
-                output.display(),
-                parent.display()
-            )
-        } else {
-            format!(
-                "cannot write {}: the folder {} does not exist; create it first (mkdir -p {})",
-                output.display(),
-                parent.display(),
-                parent.display()
-            )
-        }));
-    }
-    if !folder_layout && output.is_dir() {
-        return Err(Error::Options(format!(
-            "{} is a folder: give a file name (such as {}), or use --layout hub to write a hub \
-             folder",
-            output.display(),
-            output.join("model.safetensors").display()
-        )));
-    }
-    crate::write::check_replaceable(output, folder_layout)?;
-    if folder_layout && output.exists() && !output.is_dir() {
-        return Err(Error::Options(format!(
-            "{} is not a folder: --layout hub writes a folder; give a new folder name",
-            output.display()
-        )));
-    }
-    Ok(())
 }

@@ -17,8 +17,7 @@ use crate::error::{Error, Result};
 /// is complete, so even a killed or aborted process leaves nothing behind.
 pub const TEMP_PREFIX: &str = ".timmconv-partial-";
 
-/// Largest safetensors header the safetensors readers accept (their `MAX_HEADER_SIZE`).
-pub const MAX_HEADER_BYTES: usize = 100_000_000;
+pub use crate::checkpoint::safetensors::MAX_HEADER_BYTES;
 
 /// The key safetensors reserves for the metadata; no tensor may have it.
 pub const METADATA_KEY: &str = "__metadata__";
@@ -313,7 +312,8 @@ impl Output {
             Temp::Unnamed { file, dir } => link_unnamed(&file, &dir, &dest, overwrite),
             Temp::Named(tmp) => {
                 let result = if overwrite {
-                    tmp.persist(&dest).map(|_| ())
+                    let old = hold_replaced(&dest);
+                    tmp.persist(&dest).map(|_| release_later(old))
                 } else {
                     tmp.persist_noclobber(&dest).map(|_| ())
                 };
@@ -361,10 +361,17 @@ fn link_unnamed(file: &File, dir: &Path, dest: &Path, overwrite: bool) -> Result
         ));
         match link(&name) {
             Ok(()) => {
-                return std::fs::rename(&name, dest).map_err(|e| {
-                    let _ = std::fs::remove_file(&name);
-                    Error::io(dest, e)
-                })
+                let old = hold_replaced(dest);
+                return match std::fs::rename(&name, dest) {
+                    Ok(()) => {
+                        release_later(old);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&name);
+                        Err(Error::io(dest, e))
+                    }
+                };
             }
             Err(rustix::io::Errno::EXIST) => continue,
             Err(e) => return Err(Error::io(dest, e.into())),
@@ -374,6 +381,61 @@ fn link_unnamed(file: &File, dir: &Path, dest: &Path, overwrite: bool) -> Result
         dest,
         std::io::Error::other("no free temporary name in the output folder"),
     ))
+}
+
+/// A handle on the file at `path` that keeps it alive once it loses its name: where a rename
+/// replaces the last name of a large file, the filesystem frees its blocks (and drops its cached
+/// pages) in the rename itself, unless some handle still holds it; then that work waits for the
+/// handle's close, which [`release_later`] moves off the caller's thread. An `O_PATH` handle
+/// opens nothing (no device is opened, no read permission is needed, a link is not followed)
+/// and reads nothing; `None` for anything but a regular file with one name, or where such a
+/// handle cannot be had, and the rename then frees the blocks itself, as without this.
+#[cfg(target_os = "linux")]
+pub(crate) fn hold_replaced(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::{FileType, Mode, OFlags, CWD};
+    let fd = rustix::fs::openat(
+        CWD,
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink == 1).then_some(fd)
+}
+
+/// Elsewhere there is nothing to hold: replacing frees the old file's blocks in the rename.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn hold_replaced(_path: &Path) -> Option<()> {
+    None
+}
+
+/// Drops `held` (from [`hold_replaced`], after the rename that took its name) on a thread of its
+/// own, so that freeing the replaced file's blocks overlaps whatever the caller does next (the
+/// next job of a batch). Nothing on disk depends on it: the file has no name left, and a crash
+/// before the close leaves the kernel to free it (an unlinked open inode is on ext4's orphan
+/// list). Where no thread can be started it is dropped here.
+pub(crate) fn release_later<T: Send + 'static>(held: Option<T>) {
+    if let Some(h) = held {
+        // on a spawn error the closure, and `h` with it, is dropped here
+        let _ = std::thread::Builder::new()
+            .name("timmconv-release".into())
+            .spawn(move || drop(h));
+    }
+}
+
+/// Removes the file `path` as [`std::fs::remove_file`] does, with the freeing of its blocks
+/// moved off the caller's thread as [`release_later`] does (the old model file of a hub folder
+/// replaced with `--force`).
+///
+/// # Errors
+///
+/// The error of removing it.
+pub(crate) fn remove_file_later(path: &Path) -> std::io::Result<()> {
+    let held = hold_replaced(path);
+    std::fs::remove_file(path)?;
+    release_later(held);
+    Ok(())
 }
 
 /// A name-picking number: not cryptographic, only unlikely to collide.
@@ -815,6 +877,51 @@ mod tests {
         assert_eq!(st.tensor("b").unwrap().data(), [4, 5]);
         assert_eq!(st.tensor("empty").unwrap().shape(), [0, 3]);
         assert_eq!(files(dir.path()), ["out.safetensors"]);
+    }
+
+    /// `--force` replaces the file in one rename; the old one's blocks are freed off the
+    /// caller's thread, which changes nothing on disk: no other name appears or is left, and a
+    /// second name of the old file (a hard link) keeps the old bytes.
+    #[test]
+    fn replacing_holds_the_old_file_and_leaves_only_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let force = CommitPolicy {
+            overwrite: true,
+            sync: false,
+        };
+        std::fs::write(&dest, vec![7u8; 1 << 20]).unwrap();
+        #[cfg(target_os = "linux")]
+        {
+            let held = hold_replaced(&dest).expect("a regular file with one name is held");
+            std::fs::write(dir.path().join("other"), b"x").unwrap();
+            std::os::unix::fs::symlink("other", dir.path().join("link")).unwrap();
+            assert!(
+                hold_replaced(&dir.path().join("link")).is_none(),
+                "links not followed"
+            );
+            assert!(hold_replaced(dir.path()).is_none(), "folders not held");
+            std::fs::remove_file(dir.path().join("link")).unwrap();
+            std::fs::remove_file(dir.path().join("other")).unwrap();
+            drop(held);
+        }
+        write_bytes(&dest, b"new", force).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert_eq!(files(dir.path()), ["out.bin"]);
+        let second = dir.path().join("second-name");
+        std::fs::hard_link(&dest, &second).unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(
+            hold_replaced(&dest).is_none(),
+            "a file with two names is not held"
+        );
+        write_bytes(&dest, b"newer", force).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"newer");
+        assert_eq!(std::fs::read(&second).unwrap(), b"new");
+        assert_eq!(files(dir.path()), ["out.bin", "second-name"]);
+        remove_file_later(&second).unwrap();
+        assert_eq!(files(dir.path()), ["out.bin"]);
+        assert!(remove_file_later(&second).is_err());
     }
 
     #[test]

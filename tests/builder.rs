@@ -96,7 +96,7 @@ fn builder_and_cli_write_identical_bytes() {
         let report = conversion
             .plan()
             .unwrap()
-            .write(&by_lib, &WriteOptions::default(), |_, _| {})
+            .write(&by_lib, &WriteOptions::default())
             .unwrap();
         assert_eq!(
             std::fs::read(&by_cli).unwrap(),
@@ -135,9 +135,9 @@ fn builder_and_cli_write_identical_hub_folders() {
         .layout(Layout::Hub)
         .plan()
         .unwrap()
-        .write(&by_lib, &WriteOptions::default(), |_, _| {})
+        .write(&by_lib, &WriteOptions::default())
         .unwrap();
-    assert_eq!(report.output, by_lib);
+    assert_eq!(report.output, Some(by_lib.clone()));
     for file in ["model.safetensors", "config.json"] {
         assert_eq!(
             std::fs::read(by_cli.join(file)).unwrap(),
@@ -295,4 +295,38 @@ fn a_wrong_model_is_a_typed_mismatch_unless_allowed() {
         .plan()
         .unwrap();
     assert_eq!(plan.report().warnings.len(), differences.len());
+}
+
+/// A checkpoint converted from memory and written to a stream gives the bytes a file-to-file
+/// conversion writes (same header, same metadata, same tensors); a wrong expected hash writes
+/// nothing to the stream.
+#[test]
+fn in_memory_conversion_writes_the_same_bytes_as_a_file() {
+    let src = common::fixture("ckpt/test_resnet.f32.zip.pth");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("file.safetensors");
+    let build = |c: Conversion| c.model("test_resnet").unwrap().in_chans(4).num_classes(7);
+    build(Conversion::from_file(&src))
+        .plan()
+        .unwrap()
+        .write(&out, &WriteOptions::default())
+        .unwrap();
+    let bytes = std::fs::read(&src).unwrap();
+    let mut stream = Vec::new();
+    let report = build(Conversion::from_bytes(bytes.clone()))
+        .plan()
+        .unwrap()
+        .write_to(&mut stream)
+        .unwrap();
+    assert_eq!((report.input, report.output), (None, None));
+    assert_eq!(stream, std::fs::read(&out).unwrap());
+    let mut refused = Vec::new();
+    let err = build(Conversion::from_reader(bytes.as_slice()).unwrap())
+        .expect_sha256("00000000")
+        .plan()
+        .unwrap()
+        .write_to(&mut refused)
+        .unwrap_err();
+    assert!(matches!(err, timmconv::Error::Checksum { .. }), "{err}");
+    assert!(refused.is_empty());
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::sha256_hex;
 use common::{bin, fixture, json, rows};
-use timmconv::convert::sha256_hex;
 use timmconv::{Checkpoint, OpenOptions};
 
 fn run(args: &[&str]) -> Output {

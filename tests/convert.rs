@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::sha256_hex;
 use common::{fixture, json, rows};
-use timmconv::convert::sha256_hex;
 use timmconv::{Checkpoint, Conversion, ConvertReport, Error, OpenOptions, WriteOptions};
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
@@ -36,7 +36,7 @@ fn convert(
         .pretrained_num_classes(exp["num_classes"].as_u64().unwrap() as usize)
         .drop_unadaptable(drop)
         .plan()?
-        .write(out, &WriteOptions::default(), |_, _| {})
+        .write(out, &WriteOptions::default())
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn conversions_match_timm_bit_for_bit() {
                     "{label}: `{k}` should have been dropped, timm re-initialised it"
                 );
                 assert!(
-                    report.plan.dropped.iter().any(|d| &d.key == k),
+                    report.changes.dropped.iter().any(|d| &d.key == k),
                     "{label}: drop of `{k}` not reported"
                 );
             }

@@ -631,7 +631,8 @@ fn batch_never_reads_what_it_writes_and_prints_paths_escaped() {
 /// Found in the fifth pass: `batch --report FIFO` blocked forever in the open (before any job
 /// ran), and a report path naming a device was appended to. The report is an output: a regular
 /// file only, and neither a job's output nor the manifest. (And `sha256_file`, which batch uses to check an output is current, opened its
-/// input without the regular-file check every other reader has.)
+/// input without the regular-file check every other reader has: an output
+/// recording the same settings, checked against a FIFO input, is stale at once.)
 #[test]
 fn batch_report_must_be_a_regular_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -649,11 +650,16 @@ fn batch_report_must_be_a_regular_file() {
         assert!(stderr(&o).contains("--report"), "{}", stderr(&o));
     }
     assert!(!dir.path().join("out.safetensors").exists());
-    let err = timmconv::convert::sha256_file(&fifo).unwrap_err();
-    assert!(
-        matches!(err, timmconv::Error::NotARegularFile { .. }),
-        "{err}"
-    );
+    let out = dir.path().join("ours.safetensors");
+    timmconv::Conversion::from_file(common::fixture("ckpt/test_resnet.f32.zip.pth"))
+        .plan()
+        .unwrap()
+        .write(&out, &Default::default())
+        .unwrap();
+    let state = timmconv::Conversion::from_file(&fifo)
+        .output_state(&out)
+        .state;
+    assert_eq!(state, timmconv::conversion::OutputState::Stale);
 }
 
 /// Found in the fifth pass: `batch --jobs` had no upper bound; 3 000 conversions at once took

@@ -91,7 +91,7 @@ fn hub_output_carries_the_configs_input_size_and_normalisation() {
         .layout(Layout::Hub)
         .plan()
         .unwrap()
-        .write(&target, &WriteOptions::default(), |_, _| {})
+        .write(&target, &WriteOptions::default())
         .unwrap();
     let cfg: Value =
         serde_json::from_slice(&std::fs::read(target.join("config.json")).unwrap()).unwrap();

@@ -8,8 +8,8 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::sha256_hex;
 use common::{fixture, json, rows};
-use timmconv::convert::sha256_hex;
 use timmconv::{Checkpoint, Conversion, Error, OpenOptions, WriteOptions};
 
 fn keys(v: &serde_json::Value) -> Vec<(String, Vec<usize>)> {
@@ -69,14 +69,14 @@ fn original_layouts_convert_to_what_timm_loads_bit_for_bit() {
             let out = tmp.path().join(format!("{cases}.safetensors"));
             let report = conversion(&exp, case)
                 .and_then(|c| c.plan())
-                .and_then(|p| p.write(&out, &WriteOptions::default(), |_, _| {}))
+                .and_then(|p| p.write(&out, &WriteOptions::default()))
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
             // a source timm's filter only unwraps is read as it is (exp["no_layout"])
             assert_eq!(
-                report.plan.original_layout.is_none(),
+                report.changes.original_layout.is_none(),
                 exp["no_layout"] == true,
                 "{label}: layout {:?}",
-                report.plan.original_layout
+                report.changes.original_layout
             );
             let reinit: Vec<String> = case["reinit"]
                 .as_array()
@@ -153,7 +153,7 @@ fn the_output_metadata_names_the_layout() {
         .unwrap()
         .plan()
         .unwrap()
-        .write(&out, &WriteOptions::default(), |_, _| {})
+        .write(&out, &WriteOptions::default())
         .unwrap();
     let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
     let meta = got.metadata().unwrap();
@@ -449,7 +449,7 @@ fn a_hub_folder_holds_the_converted_weights_and_names_the_layout() {
         .layout(timmconv::Layout::Hub)
         .plan()
         .unwrap()
-        .write(&folder, &WriteOptions::default(), |_, _| {})
+        .write(&folder, &WriteOptions::default())
         .unwrap();
     let config = std::fs::read_to_string(folder.join("config.json")).unwrap();
     assert!(config.contains("\"in_chans\": 4"), "{config}");
@@ -479,15 +479,15 @@ fn an_fcmae_checkpoint_loads_non_strictly_under_the_fcmae_tag_only() {
         .unwrap()
         .plan()
         .unwrap()
-        .write(&out, &WriteOptions::default(), |_, _| {})
+        .write(&out, &WriteOptions::default())
         .unwrap();
     let notes: Vec<_> = report
-        .plan
+        .changes
         .warnings
         .iter()
         .filter(|w| w.contains("strict=False"))
         .collect();
-    assert_eq!(notes.len(), 1, "{:?}", report.plan.warnings);
+    assert_eq!(notes.len(), 1, "{:?}", report.changes.warnings);
     assert!(notes[0].contains("`head.norm.weight`"), "{}", notes[0]);
     let got = Checkpoint::open(&out, &OpenOptions::default()).unwrap();
     assert!(got.tensors().iter().all(|t| !t.name.starts_with("head.")));

@@ -2,8 +2,8 @@
 
 mod common;
 
+use common::sha256_hex;
 use common::{fixture, rows};
-use timmconv::convert::sha256_hex;
 use timmconv::{Checkpoint, OpenOptions};
 
 fn check(file: &str, opts: &OpenOptions, expected: &serde_json::Value) {

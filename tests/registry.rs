@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::{bin, fixture, json};
+use timmconv::adapt::FeatureSelect;
 use timmconv::registry;
 
 #[test]
@@ -173,29 +174,31 @@ fn features_layouts_cover_the_registry() {
     assert!(ok >= 1300, "only {ok} architectures have a features layout");
     // FeatureListNet keeps resnet's names and drops the head; FeatureGetterNet prefixes `model.`
     // and drops blocks after the last index
-    let resnet = registry::features::layout("resnet50")
-        .unwrap()
-        .select(None, 5)
-        .unwrap();
+    let resnet =
+        FeatureSelect::new(&registry::features::layout("resnet50").unwrap(), None, 5).unwrap();
     assert_eq!(
         resnet.map("layer4.2.conv3.weight").as_deref(),
         Some("layer4.2.conv3.weight")
     );
     assert_eq!(resnet.map("fc.weight"), None);
-    let vit = registry::features::layout("vit_base_patch16_224")
-        .unwrap()
-        .select(Some(&[2, 5]), 12)
-        .unwrap();
+    let vit = FeatureSelect::new(
+        &registry::features::layout("vit_base_patch16_224").unwrap(),
+        Some(&[2, 5]),
+        12,
+    )
+    .unwrap();
     assert_eq!(
         vit.map("blocks.5.attn.qkv.weight").as_deref(),
         Some("model.blocks.5.attn.qkv.weight")
     );
     assert_eq!(vit.map("blocks.6.attn.qkv.weight"), None);
     assert_eq!(vit.map("head.weight"), None);
-    let err = registry::features::layout("vit_base_patch16_224")
-        .unwrap()
-        .select(Some(&[12]), 12)
-        .unwrap_err();
+    let err = FeatureSelect::new(
+        &registry::features::layout("vit_base_patch16_224").unwrap(),
+        Some(&[12]),
+        12,
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("outside the 12 feature stages"),
         "{err}"

@@ -235,7 +235,7 @@ fn info_shows_knobs_and_defaults_from_the_generated_data() {
 
 #[test]
 fn efficientvit_attention_biases_follow_the_window_timm_builds() {
-    use timmconv::registry::resize::{Knobs, ResizePlan};
+    use timmconv::adapt::{Knobs, ResizePlan};
     // the last stage of efficientvit_m0: 224 / 16 = 14, halved twice (rounding up) = 4, window 7;
     // timm 1.0.31 builds (4, 25) at 288 (18 -> 9 -> 5), (4, 4) at 128 (8 -> 4 -> 2) and takes the
     // shorter side of (320, 160) (10 -> 5 -> 3)
@@ -273,7 +273,7 @@ fn efficientvit_attention_biases_follow_the_window_timm_builds() {
 
 #[test]
 fn mvitv2_rel_pos_follows_the_feature_size_linearly() {
-    use timmconv::registry::resize::{Knobs, ResizePlan};
+    use timmconv::adapt::{Knobs, ResizePlan};
     // mvitv2_tiny's first block: 224 / 4 = 56, so 111 offsets; at 288 timm 1.0.31 builds 143
     let knobs = Knobs {
         img_size: Some([288, 288]),

@@ -25,6 +25,7 @@ CHECKPOINTS = [
     ("convnext_base.f32.pth", "convnext_base"),
     ("vit_large_patch16_224.f32.pth", "vit_large_patch16_224"),
     ("vit_large_patch16_224.bf16.pth", "vit_large_patch16_224"),
+    ("vit_giant_patch14_dinov2.f32.pth", "vit_giant_patch14_dinov2"),
 ]
 
 PY_SAVE = "import sys, torch, safetensors.torch as st; sd = torch.load(sys.argv[1], map_location='cpu', weights_only=True); st.save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])"
@@ -39,12 +40,17 @@ PY_TIMM_384 = (
 )
 
 
+LAST_CPU = [0.0]
+
+
 def run(cmd):
-    """(wall seconds, peak RSS bytes) of one process."""
+    """(wall seconds, peak RSS bytes) of one process; its user + system seconds go to LAST_CPU
+    (on a shared machine CPU time moves less than wall time)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr.read().decode()}")
     return wall, usage.ru_maxrss * 1024
@@ -115,7 +121,9 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "timmconv"))
     ap.add_argument("--no-python", action="store_true")
     ap.add_argument("--lookups-only", action="store_true")
+    ap.add_argument("--no-lookups", action="store_true")
     ap.add_argument("--only", metavar="TEXT", help="only the checkpoints whose file name contains TEXT")
+    ap.add_argument("--tools", metavar="TEXT", help="only cp and the tools whose name contains one of TEXT,TEXT,...")
     ap.add_argument("--batch", metavar="ZOO", help="only the batch benchmark over a zoo of tools/make_zoo.py")
     args = ap.parse_args()
     if args.batch:
@@ -138,6 +146,8 @@ def main():
             dst = tmp / "out"
             tools = {
                 "cp": ["cp", str(src), str(dst)],
+                # the floor of a hashing conversion: the input read once through SHA-256
+                "openssl sha256": ["openssl", "dgst", "-sha256", str(src)],
                 "timmconv in_chans=4": [args.bin, "convert", str(src), "-o", str(dst), "--model", arch, "--in-chans", "4", "--force", "-q"],
                 "timmconv in_chans=4 --no-hash": [args.bin, "convert", str(src), "-o", str(dst), "--model", arch, "--in-chans", "4", "--force", "-q", "--no-hash"],
                 "timmconv f32->bf16" if ".f32." in file else "timmconv bf16->f32": [
@@ -152,7 +162,11 @@ def main():
                 tools["timm in_chans=4"] = [py, "-c", PY_TIMM, str(src), str(dst), arch]
                 if arch.startswith("vit_"):
                     tools["timm img_size=384"] = [py, "-c", PY_TIMM_384, str(src), str(dst), arch]
+            if args.tools:
+                want = args.tools.split(",")
+                tools = {k: v for k, v in tools.items() if k == "cp" or any(w in k for w in want)}
             times = {k: [] for k in tools}
+            cpus = {k: [] for k in tools}
             rss = {k: 0 for k in tools}
             for name, cmd in tools.items():  # warm the page cache and the binaries
                 run(cmd)
@@ -161,21 +175,23 @@ def main():
                 for name, cmd in tools.items():
                     w, r = run(cmd)
                     times[name].append(w)
+                    cpus[name].append(LAST_CPU[0])
                     rss[name] = max(rss[name], r)
                     dst.unlink(missing_ok=True)
             size = src.stat().st_size
             med = {k: statistics.median(v) for k, v in times.items()}
             for name in tools:
-                rows.append((file, size, name, med[name], med[name] / med["cp"], med.get("torch.load+save_file", float("nan")) / med[name], rss[name], size / med[name] / 1e9))
+                rows.append((file, size, name, med[name], med[name] / med["cp"], med.get("torch.load+save_file", float("nan")) / med[name], rss[name], size / med[name] / 1e9, statistics.median(cpus[name]), min(times[name])))
             print(f"{file}: " + ", ".join(f"{k} {v:.3f}s" for k, v in med.items()), file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"median of {args.runs} runs, warm page cache\n")
-    print("| checkpoint | size | tool | median s | x cp | Python / tool | peak RSS MB | GB/s of input |")
-    print("|---|---|---|---|---|---|---|---|")
-    for file, size, name, m, xcp, xpy, r, gbs in rows:
-        print(f"| {file} | {size / 1e6:.0f} MB | {name} | {m:.3f} | {xcp:.2f} | {xpy:.1f} | {r / 1e6:.0f} | {gbs:.2f} |")
-    lookups(args.bin)
+    print("| checkpoint | size | tool | median s | min s | median CPU s | x cp | Python / tool | peak RSS MB | GB/s of input |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for file, size, name, m, xcp, xpy, r, gbs, cpu, lo in rows:
+        print(f"| {file} | {size / 1e6:.0f} MB | {name} | {m:.3f} | {lo:.3f} | {cpu:.3f} | {xcp:.2f} | {xpy:.1f} | {r / 1e6:.0f} | {gbs:.2f} |")
+    if not args.no_lookups:
+        lookups(args.bin)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 # how much room there is up front; the suite needs about 12 GB (targets, venv, temp files)
 echo "== disk: $(df -Ph . | awk 'NR==2 {print $4 " free on " $6}'), temp: $(df -Ph "${TMPDIR:-/tmp}" | awk 'NR==2 {print $4 " free"}')"
 echo "== cargo fmt --check"; cargo fmt --all -- --check; cargo fmt --manifest-path examples/candle/Cargo.toml -- --check
-echo "== cargo clippy"; cargo clippy --all-targets -- -D warnings
+echo "== cargo clippy"; cargo clippy --all-targets --features internals -- -D warnings
 echo "== cargo doc"; RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
-echo "== cargo test"; cargo test --all-targets
+echo "== cargo test"; cargo test --all-targets --features internals
 echo "== doc tests"; cargo test --doc
 if [ -f fuzz/Cargo.toml ]; then
   echo "== fuzz targets build"; cargo build --manifest-path fuzz/Cargo.toml --quiet

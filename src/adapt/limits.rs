@@ -4,7 +4,6 @@
 
 use super::Resample;
 use crate::error::{Error, Result};
-use crate::registry::resize::MAX_PATCH_SIZE;
 
 /// Most input channels a first conv is adapted to. Multispectral and hyperspectral stems have
 /// tens to a few hundred bands; a million would ask for gigabytes of a repeated kernel.
@@ -15,6 +14,12 @@ pub const MAX_IN_CHANS: usize = 1024;
 /// the grid a resampling passes through. A ViT-L/16 at 4096 px (256² tokens) needs 256 MiB; the
 /// same at `--img-size 4096 --patch-size 1` would need 64 GiB.
 pub const MAX_ADAPTED_TENSOR_BYTES: usize = 1 << 30;
+
+/// Largest `img_size` side accepted (timm's models top out far below).
+pub const MAX_IMG_SIZE: usize = 8192;
+/// Largest `patch_size` / `window_size` side accepted: the pseudo-inverse works on (patch²)²
+/// matrices.
+pub const MAX_PATCH_SIZE: usize = 64;
 
 /// Most elements of the (old kernel area × new kernel area) matrix a patch-embedding resample
 /// builds and takes the pseudo-inverse of (its SVD costs about old·new·min(old, new)): 64×64

@@ -1,11 +1,14 @@
 //! Adapting a state dict the way timm's `load_pretrained` does: first-conv channels, classifier
 //! drop or label offset, renames and dtype casts, planned up front and applied per tensor.
 
-pub mod cast;
+pub mod features;
 pub mod in_chans;
 pub mod limits;
+mod plan;
+pub mod pool;
 pub mod rename;
 pub mod resample;
+pub mod resize;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,12 +16,14 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, TensorInfo};
-use crate::dtype::DType;
-use crate::error::{Error, Result, Setting};
+use crate::dtype::{cast, DType};
+use crate::error::{Error, Result};
 use crate::original::{Derive, Derived};
+pub use features::FeatureSelect;
 pub use in_chans::InChansMethod;
 pub use rename::{Renamed, Rule};
 pub use resample::Resample;
+pub use resize::{Knobs, ResizePlan};
 
 /// What to do to a checkpoint. Field names follow timm's pretrained cfg.
 #[derive(Debug, Clone, Default)]
@@ -48,21 +53,42 @@ pub struct Adaptation {
     /// Cast floating tensors to this dtype.
     pub dtype: Option<DType>,
     /// Keep and rename only what timm's features_only model holds.
-    pub features: Option<crate::registry::FeatureSelect>,
+    pub features: Option<FeatureSelect>,
     /// Resolution adaptation (`img_size`, `patch_size`, `window_size`).
-    pub resize: Option<crate::registry::ResizePlan>,
+    pub resize: Option<ResizePlan>,
     /// `global_pool` of the target model, and the classifier keys it reshapes (dropped: timm
     /// re-initialises them).
     pub global_pool: Option<(String, Vec<String>)>,
+    /// What the [`Conversion`](crate::Conversion) builder resolved from the registry and the
+    /// cfg; a library user leaves it at its default.
+    pub resolved: Resolved,
+}
+
+/// Facts the [`Conversion`](crate::Conversion) builder derives from the registry and the
+/// pretrained cfg for an [`Adaptation`], read-only outside the crate: they are not settings.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
     /// The cfg declares no first conv (`first_conv: []`, such as csatv2's fixed DCT stem):
     /// timm builds the model the same for any `in_chans`, so `base_chans` was set to
     /// `in_chans` and the weights serve unchanged.
-    pub stem_free: bool,
+    pub(crate) stem_free: bool,
     /// Keys timm's `num_classes=0` model lacks besides the classifier's weight and bias (a head
     /// norm that goes with the head, as in LeViT or EfficientViT-M, whose head becomes
     /// `Identity`): dropped with the head when `num_classes` is 0. From the registry's keys
     /// data ([`crate::registry::keys::headless`]).
-    pub headless_drops: Vec<String>,
+    pub(crate) headless_drops: Vec<String>,
+}
+
+impl Resolved {
+    /// The cfg declares no first conv, so the weights serve any `in_chans` unchanged.
+    pub fn stem_free(&self) -> bool {
+        self.stem_free
+    }
+
+    /// Keys dropped with the head when `num_classes` is 0, besides the classifier's own.
+    pub fn headless_drops(&self) -> &[String] {
+        &self.headless_drops
+    }
 }
 
 impl Adaptation {
@@ -293,7 +319,7 @@ pub struct Report {
     #[serde(skip)]
     pub base_chans: usize,
     /// The cfg declares no first conv, so the weights serve any `in_chans` unchanged (see
-    /// [`Adaptation::stem_free`]).
+    /// [`Resolved::stem_free`]).
     #[serde(skip)]
     pub stem_free: bool,
     /// What becomes of the classifier.
@@ -333,226 +359,14 @@ impl Plan {
     /// Plans the adaptation of tensors derived from a checkpoint (an original layout's
     /// conversion, [`crate::original`]), as [`Plan::new`] does for the stored ones.
     pub fn from_derived(derived: &[Derived], a: &Adaptation) -> Result<Plan> {
-        let base = a.base_chans();
-        let in_chans = a.target_in_chans();
-        let mut report = Report {
-            dtype: a.dtype,
-            in_chans,
-            base_chans: base,
-            stem_free: a.stem_free,
-            ..Report::default()
-        };
-        if in_chans != base && a.first_conv.is_empty() {
-            return Err(Error::Setting(Setting::InChansNeedsFirstConv));
-        }
-        limits::check_in_chans(in_chans, base)?;
-        let cfg_classes = a.cfg_num_classes;
-        let drop_head = match (a.num_classes, cfg_classes) {
-            (Some(n), Some(c)) => n != c,
-            (Some(_), None) if !a.classifier.is_empty() => true,
-            (Some(_), None) => return Err(Error::Setting(Setting::NumClassesNeedsClassifier)),
-            (None, _) => false,
-        };
-        for (setting, value, modules) in [
-            ("rename_stem", &a.rename_stem, &a.first_conv),
-            ("rename_classifier", &a.rename_classifier, &a.classifier),
-        ] {
-            if value.is_some() && modules.len() != 1 {
-                return Err(Error::Setting(Setting::RenameNeedsOneModule {
-                    setting,
-                    modules: modules.clone(),
-                }));
-            }
-        }
-        let patch_kernel = derived
-            .iter()
-            .map(|d| &d.info)
-            .find(|t| t.name == "patch_embed.proj.weight")
-            .and_then(|t| match t.shape.as_slice() {
-                &[_, _, h, w] => Some([h, w]),
-                _ => None,
-            });
+        let mut planner = plan::Planner::new(derived, a)?;
         let mut tensors = Vec::new();
         for d in derived {
-            let t = &d.info;
-            let mut op = Op::Copy;
-            let mut shape = t.shape.clone();
-            if let Some(r) = &a.resize {
-                if r.has_rel_tables()
-                    && (t.name.ends_with("relative_position_index")
-                        || t.name.ends_with("attn_mask"))
-                {
-                    report.dropped.push(Dropped {
-                        key: t.name.clone(),
-                        reason: DropReason::RebuiltBuffer,
-                    });
-                    continue;
-                }
-                if let Some(rs) = r.op(&t.name, &t.shape, patch_kernel)? {
-                    if !t.dtype.is_float() {
-                        return Err(Error::tensor(
-                            &t.name,
-                            format!("of dtype {} cannot be resampled", t.dtype),
-                        ));
-                    }
-                    if !rs.computes_in_float32() && t.dtype != DType::F32 {
-                        return Err(Error::tensor(
-                            &t.name,
-                            format!(
-                                "of dtype {}: timm's filter resamples it in that dtype, not in float32, which timmconv does not reproduce; convert a float32 checkpoint",
-                                t.dtype
-                            ),
-                        ));
-                    }
-                    let Some(to) = rs.out_shape(&t.shape) else {
-                        return Err(Error::tensor(&t.name, "does not fit its resampling"));
-                    };
-                    limits::check_resample(&t.name, &rs, &t.shape, &to)?;
-                    report.resampled.push(Resampled {
-                        key: t.name.clone(),
-                        from_shape: t.shape.clone(),
-                        to_shape: to.clone(),
-                        op: rs.clone(),
-                    });
-                    shape = to;
-                    op = Op::Resample(rs, None);
-                }
-            }
-            if in_chans != base && a.first_conv.iter().any(|m| t.name == format!("{m}.weight")) {
-                match in_chans::plan(&t.name, &shape, in_chans, base) {
-                    Ok((method, to_shape)) => {
-                        limits::check_tensor(&t.name, "adapted to shape", &to_shape)?;
-                        if !t.dtype.is_float() {
-                            return Err(Error::tensor(
-                                &t.name,
-                                format!("first conv of dtype {} cannot be adapted", t.dtype),
-                            ));
-                        }
-                        report.adapted.push(Adapted {
-                            key: t.name.clone(),
-                            from_shape: shape.clone(),
-                            to_shape: to_shape.clone(),
-                            method,
-                        });
-                        op = match op {
-                            Op::Resample(rs, _) => Op::Resample(rs, Some(method)),
-                            _ => Op::InChans(method),
-                        };
-                        shape = to_shape;
-                    }
-                    Err(Error::Unadaptable {
-                        key,
-                        shape,
-                        in_chans,
-                        base,
-                        why,
-                    }) if a.drop_unadaptable => {
-                        report.dropped.push(Dropped {
-                            key: t.name.clone(),
-                            reason: DropReason::UnadaptableStem {
-                                key,
-                                shape,
-                                in_chans,
-                                base,
-                                why,
-                            },
-                        });
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let is_head = a
-                .classifier
-                .iter()
-                .any(|c| t.name == format!("{c}.weight") || t.name == format!("{c}.bias"));
-            let goes_with_head =
-                drop_head && a.num_classes == Some(0) && a.headless_drops.contains(&t.name);
-            if (is_head || goes_with_head) && drop_head {
-                let reason = DropReason::NumClasses {
-                    num_classes: a.num_classes.unwrap_or_default(),
-                    pretrained: cfg_classes,
-                };
-                report.head = Head::Dropped(reason.clone());
-                report.dropped.push(Dropped {
-                    key: t.name.clone(),
-                    reason,
-                });
-                continue;
-            }
-            if let Some((pool, keys)) = &a.global_pool {
-                if keys.contains(&t.name) {
-                    let reason = DropReason::GlobalPool { pool: pool.clone() };
-                    report.head = Head::Dropped(reason.clone());
-                    report.dropped.push(Dropped {
-                        key: t.name.clone(),
-                        reason,
-                    });
-                    continue;
-                }
-            }
-            if is_head && a.label_offset > 0 {
-                let Some(rows) = shape.first_mut() else {
-                    return Err(Error::tensor(
-                        &t.name,
-                        "a 0-d classifier cannot drop label-offset rows",
-                    ));
-                };
-                if *rows < a.label_offset {
-                    return Err(Error::tensor(
-                        &t.name,
-                        format!(
-                            "has {rows} rows, fewer than label_offset {}",
-                            a.label_offset
-                        ),
-                    ));
-                }
-                *rows -= a.label_offset;
-                op = Op::SkipRows(a.label_offset);
-                report.sliced.push(t.name.clone());
-                report.head = Head::Sliced {
-                    label_offset: a.label_offset,
-                };
-            }
-            let mut name = t.name.clone();
-            if let Some(sel) = &a.features {
-                match sel.map(&t.name) {
-                    Some(n) => name = n,
-                    None => {
-                        report.dropped.push(Dropped {
-                            key: t.name.clone(),
-                            reason: DropReason::NotInFeatures,
-                        });
-                        continue;
-                    }
-                }
-            }
-            let dtype = match a.dtype {
-                Some(d) if t.dtype.is_float() && d != t.dtype => {
-                    report.cast += 1;
-                    d
-                }
-                _ => t.dtype,
-            };
-            tensors.push(Planned {
-                name,
-                source: t.clone(),
-                op,
-                dtype,
-                shape,
-                derive: d.derive.clone(),
-            });
+            tensors.extend(planner.tensor(d)?);
         }
-        if in_chans != base {
-            for m in &a.first_conv {
-                let key = format!("{m}.weight");
-                if !derived.iter().any(|d| d.info.name == key) {
-                    report.warnings.push(format!(
-                        "first conv `{key}` is not in the checkpoint; nothing adapted for it"
-                    ));
-                }
-            }
-        }
+        planner.warn_missing_first_conv(derived);
+        let (in_chans, base) = planner.channels();
+        let mut report = planner.report;
         rename_all(&mut tensors, a, &mut report)?;
         Ok(Plan {
             tensors,
@@ -589,6 +403,8 @@ impl Plan {
             });
         }
         let step = CAST_CHUNK * p.source.dtype.size();
+        // these reads pass through this process in file order: a whole member is checked
+        let mut crc = ckpt.crc_feed();
         let mut at = range.start;
         while at < range.end {
             let n = step.min(range.end - at);
@@ -600,6 +416,7 @@ impl Plan {
                     format!("reading {n} bytes at offset {at}: {e}"),
                 )
             })?;
+            crc.feed(at, &scratch.input)?;
             cast::cast_into(&scratch.input, p.source.dtype, p.dtype, &mut scratch.output);
             sink(Chunk::Bytes(Cow::Borrowed(&scratch.output)))?;
             at += n;
@@ -629,7 +446,7 @@ impl Plan {
     /// # Errors
     ///
     /// As [`Checkpoint::array`].
-    pub fn array<'c, T: crate::Element>(
+    pub fn array<'c, T: crate::array::Element>(
         &self,
         ckpt: &'c Checkpoint,
         p: &Planned,

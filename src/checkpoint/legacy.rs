@@ -109,6 +109,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
     let mut globals = magic.globals;
     globals.extend(main.globals);
     Ok(Parsed {
+        crc: Default::default(),
         format: Format::TorchLegacy,
         protocol: Some(main.protocol),
         globals,

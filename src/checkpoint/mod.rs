@@ -1,6 +1,7 @@
 //! Reading checkpoints: sniff the container, run the safe unpickler, pick the state dict the way
 //! timm's `load_state_dict` does, and describe every tensor without loading it.
 
+pub(crate) mod crc;
 mod legacy;
 mod modules;
 pub(crate) mod safetensors;
@@ -20,7 +21,12 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::pickle::GlobalRef;
+pub use crate::pickle::{GlobalClass, GlobalRef};
+// the unpickler's budgets (docs/security.md): every checkpoint is read within them
+pub use crate::pickle::{
+    MAX_DEPTH, MAX_LONG_BYTES, MAX_MEMO_ENTRIES, MAX_OBJECTS, MAX_PICKLE_BYTES, MAX_PICKLE_MEMORY,
+    MAX_STACK, MAX_STRING_BYTES,
+};
 pub use modules::{modules, Module, MAX_MODULE_DEPTH};
 pub use safetensors::{MAX_SAFETENSORS_METADATA_ENTRIES, MAX_SAFETENSORS_TENSORS};
 pub use scan::{scan, scan_file, Finding, Problem, Scan};
@@ -172,6 +178,8 @@ struct Parsed {
     root: Node,
     storages: HashMap<String, StorageLoc>,
     metadata: Option<BTreeMap<String, String>>,
+    /// The zip members and their CRC-32s (empty for other formats).
+    crc: crc::CrcTable,
 }
 
 /// An opened checkpoint: its container, the chosen state dict and its tensors (not loaded).
@@ -194,6 +202,8 @@ pub struct Checkpoint {
     inflated: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
     /// Bytes that inflating may still produce (`MAX_INFLATED_BYTES`).
     inflate_budget: AtomicU64,
+    /// The zip members' CRC-32s, checked as their bytes are read (empty for other formats).
+    crc: crc::CrcTable,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -231,6 +241,20 @@ impl Checkpoint {
     /// Opens a checkpoint held in memory.
     pub fn from_bytes(bytes: Vec<u8>, opts: &OpenOptions) -> Result<Checkpoint> {
         Self::from_source(Source::Owned(bytes), None, None, opts)
+    }
+
+    /// The container's bytes, whole (the map of a file, or the bytes it was opened from).
+    pub(crate) fn raw_bytes(&self) -> &[u8] {
+        &self.source
+    }
+
+    /// The bytes an in-memory checkpoint was opened from, to open them again (with another
+    /// state dict); `None` for a file.
+    pub(crate) fn into_bytes(self) -> Option<Vec<u8>> {
+        match self.source {
+            Source::Owned(bytes) => Some(bytes),
+            Source::Mmap(_) => None,
+        }
     }
 
     /// `file` is the opened file behind `source`, if any: the zip reader reads its headers
@@ -291,6 +315,7 @@ impl Checkpoint {
             tensors,
             storages: parsed.storages,
             metadata: parsed.metadata,
+            crc: parsed.crc,
         };
         for t in &ckpt.tensors {
             ckpt.check_storage(t)?;
@@ -387,7 +412,7 @@ impl Checkpoint {
     ///
     /// No tensor of that name, an integer tensor asked for as another type, or a storage that
     /// cannot be read.
-    pub fn array<T: crate::Element>(
+    pub fn array<T: crate::array::Element>(
         &self,
         name: &str,
     ) -> Result<ndarray::CowArray<'_, T, ndarray::IxDyn>> {
@@ -433,6 +458,10 @@ impl Checkpoint {
                     .checked_add(len)
                     .and_then(|end| self.source.get(start..end))
                     .ok_or_else(|| Error::tensor(&t.name, "storage lies outside the file"))?;
+                // a tensor that reads its whole storage reads the whole member: check it
+                if t.nbytes() == len {
+                    self.crc.check_whole(start, storage)?;
+                }
                 t.gather(storage)
             }
             StorageLoc::Deflated {
@@ -443,7 +472,10 @@ impl Checkpoint {
             } => {
                 let storage = self
                     .inflate(start, compressed, len, crc)
-                    .map_err(|e| Error::tensor(&t.name, e.to_string()))?;
+                    .map_err(|e| match e {
+                        Error::ZipCrc { .. } => e,
+                        e => Error::tensor(&t.name, e.to_string()),
+                    })?;
                 Ok(Cow::Owned(t.gather(&storage)?.into_owned()))
             }
         }
@@ -479,9 +511,47 @@ impl Checkpoint {
         }
         self.inflate_budget
             .store(left - len as u64, Ordering::Relaxed);
-        let bytes = Arc::new(zip::inflate(&self.source, start, compressed, len, crc)?);
+        let name = self.crc.name_at(start).unwrap_or("a deflated storage");
+        let bytes = Arc::new(zip::inflate(
+            &self.source,
+            start,
+            compressed,
+            len,
+            crc,
+            name,
+        )?);
         *cache = Some((start, Arc::clone(&bytes)));
         Ok(bytes)
+    }
+
+    /// Reads every zip member not checked yet and checks its CRC-32, as Python's
+    /// `zipfile.ZipFile.testzip()` does; nothing for other formats. Reading a tensor through
+    /// this process checks its member when the tensor reads all of it, and a conversion that
+    /// hashes its input checks every stored member from the same read, but a member copied
+    /// by the kernel or read in part is only checked here, at the cost of reading it.
+    ///
+    /// ```
+    /// use timmconv::{Checkpoint, OpenOptions};
+    /// let ckpt = Checkpoint::open("fixtures/ckpt/test_resnet.f32.zip.pth", &OpenOptions::default())?;
+    /// ckpt.check_crc()?;
+    /// # Ok::<(), timmconv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZipCrc`] naming the first member whose bytes do not match, or an I/O error.
+    pub fn check_crc(&self) -> Result<()> {
+        self.crc
+            .check_all(&self.source, self.file.as_ref())
+            .map_err(|e| match &self.path {
+                Some(p) => e.with_path(p),
+                None => e,
+            })
+    }
+
+    /// A CRC-32 feed for reads of this checkpoint's file in order (see [`crc::CrcFeed`]).
+    pub(crate) fn crc_feed(&self) -> crc::CrcFeed<'_> {
+        self.crc.feed()
     }
 
     /// The open input file (`None` for in-memory checkpoints).
@@ -505,6 +575,7 @@ impl Checkpoint {
                     ),
                 )
             })?;
+            self.crc.check_whole(range.start, &buf)?;
             return Ok(Cow::Owned(buf));
         }
         self.tensor_bytes(t)
@@ -623,10 +694,7 @@ pub(crate) fn is_tar(bytes: &[u8]) -> bool {
 fn select_state_dict<'n>(root: &'n Node, opts: &OpenOptions) -> Result<(Option<String>, &'n Node)> {
     let Node::Dict(items) = root else {
         return if opts.state_key.is_some() {
-            Err(Error::Structure(format!(
-                "the checkpoint is a {}, not a dict, so --state-key cannot apply",
-                root.kind()
-            )))
+            Err(crate::error::Setting::StateKeyNotDict { kind: root.kind() }.into())
         } else {
             Ok((None, root))
         };
@@ -679,15 +747,14 @@ fn check_amplification(tensors: &[TensorInfo], factor: u64) -> Result<()> {
         let storage_bytes = (t.storage_numel as u64).saturating_mul(t.dtype.size() as u64);
         let bytes = t.nbytes() as u64;
         if bytes > allowed(storage_bytes) {
-            return Err(Error::tensor(
-                &t.name,
-                format!(
-                    "reads {bytes} bytes from a storage of {storage_bytes} bytes (shape {:?}, \
-                     stride {:?}), more than {factor} times its size (limit `MAX_AMPLIFICATION`; \
-                     raise it with --max-amplification if this expanded tensor is genuine)",
-                    t.shape, t.strides
-                ),
-            ));
+            return Err(Error::Amplified {
+                key: t.name.clone(),
+                bytes,
+                storage_bytes,
+                shape: t.shape.clone(),
+                strides: t.strides.clone(),
+                factor,
+            });
         }
         storages.insert(&t.storage, storage_bytes);
         total = total.saturating_add(bytes);

@@ -10,6 +10,10 @@ use super::{Format, Parsed, StorageLoc};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
+/// Largest safetensors header the safetensors readers accept (their `MAX_HEADER_SIZE`); what
+/// timmconv reads and what it writes are held to it.
+pub const MAX_HEADER_BYTES: usize = 100_000_000;
+
 /// Most tensors a safetensors input may hold: the same budget a `.pth` has for its storages
 /// (`MAX_ZIP_ENTRIES`, 131 072 zip members), counted before the header is parsed into
 /// maps (a 76 MB header of a million tiny tensors cost gigabytes and half a minute).
@@ -87,12 +91,9 @@ pub(crate) fn count_tensors(bytes: &[u8]) -> Result<()> {
     let mut n = [0u8; 8];
     n.copy_from_slice(len);
     let header_len = usize::try_from(u64::from_le_bytes(n)).unwrap_or(usize::MAX);
-    Error::at_most(
-        "MAX_HEADER_BYTES",
-        header_len,
-        crate::write::MAX_HEADER_BYTES,
-        || "bytes of the safetensors header",
-    )?;
+    Error::at_most("MAX_HEADER_BYTES", header_len, MAX_HEADER_BYTES, || {
+        "bytes of the safetensors header"
+    })?;
     let Some(header) = rest.get(..header_len) else {
         return Err(Error::SafeTensors(format!(
             "the header says {header_len} bytes, the file holds {}",
@@ -181,6 +182,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
             .collect::<BTreeMap<_, _>>()
     });
     Ok(Parsed {
+        crc: Default::default(),
         format: Format::SafeTensors,
         protocol: None,
         globals: Vec::new(),

@@ -108,7 +108,9 @@ impl Scan {
 /// # Errors
 ///
 /// A file that is no pickle at all, or an archive whose structure is refused (see
-/// [`Checkpoint::open`](super::Checkpoint::open)), is an error rather than a report.
+/// [`Checkpoint::open`](super::Checkpoint::open)), is an error rather than a report; so is a
+/// zip member whose bytes fail their CRC-32 ([`Error::ZipCrc`]): a scan reads every member
+/// of an archive to check it.
 pub fn scan(bytes: &[u8]) -> Result<Scan> {
     scan_with(bytes, None)
 }
@@ -154,6 +156,8 @@ fn is_tar(bytes: &[u8]) -> bool {
 
 fn scan_zip(bytes: &[u8], file: Option<&std::fs::File>, out: &mut Scan) -> Result<()> {
     let archive = Archive::open(bytes, file)?;
+    // a verdict on a file vouches for its bytes too: every member's CRC-32, as `testzip()`
+    archive.crc_table().check_all(bytes, file)?;
     if archive.record("data.pkl").is_none() {
         out.problem(
             format!("{}/", archive.root),

@@ -14,6 +14,7 @@ use std::io::{BufReader, Cursor, Read, Seek};
 
 use ::zip::{CompressionMethod, ZipArchive};
 
+use super::crc::{CrcTable, MemberCrc, Stored};
 use super::tree::{Builder, PidLayout};
 use super::{Format, Parsed, StorageLoc};
 use crate::error::{Error, Result};
@@ -318,6 +319,31 @@ impl Archive {
         self.index.get(&full).map(|&i| &self.members[i])
     }
 
+    /// Every member whose CRC-32 can be checked (stored or deflated, not encrypted), for
+    /// [`CrcTable`].
+    pub fn crc_table(&self) -> CrcTable {
+        CrcTable::new(
+            self.members
+                .iter()
+                .filter(|m| !m.encrypted)
+                .filter_map(|m| {
+                    let stored = match m.method {
+                        Method::Stored => Stored::Plain,
+                        Method::Deflated => Stored::Deflated { size: m.size },
+                        Method::Other(_) => return None,
+                    };
+                    Some(MemberCrc::new(
+                        m.name.clone(),
+                        m.data_start,
+                        m.compressed,
+                        stored,
+                        m.crc,
+                    ))
+                })
+                .collect(),
+        )
+    }
+
     /// Whether any member lies under `<root>/<folder>/`.
     pub fn has_folder(&self, folder: &str) -> bool {
         let mut prefix = self.root_raw.to_ascii_lowercase();
@@ -584,13 +610,14 @@ fn central_directory(bytes: &[u8]) -> Result<Directory> {
 }
 
 /// Inflates the raw deflate stream of `compressed` bytes at `start`, which must produce
-/// exactly `len` bytes with CRC-32 `crc`.
+/// exactly `len` bytes with CRC-32 `crc` (the member `name`, for messages).
 pub(super) fn inflate(
     bytes: &[u8],
     start: usize,
     compressed: usize,
     len: usize,
     crc: u32,
+    name: &str,
 ) -> Result<Vec<u8>> {
     let data = start
         .checked_add(compressed)
@@ -607,15 +634,19 @@ pub(super) fn inflate(
             out.len()
         )));
     }
-    if crc32fast::hash(&out) != crc {
-        return Err(Error::Zip(format!(
-            "deflated entry at offset {start} fails its CRC-32 check"
-        )));
+    let actual = crc32fast::hash(&out);
+    if actual != crc {
+        return Err(Error::ZipCrc {
+            member: name.to_owned(),
+            expected: crc,
+            actual,
+        });
     }
     Ok(out)
 }
 
-/// The bytes of a record of at most `limit` bytes (a pickle, the byteorder).
+/// The bytes of a record of at most `limit` bytes (a pickle, the byteorder), CRC-32 checked:
+/// a record is read whole, so the check costs no extra read.
 pub(super) fn read_record<'a>(
     bytes: &'a [u8],
     m: &Member,
@@ -632,17 +663,26 @@ pub(super) fn read_record<'a>(
         ));
     }
     Ok(match loc {
-        StorageLoc::Range { start, len } => Cow::Borrowed(
-            bytes
+        StorageLoc::Range { start, len } => {
+            let data = bytes
                 .get(start..start + len)
-                .ok_or_else(|| Error::Zip(format!("`{}` runs past the end", m.name)))?,
-        ),
+                .ok_or_else(|| Error::Zip(format!("`{}` runs past the end", m.name)))?;
+            let actual = crc32fast::hash(data);
+            if actual != m.crc {
+                return Err(Error::ZipCrc {
+                    member: m.name.clone(),
+                    expected: m.crc,
+                    actual,
+                });
+            }
+            Cow::Borrowed(data)
+        }
         StorageLoc::Deflated {
             start,
             compressed,
             len,
             crc,
-        } => Cow::Owned(inflate(bytes, start, compressed, len, crc)?),
+        } => Cow::Owned(inflate(bytes, start, compressed, len, crc, &m.name)?),
     })
 }
 
@@ -691,6 +731,7 @@ pub(super) fn parse(bytes: &[u8], file: Option<&File>) -> Result<Parsed> {
         }
     }
     Ok(Parsed {
+        crc: archive.crc_table(),
         format: Format::TorchZip,
         protocol: Some(u.protocol),
         globals: u.globals,

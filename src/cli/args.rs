@@ -417,6 +417,11 @@ pub struct ConvertArgs {
     /// source_sha256 and nothing can be checked against one.
     #[arg(long, conflicts_with = "expect_sha256")]
     pub no_hash: bool,
+    /// Check the CRC-32 of every zip member of the input, reading for it what the conversion
+    /// does not read anyway: hashing already checks every stored member from its one read, so
+    /// this matters with --no-hash, where it adds a read of the file (docs/security.md).
+    #[arg(long)]
+    pub check_crc: bool,
     /// fsync the output before renaming it into place (durable across a power loss; slower).
     #[arg(long)]
     pub fsync: bool,

@@ -5,6 +5,7 @@ pub mod args;
 pub mod commands;
 pub mod printer;
 pub mod table;
+pub mod wording;
 
 pub use args::Cli;
 

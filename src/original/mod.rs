@@ -324,15 +324,15 @@ pub fn evaluate<'c>(
         Derive::Add(rhs) => {
             let dt = d.info.dtype;
             let not_float = || Error::tensor(&d.info.name, "not a floating-point tensor");
-            let a = crate::adapt::cast::to_f32(&view(&d.info)?, dt).ok_or_else(not_float)?;
-            let b = crate::adapt::cast::to_f32(&view(rhs)?, dt).ok_or_else(not_float)?;
+            let a = crate::dtype::cast::to_f32(&view(&d.info)?, dt).ok_or_else(not_float)?;
+            let b = crate::dtype::cast::to_f32(&view(rhs)?, dt).ok_or_else(not_float)?;
             if a.len() != b.len() {
                 return Err(Error::tensor(&d.info.name, "summands differ in size"));
             }
             let sum: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
             // an f32 sum of two f16 or bf16 values rounds to the value torch's f16/bf16 add
             // gives: f32 holds more than twice their precision plus two bits
-            let bytes = crate::adapt::cast::from_f32(&sum, dt);
+            let bytes = crate::dtype::cast::from_f32(&sum, dt);
             bytes.map(Cow::Owned).ok_or_else(not_float)
         }
     }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use super::{rename_prefix, Lines};
+use super::Lines;
 use crate::error::{Error, Result};
 
 static DATA: &str = include_str!("features.jsonl");
@@ -36,75 +36,6 @@ pub struct FeatureLayout {
     /// Why timm cannot build a features model for this architecture, if it cannot.
     #[serde(default)]
     pub error: Option<String>,
-}
-
-/// A features selection ready to apply: which keys to keep and how to rename them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeatureSelect {
-    /// Kept module prefixes (whole path components).
-    pub keep: Vec<String>,
-    /// Global prefix.
-    pub prefix: String,
-    /// Module renames.
-    pub rules: Vec<(String, String)>,
-}
-
-impl FeatureSelect {
-    /// The features-model key of a classification-model key, or `None` when it is not kept.
-    pub fn map(&self, key: &str) -> Option<String> {
-        if !self.keep.iter().any(|p| rename_prefix(key, p, p).is_some()) {
-            return None;
-        }
-        let renamed = self
-            .rules
-            .iter()
-            .find_map(|(from, to)| rename_prefix(key, from, to))
-            .unwrap_or_else(|| key.to_owned());
-        Some(format!("{}{renamed}", self.prefix))
-    }
-}
-
-impl FeatureLayout {
-    /// The selection for `out_indices` (timm's default when `None`); `stages` is the length of
-    /// the architecture's feature_info, for negative indices.
-    pub fn select(&self, out_indices: Option<&[i64]>, stages: usize) -> Result<FeatureSelect> {
-        if let Some(e) = &self.error {
-            return Err(Error::Options(format!(
-                "timm cannot build a features_only model of `{}` that timmconv can map: {e}",
-                self.name
-            )));
-        }
-        let label = match out_indices {
-            None => "default".to_owned(),
-            Some([]) => return Err(Error::Setting(crate::error::Setting::EmptyOutIndices)),
-            Some(idx) => {
-                let n = i64::try_from(stages).unwrap_or(i64::MAX);
-                let mut max = i64::MIN;
-                for &i in idx {
-                    let j = if i < 0 { i + n } else { i };
-                    if j < 0 || j >= n {
-                        return Err(Error::Options(format!(
-                            "out index {i} is outside the {stages} feature stages of `{}`",
-                            self.name
-                        )));
-                    }
-                    max = max.max(j);
-                }
-                max.to_string()
-            }
-        };
-        match self.keep.get(&label) {
-            Some(Some(keep)) => Ok(FeatureSelect {
-                keep: keep.clone(),
-                prefix: self.prefix.clone(),
-                rules: self.rules.clone(),
-            }),
-            _ => Err(Error::Options(format!(
-                "timm does not build `{}` features_only with highest out index {label}",
-                self.name
-            ))),
-        }
-    }
 }
 
 fn index() -> &'static Lines {

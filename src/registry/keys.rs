@@ -1,19 +1,22 @@
 //! The state-dict keys and shapes of every architecture, as `timm.create_model(NAME)` builds
 //! it (tools/gen_keys.py, meta builds of timm 1.0.31), plus the deltas of pretrained tags whose
-//! cfg builds a different model. Embedded deflated (front-coded text) and inflated on first use.
+//! cfg builds a different model. Embedded as front-coded text in deflated chunks of a few
+//! architectures each, behind a plain index of names, chunks and tags: a look-up inflates the
+//! one chunk that holds its architecture (kept for the process), never the whole table.
 
-use std::collections::HashMap;
 use std::io::Read;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-static DATA: &[u8] = include_bytes!("keys.txt.deflate");
+static DATA: &[u8] = include_bytes!("keys.packed");
 
-/// Largest inflated size accepted (the embedded text is a few tens of MiB at most).
-const MAX_TEXT: u64 = 256 << 20;
+/// Largest inflated size accepted for one chunk (tools/gen_keys.py closes a chunk at 64 KiB of
+/// text; one architecture's keys are tens of KiB).
+const MAX_CHUNK_TEXT: u64 = 16 << 20;
 
 /// A state dict's keys and shapes, in order.
 pub type Keys = Vec<(String, Vec<usize>)>;
@@ -32,35 +35,116 @@ pub struct KeysHeader {
     pub build_failures: Vec<String>,
 }
 
+/// One architecture's line of the index.
+struct Entry {
+    name: &'static str,
+    chunk: usize,
+    /// The tags of its deltas, `:headless` included.
+    tags: Vec<&'static str>,
+}
+
 struct Block {
     /// Lines of the architecture's keys.
-    keys: std::ops::Range<usize>,
+    keys: Range<usize>,
     /// Tag -> lines of its delta.
-    tags: Vec<(String, std::ops::Range<usize>)>,
+    tags: Vec<(&'static str, Range<usize>)>,
+}
+
+/// An inflated chunk: its lines, and each architecture's blocks of them.
+struct Chunk {
+    lines: Vec<&'static str>,
+    archs: Vec<(&'static str, Block)>,
 }
 
 struct Index {
     header: KeysHeader,
-    lines: Vec<&'static str>,
-    archs: Vec<(&'static str, Block)>,
-    by_name: HashMap<&'static str, usize>,
+    /// Sorted by name (bytes), as the generator writes them.
+    archs: Vec<Entry>,
+    /// Each chunk's deflated bytes, and the chunk once inflated.
+    chunks: Vec<(&'static [u8], Inflated)>,
 }
+
+/// A chunk inflated on first use, or why it could not be (kept as text, as [`index`] does).
+type Inflated = OnceLock<std::result::Result<Chunk, String>>;
 
 fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Structure(format!("embedded keys data is corrupt: {what}"))
 }
 
+/// Reads the index: the header, the chunks' lengths and one line per architecture.
 fn build() -> Result<Index> {
-    let mut text = String::new();
-    flate2::read::DeflateDecoder::new(DATA)
-        .take(MAX_TEXT)
-        .read_to_string(&mut text)
-        .map_err(corrupt)?;
-    let text: &'static str = Box::leak(text.into_boxed_str());
-    let mut it = text.lines();
+    let end = DATA
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .ok_or_else(|| corrupt("no end of the index"))?;
+    let (head, rest) = DATA.split_at(end);
+    let mut body = rest.get(2..).ok_or_else(|| corrupt("index"))?;
+    let head = std::str::from_utf8(head).map_err(corrupt)?;
+    let mut it = head.lines();
     let header: KeysHeader =
         serde_json::from_str(it.next().ok_or_else(|| corrupt("empty"))?).map_err(corrupt)?;
-    let lines: Vec<&'static str> = it.collect();
+    let mut chunks = Vec::new();
+    for len in it.next().ok_or_else(|| corrupt("no chunks"))?.split(' ') {
+        let len: usize = len
+            .parse()
+            .map_err(|_| corrupt(format!("chunk length `{len}`")))?;
+        if len > body.len() {
+            return Err(corrupt("a chunk past the end"));
+        }
+        let (bytes, next) = body.split_at(len);
+        chunks.push((bytes, OnceLock::new()));
+        body = next;
+    }
+    if !body.is_empty() {
+        return Err(corrupt("bytes after the last chunk"));
+    }
+    let mut archs: Vec<Entry> = Vec::new();
+    for line in it {
+        let mut words = line.split(' ');
+        let (Some(name), Some(chunk)) = (words.next(), words.next()) else {
+            return Err(corrupt(format!("index line `{line}`")));
+        };
+        let chunk: usize = chunk
+            .parse()
+            .ok()
+            .filter(|&c| c < chunks.len())
+            .ok_or_else(|| corrupt(format!("index line `{line}`")))?;
+        if archs.last().is_some_and(|p| p.name >= name) {
+            return Err(corrupt(format!("`{name}` out of order")));
+        }
+        archs.push(Entry {
+            name,
+            chunk,
+            tags: words.collect(),
+        });
+    }
+    Ok(Index {
+        header,
+        archs,
+        chunks,
+    })
+}
+
+fn index() -> Result<&'static Index> {
+    static INDEX: OnceLock<std::result::Result<Index, String>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| build().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Error::Structure(e.clone()))
+}
+
+/// Inflates chunk `i` and splits it into its architectures' blocks, checked against the index
+/// (the same architectures, in order, with the same tags).
+fn inflate(idx: &Index, i: usize) -> Result<Chunk> {
+    let (bytes, _) = idx.chunks.get(i).ok_or_else(|| corrupt("chunk"))?;
+    let mut text = String::new();
+    flate2::read::DeflateDecoder::new(*bytes)
+        .take(MAX_CHUNK_TEXT)
+        .read_to_string(&mut text)
+        .map_err(corrupt)?;
+    // kept for the process, like the rest of the embedded data
+    let text: &'static str = Box::leak(text.into_boxed_str());
+    let lines: Vec<&'static str> = text.lines().collect();
     let mut archs: Vec<(&'static str, Block)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if let Some(name) = line.strip_prefix('@') {
@@ -75,7 +159,7 @@ fn build() -> Result<Index> {
             let (_, b) = archs
                 .last_mut()
                 .ok_or_else(|| corrupt("a tag before any arch"))?;
-            b.tags.push((tag.to_owned(), i + 1..i + 1));
+            b.tags.push((tag, i + 1..i + 1));
         } else {
             let (_, b) = archs
                 .last_mut()
@@ -86,25 +170,44 @@ fn build() -> Result<Index> {
             }
         }
     }
-    let by_name = archs
+    let listed: Vec<(&str, &[&str])> = idx
+        .archs
         .iter()
-        .enumerate()
-        .map(|(i, (n, _))| (*n, i))
+        .filter(|e| e.chunk == i)
+        .map(|e| (e.name, e.tags.as_slice()))
         .collect();
-    Ok(Index {
-        header,
-        lines,
-        archs,
-        by_name,
-    })
+    let same = listed.len() == archs.len()
+        && listed.iter().zip(&archs).all(|((name, tags), (n, b))| {
+            name == n && tags.iter().copied().eq(b.tags.iter().map(|(t, _)| *t))
+        });
+    if !same {
+        return Err(corrupt(format!(
+            "chunk {i} does not hold what the index says"
+        )));
+    }
+    Ok(Chunk { lines, archs })
 }
 
-fn index() -> Result<&'static Index> {
-    static INDEX: OnceLock<std::result::Result<Index, String>> = OnceLock::new();
-    INDEX
-        .get_or_init(|| build().map_err(|e| e.to_string()))
+/// The index entry of `arch`, and its inflated chunk's block; `None` for an architecture the
+/// data does not know.
+fn block(arch: &str) -> Result<Option<(&'static Chunk, &'static Block)>> {
+    let idx = index()?;
+    let Ok(at) = idx.archs.binary_search_by(|e| e.name.cmp(arch)) else {
+        return Ok(None);
+    };
+    let chunk = idx.archs[at].chunk;
+    let (_, cell) = idx.chunks.get(chunk).ok_or_else(|| corrupt("chunk"))?;
+    let chunk = cell
+        .get_or_init(|| inflate(idx, chunk).map_err(|e| e.to_string()))
         .as_ref()
-        .map_err(|e| Error::Structure(e.clone()))
+        .map_err(|e| Error::Structure(e.clone()))?;
+    let b = chunk
+        .archs
+        .iter()
+        .find(|(n, _)| *n == arch)
+        .map(|(_, b)| b)
+        .ok_or_else(|| corrupt(format!("`{arch}` is not in its chunk")))?;
+    Ok(Some((chunk, b)))
 }
 
 fn shape(text: &str) -> Result<Vec<usize>> {
@@ -145,13 +248,13 @@ pub fn header() -> Result<&'static KeysHeader> {
 pub fn names() -> Result<Vec<String>> {
     let idx = index()?;
     let mut out = Vec::new();
-    for (name, b) in &idx.archs {
-        out.push((*name).to_owned());
+    for e in &idx.archs {
+        out.push(e.name.to_owned());
         out.extend(
-            b.tags
+            e.tags
                 .iter()
-                .filter(|(t, _)| !t.starts_with(':'))
-                .map(|(t, _)| format!("{name}.{t}")),
+                .filter(|t| !t.starts_with(':'))
+                .map(|t| format!("{}.{t}", e.name)),
         );
     }
     Ok(out)
@@ -160,26 +263,22 @@ pub fn names() -> Result<Vec<String>> {
 /// The keys and shapes of `timm.create_model(NAME[.TAG])`; `None` when none are recorded (an
 /// architecture this data does not know, or one that could not be built on the meta device).
 pub fn keys(name: &str) -> Result<Option<Keys>> {
-    let idx = index()?;
     let (arch, tag) = super::split_name(name);
-    let Some(&i) = idx.by_name.get(arch) else {
+    let Some((chunk, b)) = block(arch)? else {
         return Ok(None);
     };
-    let Some((_, b)) = idx.archs.get(i) else {
-        return Ok(None);
-    };
-    let lines = idx
+    let lines = chunk
         .lines
         .get(b.keys.clone())
         .ok_or_else(|| corrupt("range"))?;
     let mut keys = decode(lines)?;
     let Some(delta) = tag
         .filter(|t| !t.starts_with(':'))
-        .and_then(|t| b.tags.iter().find(|(n, _)| n == t))
+        .and_then(|t| b.tags.iter().find(|(n, _)| *n == t))
     else {
         return Ok(Some(keys));
     };
-    for line in idx
+    for line in chunk
         .lines
         .get(delta.1.clone())
         .ok_or_else(|| corrupt("range"))?
@@ -213,15 +312,15 @@ const HEADLESS: &str = ":headless";
 ///
 /// The embedded data is corrupt.
 pub fn headless(arch: &str) -> Result<Vec<String>> {
-    let idx = index()?;
     let (arch, _) = super::split_name(arch);
-    let Some(b) = idx.by_name.get(arch).and_then(|&i| idx.archs.get(i)) else {
+    let Some((chunk, b)) = block(arch)? else {
         return Ok(Vec::new());
     };
-    let Some((_, range)) = b.1.tags.iter().find(|(t, _)| t == HEADLESS) else {
+    let Some((_, range)) = b.tags.iter().find(|(t, _)| *t == HEADLESS) else {
         return Ok(Vec::new());
     };
-    idx.lines
+    chunk
+        .lines
         .get(range.clone())
         .ok_or_else(|| corrupt("range"))?
         .iter()
@@ -265,5 +364,22 @@ mod tests {
         assert!(headless("resnet18").unwrap().is_empty());
         // never offered as a tag
         assert!(!names().unwrap().iter().any(|n| n.contains(':')));
+    }
+
+    /// Every chunk inflates, holds what the index says, and every name decodes; the counts
+    /// are the header's (tools/gen_keys.py, timm 1.0.31: 1371 architectures, 193 tag deltas).
+    #[test]
+    fn every_chunk_matches_the_index() {
+        let idx = index().unwrap();
+        assert_eq!(idx.archs.len(), header().unwrap().architectures);
+        for i in 0..idx.chunks.len() {
+            inflate(idx, i).unwrap();
+        }
+        let names = names().unwrap();
+        assert_eq!(names.len(), 1371 + 193);
+        for n in &names {
+            assert!(keys(n).unwrap().is_some_and(|k| !k.is_empty()), "{n}");
+        }
+        assert_eq!(keys("no_such_arch").unwrap(), None);
     }
 }

@@ -15,6 +15,7 @@ mod cfg;
 pub mod features;
 pub mod keys;
 pub mod resize;
+mod sorted;
 pub mod strict;
 
 use std::cmp::Ordering;
@@ -23,8 +24,8 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 pub use cfg::{Arch, FeatureInfo, Results, Tag};
-pub use features::{FeatureLayout, FeatureSelect};
-pub use resize::{Knobs, ResizeLayout, ResizePlan};
+pub use features::FeatureLayout;
+pub use resize::ResizeLayout;
 
 use crate::error::{Error, Result};
 
@@ -38,11 +39,9 @@ static FILE: OnceLock<&'static str> = OnceLock::new();
 pub fn use_file(path: &std::path::Path) -> Result<()> {
     let limit = crate::small_file::MAX_REGISTRY_BYTES;
     let text = crate::small_file::read_existing_text(path, "MAX_REGISTRY_BYTES", limit)?;
-    let bad = |what: String| {
-        Error::Options(format!(
-            "{}: not a registry made by tools/gen_registry.py: {what}",
-            path.display()
-        ))
+    let bad = |what: String| Error::RegistryFile {
+        path: path.to_owned(),
+        what,
     };
     let mut lines = text.lines();
     serde_json::from_str::<Header>(lines.next().unwrap_or_default())
@@ -61,7 +60,7 @@ pub fn use_file(path: &std::path::Path) -> Result<()> {
         prev = Some(name);
     }
     FILE.set(Box::leak(text.into_boxed_str()))
-        .map_err(|_| Error::Options("a registry file is already in use".into()))
+        .map_err(|_| Error::RegistryInUse)
 }
 
 fn name_of_str(line: &str) -> Option<&str> {
@@ -113,11 +112,6 @@ impl Lines {
     }
 }
 
-/// `rename::replace_prefix`, shared with the features mapping.
-pub(crate) fn rename_prefix(name: &str, from: &str, to: &str) -> Option<String> {
-    crate::adapt::rename::replace_prefix(name, from, to)
-}
-
 fn name_of(line: &'static str) -> Option<&'static str> {
     let rest = line.strip_prefix("{\"name\":\"")?;
     rest.split('"').next()
@@ -161,7 +155,8 @@ fn parse(line: &str) -> Result<Arch> {
 
 /// The architecture named `name` (no tag).
 pub fn arch(name: &str) -> Option<Arch> {
-    parse(index().lines.find(name)?).ok()
+    // searched in the text itself: indexing every line first costs more than the look-up
+    parse(sorted::find(FILE.get().copied().unwrap_or(DATA), name)?).ok()
 }
 
 /// Every architecture, parsed (for listing with figures). [`validate`] proves every line parses.
@@ -283,7 +278,12 @@ pub fn fnmatch_regex(pattern: &str) -> Result<regex::Regex> {
         }
     }
     re.push_str(")$");
-    regex::Regex::new(&re).map_err(|e| Error::Options(format!("bad pattern `{pattern}`: {e}")))
+    regex::Regex::new(&re).map_err(|e| {
+        Error::from(crate::error::Setting::BadPattern {
+            pattern: pattern.to_owned(),
+            why: e.to_string(),
+        })
+    })
 }
 
 /// timm's `_natural_key` ordering: `re.split(r'(\d+)', name.lower())`, digit runs compared as

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 
 use tch::{CModule, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, VerifyError};
 
 extern "C" {
     fn timmconv_named_buffers(
@@ -32,9 +32,7 @@ extern "C" fn collect(ctx: *mut c_void, name: *const c_char, tensor: *mut c_void
 /// storage with the module's own.
 pub(super) fn named_buffers(m: &CModule) -> Result<Vec<(String, Tensor)>> {
     if std::mem::size_of::<CModule>() != std::mem::size_of::<*mut c_void>() {
-        return Err(Error::Options(
-            "this tch version's CModule layout is not the one timmconv was written for".into(),
-        ));
+        return Err(VerifyError::ModuleLayout.into());
     }
     // SAFETY: tch 0.24's `CModule` is a struct holding exactly one field, the
     // `*mut torch::jit::script::Module` (checked by size just above, and tch is pinned to
@@ -50,9 +48,7 @@ pub(super) fn named_buffers(m: &CModule) -> Result<Vec<(String, Tensor)>> {
         )
     };
     if n < 0 {
-        return Err(Error::Options(
-            "libtorch failed to list the module's buffers".into(),
-        ));
+        return Err(VerifyError::Buffers.into());
     }
     Ok(out)
 }

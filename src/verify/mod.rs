@@ -24,7 +24,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{Checkpoint, OpenOptions};
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VerifyError};
 
 /// Where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,7 +93,7 @@ pub struct VerifyReport {
     pub forward_seconds: f64,
     /// Shape of the output.
     pub output_shape: Vec<i64>,
-    /// libtorch's logits, flattened (for the `--report` chart; not in the JSON).
+    /// libtorch's logits, flattened (for the parity chart; not in the JSON).
     #[serde(skip)]
     pub logits: Vec<f64>,
     /// The fixture's (PyTorch's) logits, flattened.
@@ -102,7 +102,10 @@ pub struct VerifyReport {
 }
 
 fn terr(what: impl std::fmt::Display) -> Error {
-    Error::Options(format!("libtorch: {what}"))
+    VerifyError::Libtorch {
+        what: what.to_string(),
+    }
+    .into()
 }
 
 fn kind(d: DType) -> Kind {
@@ -176,11 +179,7 @@ pub fn verify(
     }
     let device = match opts.device {
         DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Cuda if !tch::Cuda::is_available() => {
-            return Err(Error::Options(
-                "--device cuda: no CUDA device is available to libtorch".into(),
-            ))
-        }
+        DeviceChoice::Cuda if !tch::Cuda::is_available() => return Err(VerifyError::NoCuda.into()),
         DeviceChoice::Cuda => Device::Cuda(0),
         DeviceChoice::Auto => Device::cuda_if_available(),
     };
@@ -215,10 +214,11 @@ pub fn verify(
                     unused.push(t.name.clone());
                     continue;
                 }
-                return Err(Error::tensor(
-                    &t.name,
-                    format!("the module has no `{name}` (pass --allow-unused to ignore)"),
-                ));
+                return Err(VerifyError::NotInModule {
+                    key: t.name.clone(),
+                    name,
+                }
+                .into());
             };
             let dst = &mut targets[i].1;
             let want: Vec<i64> = dst.size();
@@ -254,11 +254,11 @@ pub fn verify(
     let forward_seconds = t0.elapsed().as_secs_f64();
     let out = out.to_device(Device::Cpu).to_kind(Kind::Double);
     if out.size() != reference.size() {
-        return Err(Error::Options(format!(
-            "the module gives shape {:?}, the fixture's logits are {:?}",
-            out.size(),
-            reference.size()
-        )));
+        return Err(VerifyError::OutputShape {
+            output: out.size(),
+            reference: reference.size(),
+        }
+        .into());
     }
     let diff = (&out - &reference).abs();
     let max_abs = diff.max().double_value(&[]);

@@ -289,11 +289,8 @@ fn convert(
     if let Some(n) = num_classes {
         c = c.num_classes(n);
     }
-    let write = WriteOptions {
-        overwrite: true,
-        ..WriteOptions::default()
-    };
-    c.plan()?.write(out, &write, |_, _| {})?;
+    let write = WriteOptions::default().overwrite(true);
+    c.plan()?.write(out, &write)?;
     Ok(out.to_path_buf())
 }
 

@@ -17,15 +17,8 @@
 //! build runs it even on AVX-512 machines) and the scalar tail
 //! summed in the orders GCC's contractions give them, matched bit for bit against torch 2.11.
 
-/// The interpolation mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Cubic convolution.
-    Bicubic,
-    /// Linear.
-    Bilinear,
-}
+// the mode is data the registry records per architecture (its filter's interpolation)
+pub use crate::registry::resize::Mode;
 
 /// A mode, whether it antialiases and whether it aligns corners
 /// (`F.interpolate(mode=…, antialias=…, align_corners=…)`).

@@ -10,9 +10,10 @@ use std::time::Instant;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::args::{BatchArgs, ConvertArgs, LayoutArg};
+use crate::cli::args::{BatchArgs, ConvertArgs};
 use crate::cli::commands::convert;
 use crate::cli::{printer, Outcome};
+use timmconv::conversion::OutputState;
 
 /// Largest manifest read (about 200 000 typical lines).
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
@@ -427,12 +428,12 @@ fn run_job(
     // `batch --no-hash` converts without hashing too, so outputs record size and mtime instead;
     // an output timmconv wrote for other options or another input is stale, and replaced
     let check = if job.args.force {
-        Currency::default()
+        None
     } else {
-        current(&job.args, no_hash || job.args.no_hash)
+        convert::output_state(&job.args, no_hash || job.args.no_hash)
     };
-    let is_current = check.current;
-    let stale = !job.args.force && !is_current && written_by_us(&job.args);
+    let is_current = check.is_some_and(|c| c.state == OutputState::Current);
+    let stale = check.is_some_and(|c| c.state == OutputState::Stale);
     let mut args;
     let a = if (no_hash && !job.args.no_hash) || stale {
         args = job.args.clone();
@@ -451,7 +452,7 @@ fn run_job(
         status: "converted",
         error: None,
         seconds: 0.0,
-        bytes_read: check.hashed,
+        bytes_read: check.map_or(0, |c| c.input_bytes_read),
         bytes_written: 0,
     };
     if is_current {
@@ -475,7 +476,10 @@ fn run_job(
         match result {
             Ok(r) => {
                 rec.bytes_written = r.bytes;
-                let size = std::fs::metadata(&r.input).map_or(0, |m| m.len());
+                let size = r
+                    .input
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0, |m| m.len());
                 rec.bytes_read = rec.bytes_read.saturating_add(size);
             }
             Err(e) => {
@@ -486,74 +490,6 @@ fn run_job(
     }
     rec.seconds = started.elapsed().as_secs_f64();
     rec
-}
-
-/// Whether a job's output is current, and the input bytes hashed to decide it.
-#[derive(Debug, Default)]
-struct Currency {
-    current: bool,
-    hashed: u64,
-}
-
-/// Whether the output exists, can be read back whole (its header valid and the file as long as
-/// the header says: a truncated file is never "current") and records this input and these
-/// options.
-fn current(a: &ConvertArgs, no_hash: bool) -> Currency {
-    let no = Currency::default();
-    let Ok(out) = timmconv::write::read_written(&output_file(a)) else {
-        return no;
-    };
-    let meta = out.metadata;
-    if !out.complete {
-        return no;
-    }
-    let Ok(options_sha256) = convert::options_sha256(a) else {
-        return no;
-    };
-    if meta.get("options_sha256") != Some(&options_sha256) {
-        return no;
-    }
-    if no_hash {
-        // the input's size and mtime, as the output recorded them when converted without a hash
-        let stamp = std::fs::metadata(&a.input)
-            .ok()
-            .and_then(|m| timmconv::convert::source_stamp(&m));
-        let current = match (stamp, meta.get("source_size"), meta.get("source_mtime_ns")) {
-            (Some((size, mtime)), Some(s), Some(m)) => {
-                *s == size.to_string() && *m == mtime.to_string()
-            }
-            _ => false,
-        };
-        Currency { current, hashed: 0 }
-    } else {
-        let Some(recorded) = meta.get("source_sha256") else {
-            return no;
-        };
-        let hashed = std::fs::metadata(&a.input).map_or(0, |m| m.len());
-        match timmconv::convert::sha256_file(&a.input) {
-            Ok(sha) => Currency {
-                current: *recorded == sha,
-                hashed,
-            },
-            Err(_) => no,
-        }
-    }
-}
-
-/// Whether the job's output exists and is a timmconv output (its metadata has `options_sha256`):
-/// one batch may replace when stale (a truncated one included); anything else at that path is
-/// left alone (the job fails).
-fn written_by_us(a: &ConvertArgs) -> bool {
-    timmconv::write::read_written(&output_file(a))
-        .is_ok_and(|m| m.metadata.contains_key("options_sha256"))
-}
-
-/// The safetensors file a job writes (the weights of a hub folder).
-fn output_file(a: &ConvertArgs) -> PathBuf {
-    match a.layout {
-        LayoutArg::File => a.output.clone(),
-        LayoutArg::Hub => a.output.join("model.safetensors"),
-    }
 }
 
 /// A progress bar of jobs with the bytes converted, on a terminal only.

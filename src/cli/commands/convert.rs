@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
-use crate::cli::{printer, Outcome};
+use crate::cli::{printer, wording, Outcome};
 use timmconv::adapt::Rule;
-use timmconv::convert::ConvertReport;
+use timmconv::conversion::{ChecksumSource, OutputCheck};
 use timmconv::error::{Error, Setting};
+use timmconv::ConvertReport;
 use timmconv::{Conversion, DType, Layout, OriginalLayoutChoice, WriteOptions};
 
 /// Turns the raw arguments into the library's conversion of `input`, in one place.
@@ -32,10 +33,8 @@ pub fn conversion(a: &ConvertArgs, input: Conversion) -> anyhow::Result<Conversi
             name => OriginalLayoutChoice::Force(name.to_owned()),
         })
         .hash_input(!a.no_hash)
-        .layout(match a.layout {
-            LayoutArg::File => Layout::File,
-            LayoutArg::Hub => Layout::Hub,
-        });
+        .check_crc(a.check_crc)
+        .layout(layout(a.layout));
     let optional = [
         (
             a.in_chans,
@@ -100,6 +99,21 @@ pub fn options_sha256(a: &ConvertArgs) -> anyhow::Result<String> {
     c.options_sha256().map_err(flags)
 }
 
+/// What lies at a manifest line's output: current (skip it), stale (replace it) or not
+/// timmconv's; `None` when the flags do not make a conversion (converting reports why).
+pub fn output_state(a: &ConvertArgs, no_hash: bool) -> Option<OutputCheck> {
+    let c = conversion(a, Conversion::from_file(&a.input)).ok()?;
+    Some(c.hash_input(!no_hash).output_state(&a.output))
+}
+
+/// The library's layout for the flag's.
+fn layout(l: LayoutArg) -> Layout {
+    match l {
+        LayoutArg::File => Layout::File,
+        LayoutArg::Hub => Layout::Hub,
+    }
+}
+
 /// One number (square) or H,W.
 fn pair(flag: &str, v: &Option<Vec<usize>>) -> anyhow::Result<Option<[usize; 2]>> {
     match v.as_deref() {
@@ -158,6 +172,16 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
         Error::WithPath { path, source } => {
             format!("{}: {}", path.display(), flag_message(source, input.or(Some(path)))?)
         }
+        Error::Checksum {
+            path,
+            actual,
+            expected,
+            against,
+        } => format!(
+            "{}: SHA-256 is {actual}, expected {expected} ({})",
+            path.display(),
+            checksum_source(*against)
+        ),
         Error::OutputExists { path } => {
             format!("output {} exists; pass --force to replace it", path.display())
         }
@@ -181,6 +205,19 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
              it): {}; `timmconv identify` names the architectures it fits, --allow-mismatch \
              converts anyway",
             differences.join("; ")
+        ),
+        Error::Amplified {
+            key,
+            bytes,
+            storage_bytes,
+            shape,
+            strides,
+            factor,
+        } => format!(
+            "tensor `{key}`: reads {bytes} bytes from a storage of {storage_bytes} bytes (shape \
+             {shape:?}, stride {strides:?}), more than {factor} times its size (limit \
+             `MAX_AMPLIFICATION`; raise it with --max-amplification if this expanded tensor is \
+             genuine)"
         ),
         Error::Setting(s) => match s {
             Setting::NoPretrainedCfg { model } => {
@@ -222,9 +259,16 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
                 modules.len(),
                 modules.join(", ")
             ),
+            Setting::UnknownGlobalPool { pool } => {
+                format!("--global-pool `{pool}` is not one of avg, max, avgmax, catavgmax or ''")
+            }
+            Setting::StateKeyNotDict { kind } => format!(
+                "checkpoint structure: the checkpoint is a {kind}, not a dict, so --state-key \
+                 cannot apply"
+            ),
             _ => return None,
         },
-        _ => return None,
+        other => return crate::cli::wording::message(other),
     })
 }
 
@@ -244,7 +288,11 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
         b.finish_and_clear();
     }
     if a.json {
-        printer::json(&report)?;
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(src) = report.sha256_checked {
+            v["sha256_checked"] = serde_json::json!(checksum_source(src));
+        }
+        printer::json(&v)?;
     }
     if !a.quiet {
         summary(&report, a.verbose);
@@ -254,31 +302,18 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<Outcome> {
 
 /// One conversion as `convert` does it, without printing: the code path `batch` shares.
 pub fn execute(a: &ConvertArgs, progress: impl FnMut(u64, u64)) -> anyhow::Result<ConvertReport> {
-    timmconv::source::check_output_path(&a.output, a.layout == LayoutArg::Hub)?;
-    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))?;
-    // a hub folder's (or snapshot's) config.json is input too: never the output
-    if source.config.is_some() {
-        let config = source.weights.with_file_name(timmconv::source::CONFIG_FILE);
-        let same = |p: &std::path::Path| timmconv::write::OutputId::of(p).ok();
-        if same(&a.output).is_some() && same(&a.output) == same(&config) {
-            return Err(Error::OutputIsInput {
-                path: a.output.clone(),
-            }
-            .into());
-        }
-    }
-    let write = WriteOptions {
-        overwrite: a.force,
-        fsync: a.fsync,
-    };
+    timmconv::conversion::check_output_path(&a.output, layout(a.layout)).map_err(wording::flags)?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.quiet))
+        .map_err(wording::flags)?;
+    let write = WriteOptions::default().overwrite(a.force).fsync(a.fsync);
     conversion(a, Conversion::from_source(source))?
         .plan()
-        .and_then(|plan| plan.write(&a.output, &write, progress))
+        .and_then(|plan| plan.write_with_progress(&a.output, &write, progress))
         .map_err(|e| flags_for(e, Some(&a.input)))
 }
 
 fn summary(r: &ConvertReport, verbose: bool) {
-    if let Some(o) = &r.plan.original_layout {
+    if let Some(o) = &r.changes.original_layout {
         printer::note(format_args!(
             "layout: {o}, converted as timm's {} does ({} keys renamed)",
             o.filter, o.renamed
@@ -297,14 +332,14 @@ fn summary(r: &ConvertReport, verbose: bool) {
             ));
         }
     }
-    if r.plan.stem_free {
+    if r.changes.stem_free {
         printer::note(format_args!(
             "the pretrained cfg declares no first conv (first_conv: []): timm builds this \
              architecture the same for any in_chans, so the weights serve {} channels unchanged",
-            r.plan.in_chans
+            r.changes.in_chans
         ));
     }
-    for ad in &r.plan.adapted {
+    for ad in &r.changes.adapted {
         printer::note(format_args!(
             "adapted `{}` {:?} -> {:?} ({})",
             ad.key,
@@ -318,20 +353,20 @@ fn summary(r: &ConvertReport, verbose: bool) {
             }
         ));
     }
-    for rs in &r.plan.resampled {
+    for rs in &r.changes.resampled {
         printer::note(format_args!(
             "resampled `{}` {:?} -> {:?}",
             rs.key, rs.from_shape, rs.to_shape
         ));
     }
-    for d in &r.plan.dropped {
+    for d in &r.changes.dropped {
         printer::note(format_args!("dropped `{}`: {}", d.key, d.reason));
     }
-    for s in &r.plan.sliced {
+    for s in &r.changes.sliced {
         printer::note(format_args!("sliced label offset off `{s}`"));
     }
     if verbose {
-        for n in &r.plan.renamed {
+        for n in &r.changes.renamed {
             printer::note(format_args!("renamed `{}` -> `{}`", n.from, n.to));
         }
         for s in &r.skipped {
@@ -340,29 +375,33 @@ fn summary(r: &ConvertReport, verbose: bool) {
                 s.name, s.kind
             ));
         }
-    } else if !r.plan.renamed.is_empty() {
+    } else if !r.changes.renamed.is_empty() {
         printer::note(format_args!(
             "renamed {} keys (-v lists them)",
-            r.plan.renamed.len()
+            r.changes.renamed.len()
         ));
     }
-    for u in &r.plan.unused_rules {
+    for u in &r.changes.unused_rules {
         printer::warn(format_args!("rename rule `{u}` matched nothing"));
     }
-    for w in &r.plan.warnings {
-        printer::warn(w);
+    for w in &r.changes.warnings {
+        // the library names its setting; the user set it with the flag
+        match w.strip_prefix("allow_mismatch: ") {
+            Some(rest) => printer::warn(format!("--allow-mismatch: {rest}")),
+            None => printer::warn(w),
+        }
     }
     // loaders that build the architecture with fixed arguments (candle-transformers'
     // constructors: 3 input channels and a classifier) cannot take such a file as it is
     let mut unlike_pretrained = Vec::new();
-    if r.plan.in_chans != 3 && !r.plan.adapted.is_empty() {
-        let n = r.plan.in_chans;
+    if r.changes.in_chans != 3 && !r.changes.adapted.is_empty() {
+        let n = r.changes.in_chans;
         unlike_pretrained.push(format!(
             "{n} input channel{}",
             if n == 1 { "" } else { "s" }
         ));
     }
-    if r.plan.head.is_dropped() {
+    if r.changes.head.is_dropped() {
         unlike_pretrained.push("no classifier".to_owned());
     }
     if !unlike_pretrained.is_empty() {
@@ -374,13 +413,26 @@ fn summary(r: &ConvertReport, verbose: bool) {
             unlike_pretrained.join(" and ")
         ));
     }
-    if let Some(src) = &r.sha256_checked {
-        printer::note(format_args!("sha256 verified against {src}"));
+    if let Some(src) = r.sha256_checked {
+        printer::note(format_args!(
+            "sha256 verified against {}",
+            checksum_source(src)
+        ));
     }
-    printer::note(format_args!(
-        "wrote {} tensors ({}) to {}",
-        r.tensors,
-        printer::bytes(r.bytes),
-        r.output.display()
-    ));
+    if let Some(output) = &r.output {
+        printer::note(format_args!(
+            "wrote {} tensors ({}) to {}",
+            r.tensors,
+            printer::bytes(r.bytes),
+            output.display()
+        ));
+    }
+}
+
+/// Where the checked SHA-256 came from, in the CLI's words.
+fn checksum_source(src: ChecksumSource) -> String {
+    match src {
+        ChecksumSource::Expected => "--expect-sha256".into(),
+        other => other.to_string(),
+    }
 }

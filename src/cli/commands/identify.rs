@@ -6,8 +6,10 @@ use timmconv::Checkpoint;
 
 /// Runs `identify`.
 pub fn run(a: IdentifyArgs) -> anyhow::Result<Outcome> {
-    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.json))?;
-    let ckpt = Checkpoint::open(&source.weights, &a.state.open_options())?;
+    let source = timmconv::source::resolve(&a.input, &mut printer::download(a.json))
+        .map_err(super::convert::flags)?;
+    let ckpt = Checkpoint::open(&source.weights, &a.state.open_options())
+        .map_err(super::convert::flags)?;
     let found = timmconv::identify::identify(&ckpt, a.limit)?;
     if a.json {
         printer::json(&found)?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cli::args::InspectArgs;
 use crate::cli::{printer, Outcome};
-use timmconv::pickle::GlobalClass;
+use timmconv::checkpoint::GlobalClass;
 use timmconv::{checkpoint, Checkpoint};
 
 #[derive(Serialize)]
@@ -45,7 +45,9 @@ struct Report<'a> {
 
 /// Runs `inspect`.
 pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
-    a.file = timmconv::source::resolve(&a.file, &mut printer::download(false))?.weights;
+    a.file = timmconv::source::resolve(&a.file, &mut printer::download(false))
+        .map_err(crate::cli::wording::flags)?
+        .weights;
     if a.scan {
         return scan(&a);
     }
@@ -53,7 +55,7 @@ pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
         return super::tree::run(&a);
     }
     let opts = a.state.open_options();
-    let ckpt = Checkpoint::open(&a.file, &opts)?;
+    let ckpt = Checkpoint::open(&a.file, &opts).map_err(super::convert::flags)?;
     let mut counts: BTreeMap<String, (GlobalClass, usize)> = BTreeMap::new();
     for g in ckpt.globals() {
         counts

@@ -36,7 +36,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<Outcome> {
         }
         None => None,
     };
-    let ckpt = Checkpoint::open(&a.file, &a.state.open_options())?;
+    let ckpt = Checkpoint::open(&a.file, &a.state.open_options()).map_err(super::convert::flags)?;
     let tree = checkpoint::modules(ckpt.tensors(), depth);
     let (stem, head) = cfg
         .as_ref()

@@ -22,7 +22,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
         rtol: a.rtol,
         allow_unused: a.allow_unused,
     };
-    let r = verify(&a.weights, &a.module, &a.fixture, &opts)?;
+    let r = verify(&a.weights, &a.module, &a.fixture, &opts).map_err(crate::cli::wording::flags)?;
     if let Some(path) = &a.report {
         let svg = timmconv::chart::parity::svg(&timmconv::chart::parity::Report {
             subject: format!(

@@ -1,16 +1,15 @@
-//! timm hub folders: `model.safetensors` plus a `config.json` made the way timm's `save_for_hf`
-//! makes it, so that `timm.create_model('local-dir:FOLDER', pretrained=True)` loads them.
+//! The timm-folder target: `model.safetensors` plus a `config.json` made the way timm's
+//! `save_for_hf` makes it, so that `timm.create_model('local-dir:FOLDER', pretrained=True)`
+//! loads them.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::adapt::Plan;
-use crate::checkpoint::Checkpoint;
-use crate::conversion::{Settings, WriteOptions};
-use crate::convert::{self, ConvertReport};
+use super::record::ConvertReport;
+use super::{output, ConversionPlan, WriteOptions};
 use crate::error::{Error, Result, Setting};
-use crate::registry::{self, Arch, Tag};
+use crate::registry::{Arch, Tag};
 
 /// Pretrained-cfg fields that say where weights came from; a hub export drops them.
 const SOURCE_FIELDS: [&str; 6] = [
@@ -115,22 +114,17 @@ pub(crate) fn config(arch: &Arch, tag: &Tag, in_chans: usize, num_classes: usize
     Value::Object(root)
 }
 
-/// Writes `plan` of `ckpt` (opened from `input`) into the hub folder `output`
-/// (`model.safetensors`, `config.json`). The folder is assembled under a temporary name beside
-/// `output` and renamed into place.
-pub(crate) fn write_hub(
-    input: &Path,
-    ckpt: &Checkpoint,
-    opts: &Settings,
-    plan: Plan,
+/// Writes `plan` into the timm folder `output` (`model.safetensors`, `config.json`). The folder
+/// is assembled under a temporary name beside `output` and renamed into place.
+pub(super) fn write_folder(
+    plan: ConversionPlan,
     output: &Path,
     write_opts: &WriteOptions,
-    progress: impl FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ConvertReport> {
-    let Some((arch, tag)) = &opts.registry else {
-        return Err(Error::Setting(Setting::HubNeedsModel));
-    };
-    check_target(input, output, write_opts.overwrite)?;
+    let text = config_text(&plan)?;
+    let input = plan.input.path().map(Path::to_path_buf);
+    output::check_folder(input.as_deref(), output, write_opts.overwrite)?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -152,7 +146,7 @@ pub(crate) fn write_hub(
         overwrite: false,
         ..*write_opts
     };
-    let report = convert::write_file(input, ckpt, opts, plan, &model, &write_model, progress)?;
+    let mut report = super::file::write_file(plan, &model, &write_model, progress)?;
     let staging = match tempfile::Builder::new()
         .prefix(crate::write::TEMP_PREFIX)
         .tempdir_in(&parent)
@@ -163,13 +157,29 @@ pub(crate) fn write_hub(
             return Err(Error::io(&parent, e));
         }
     };
-    let staged_model = staging.path().join(HUB_FILES[0]);
+    let staged_model = staging.path().join(output::FOLDER_FILES[0]);
     if let Err(e) = std::fs::rename(&model, &staged_model) {
         let _ = std::fs::remove_file(&model);
         return Err(Error::io(&model, e));
     }
-    let in_chans = report.plan.in_chans;
-    let num_classes = if report.plan.head.is_dropped() {
+    let cfg_path = staging.path().join(output::FOLDER_FILES[1]);
+    std::fs::write(&cfg_path, text).map_err(|e| Error::io(&cfg_path, e))?;
+    // checked again: the folder may have changed while the weights were written
+    output::check_folder(input.as_deref(), output, write_opts.overwrite)?;
+    output::move_folder(staging, output)?;
+    report.output = Some(output.to_path_buf());
+    Ok(report)
+}
+
+/// The folder's `config.json`, for the model `plan` resolved to.
+fn config_text(plan: &ConversionPlan) -> Result<String> {
+    let opts = &plan.settings;
+    let Some((arch, tag)) = &opts.registry else {
+        return Err(Error::Setting(Setting::HubNeedsModel));
+    };
+    let report = &plan.plan.report;
+    let in_chans = report.in_chans;
+    let num_classes = if report.head.is_dropped() {
         0
     } else {
         opts.adapt
@@ -185,21 +195,12 @@ pub(crate) fn write_hub(
         cfg["model_args"]["global_pool"] = json!(pool);
         cfg["global_pool"] = json!(pool);
     }
-    let text =
-        serde_json::to_string_pretty(&cfg).map_err(|e| Error::Structure(e.to_string()))? + "\n";
-    let cfg_path = staging.path().join(HUB_FILES[1]);
-    std::fs::write(&cfg_path, text).map_err(|e| Error::io(&cfg_path, e))?;
-    // checked again: the folder may have changed while the weights were written
-    check_target(input, output, write_opts.overwrite)?;
-    move_into_place(staging, output)?;
-    let mut report = report;
-    report.output = output.to_path_buf();
-    Ok(report)
+    Ok(serde_json::to_string_pretty(&cfg).map_err(|e| Error::Structure(e.to_string()))? + "\n")
 }
 
 /// Records the resolution knobs: as model arguments (so timm builds the model at that size) and
 /// as the input size.
-fn with_resolution(cfg: &mut Value, r: &registry::ResizePlan, in_chans: usize) {
+fn with_resolution(cfg: &mut Value, r: &crate::adapt::ResizePlan, in_chans: usize) {
     for (knob, [a, b]) in r.asked.set() {
         let v = if a == b { json!(a) } else { json!([a, b]) };
         cfg["model_args"][knob] = v;
@@ -211,73 +212,4 @@ fn with_resolution(cfg: &mut Value, r: &registry::ResizePlan, in_chans: usize) {
             p.shift_remove("test_input_size");
         }
     }
-}
-
-/// The files a hub folder holds; the only ones `--force` may replace.
-const HUB_FILES: [&str; 2] = ["model.safetensors", "config.json"];
-
-/// Refuses to replace `output` unless it is a folder holding nothing but the files a hub
-/// export writes, and not the input: `--force` replaces an export, it never deletes anything
-/// else that lives there.
-fn check_target(input: &Path, output: &Path, overwrite: bool) -> Result<()> {
-    crate::write::check_replaceable(output, true)?;
-    let Ok(meta) = std::fs::symlink_metadata(output) else {
-        return Ok(());
-    };
-    if !overwrite {
-        return Err(Error::OutputExists {
-            path: output.to_path_buf(),
-        });
-    }
-    if !meta.is_dir() {
-        return Err(Error::OutputNotAFolder {
-            path: output.to_path_buf(),
-        });
-    }
-    let entries = std::fs::read_dir(output).map_err(|e| Error::io(output, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(output, e))?;
-        let name = entry.file_name();
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if !is_file || !HUB_FILES.iter().any(|f| name == *f) {
-            return Err(Error::OutputHoldsOthers {
-                path: output.to_path_buf(),
-                entry: crate::error::printable(&name.to_string_lossy()).into_owned(),
-            });
-        }
-    }
-    if let (Ok(i), Ok(o)) = (input.canonicalize(), output.canonicalize()) {
-        if i.starts_with(&o) {
-            return Err(Error::InputInOutput {
-                input: input.to_path_buf(),
-                path: output.to_path_buf(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Renames the staged folder to `output`. An existing export there (checked by
-/// [`check_target`]) is set aside first and put back if the rename fails; afterwards only the
-/// files an export holds are removed from it, and the set-aside folder only if that left it
-/// empty.
-fn move_into_place(staging: tempfile::TempDir, output: &Path) -> Result<()> {
-    if std::fs::symlink_metadata(output).is_err() {
-        std::fs::rename(staging.path(), output).map_err(|e| Error::io(output, e))?;
-        let _ = staging.keep();
-        return Ok(());
-    }
-    let aside = staging.path().with_extension("old");
-    std::fs::rename(output, &aside).map_err(|e| Error::io(output, e))?;
-    if let Err(e) = std::fs::rename(staging.path(), output) {
-        let _ = std::fs::rename(&aside, output);
-        return Err(Error::io(output, e));
-    }
-    let _ = staging.keep();
-    for f in HUB_FILES {
-        let _ = std::fs::remove_file(aside.join(f));
-    }
-    // fails, keeping whatever appeared there meanwhile, unless the folder is empty
-    let _ = std::fs::remove_dir(&aside);
-    Ok(())
 }

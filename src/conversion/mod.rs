@@ -7,18 +7,29 @@
 //! The CLI's `convert` and `batch` are flag-for-setter translations onto this builder: whatever
 //! they do, a library user does with the same result.
 
+mod file;
+mod fit;
+mod folder;
+mod input;
+mod output;
+mod record;
+mod settings;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::adapt::{Adaptation, Plan, Rule};
+use crate::adapt::{Knobs, Plan, Rule};
 use crate::checkpoint::{Checkpoint, OpenOptions};
-use crate::convert::{self, ConvertReport};
 use crate::dtype::DType;
-use crate::error::{Error, Result, Setting};
-use crate::original::Derived;
-use crate::registry::{self, Arch, Knobs, Tag};
+use crate::error::{Error, Result};
+use crate::registry::{self, Arch, Tag};
 use crate::source::Source;
+
+use input::{Input, Origin};
+pub use output::check_output_path;
+pub use record::{ChecksumSource, ConvertReport, OutputCheck, OutputState};
+use settings::Settings;
 
 /// What a conversion writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,12 +60,32 @@ pub enum OriginalLayoutChoice {
 
 /// How the output takes its place.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// Replace an existing output (a file, or a hub folder holding only what an export
     /// writes); without it an existing output is an error and stays as it was.
     pub overwrite: bool,
     /// Flush the data to the disk before the output gets its name (survives a power loss).
     pub fsync: bool,
+}
+
+impl WriteOptions {
+    /// Sets [`overwrite`](Self::overwrite).
+    ///
+    /// ```
+    /// let opts = timmconv::WriteOptions::default().overwrite(true).fsync(true);
+    /// assert!(opts.overwrite && opts.fsync);
+    /// ```
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Sets [`fsync`](Self::fsync).
+    pub fn fsync(mut self, yes: bool) -> Self {
+        self.fsync = yes;
+        self
+    }
 }
 
 /// A conversion being described: start from an input, set what the target model looks like,
@@ -73,15 +104,17 @@ pub struct WriteOptions {
 ///     .in_chans(4)
 ///     .num_classes(0)
 ///     .plan()?
-///     .write(&out, &WriteOptions::default(), |_, _| {})?;
-/// assert_eq!(report.plan.adapted.len(), 1); // the stem, summed and repeated to 4 channels
-/// assert_eq!(report.plan.dropped.len(), 2); // fc.weight and fc.bias: a headless model
+///     .write(&out, &WriteOptions::default())?;
+/// assert_eq!(report.changes.adapted.len(), 1); // the stem, summed and repeated to 4 channels
+/// assert_eq!(report.changes.dropped.len(), 2); // fc.weight and fc.bias: a headless model
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Conversion {
-    input: PathBuf,
+    input: Input,
     config: Option<Map<String, Value>>,
+    /// The `config.json` read beside the weights: input too, never an output.
+    config_file: Option<PathBuf>,
     open: OpenOptions,
     model: Option<(Arch, Option<Tag>, String)>,
     in_chans: Option<usize>,
@@ -103,33 +136,9 @@ pub struct Conversion {
     layout: Layout,
     expect_sha256: Option<String>,
     hash_input: bool,
+    check_crc: bool,
     original: OriginalLayoutChoice,
     model_keys: Option<crate::registry::keys::Keys>,
-}
-
-/// A conversion with every decision made: the registry lookup, the cfg merge and the options
-/// resolved into an [`Adaptation`]. What `batch` fingerprints and the writers record.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Settings {
-    pub(crate) open: OpenOptions,
-    pub(crate) adapt: Adaptation,
-    /// Architecture name recorded in the metadata.
-    pub(crate) model: Option<String>,
-    /// Pretrained tag recorded in the metadata.
-    pub(crate) tag: Option<String>,
-    /// The registry's architecture and pretrained cfg, for a hub folder's `config.json`.
-    pub(crate) registry: Option<(Arch, Tag)>,
-    pub(crate) layout: Layout,
-    pub(crate) expect_sha256: Option<String>,
-    pub(crate) no_hash: bool,
-    pub(crate) allow_mismatch: bool,
-    /// timm loads the named model's pretrained weights with `strict=False` (the tags its
-    /// factories pass `pretrained_strict=False` for: [`registry::strict`]).
-    pub(crate) non_strict: bool,
-    pub(crate) original: OriginalLayoutChoice,
-    /// The target model's keys and shapes, when given (else the registry's, looked up when
-    /// planning).
-    pub(crate) model_keys: Option<crate::registry::keys::Keys>,
 }
 
 impl Conversion {
@@ -143,9 +152,48 @@ impl Conversion {
     /// # Ok::<(), timmconv::Error>(())
     /// ```
     pub fn from_file(input: impl AsRef<Path>) -> Conversion {
+        Conversion::from_input(Input::File(input.as_ref().to_path_buf()))
+    }
+
+    /// Converts a checkpoint held in memory (a `torch.save` zip or legacy file, or safetensors,
+    /// as bytes): a checkpoint received over the network, say. The bytes are parsed with the
+    /// same bounds as a file; nothing is written anywhere but the output.
+    ///
+    /// ```
+    /// use timmconv::Conversion;
+    ///
+    /// let bytes = std::fs::read("fixtures/ckpt/test_resnet.f32.zip.pth")?;
+    /// let plan = Conversion::from_bytes(bytes).model("test_resnet")?.in_chans(1).plan()?;
+    /// let mut out = Vec::new();
+    /// let report = plan.write_to(&mut out)?;
+    /// let written = timmconv::Checkpoint::from_bytes(out, &Default::default())?;
+    /// assert_eq!(written.array::<f32>("conv1.0.weight")?.shape(), [16, 1, 3, 3]);
+    /// assert_eq!(report.input, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Conversion {
+        Conversion::from_input(Input::Bytes(std::sync::Arc::new(bytes.into())))
+    }
+
+    /// Converts a checkpoint read whole from `reader` into memory (see
+    /// [`from_bytes`](Self::from_bytes)).
+    ///
+    /// # Errors
+    ///
+    /// The reader's I/O error.
+    pub fn from_reader(mut reader: impl std::io::Read) -> Result<Conversion> {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(input::IN_MEMORY, e))?;
+        Ok(Conversion::from_bytes(bytes))
+    }
+
+    fn from_input(input: Input) -> Conversion {
         Conversion {
-            input: input.as_ref().to_path_buf(),
+            input,
             config: None,
+            config_file: None,
             open: OpenOptions::default(),
             model: None,
             in_chans: None,
@@ -167,6 +215,7 @@ impl Conversion {
             layout: Layout::File,
             expect_sha256: None,
             hash_input: true,
+            check_crc: false,
             original: OriginalLayoutChoice::Auto,
             model_keys: None,
         }
@@ -186,6 +235,12 @@ impl Conversion {
     /// ```
     pub fn from_source(source: Source) -> Conversion {
         let mut c = Conversion::from_file(source.weights);
+        if source.config.is_some() {
+            c.config_file = c
+                .input
+                .path()
+                .map(|p| p.with_file_name(crate::source::CONFIG_FILE));
+        }
         c.config = source.config;
         c
     }
@@ -396,6 +451,17 @@ impl Conversion {
         self
     }
 
+    /// Whether to check the CRC-32 of every member of a zip input, reading for it what the
+    /// conversion does not read anyway (off by default). A hashed conversion already checks
+    /// every stored member from the bytes it hashes, and inflating checks a deflated one; this
+    /// adds a read of the deflated members it does not inflate, and, without hashing, of the
+    /// whole file (tensors the kernel copies never pass through this process). See
+    /// [`Checkpoint::check_crc`](crate::Checkpoint::check_crc).
+    pub fn check_crc(mut self, yes: bool) -> Self {
+        self.check_crc = yes;
+        self
+    }
+
     /// The SHA-256 of everything that shapes the output's tensors (with the timmconv version),
     /// as recorded in the output's `options_sha256` metadata: an output whose record matches
     /// was made by the same conversion.
@@ -404,7 +470,7 @@ impl Conversion {
     ///
     /// As [`plan`](Self::plan) for the settings alone (nothing is read).
     pub fn options_sha256(&self) -> Result<String> {
-        Ok(convert::options_fingerprint(&self.resolve()?))
+        Ok(record::options_fingerprint(&self.resolve()?))
     }
 
     /// Checks every setting and resolves it against the registry, without reading the input.
@@ -444,8 +510,8 @@ impl Conversion {
     pub fn plan(self) -> Result<ConversionPlan> {
         let settings = self.resolve()?;
         self.preflight(&settings)?;
-        let input = self.input;
-        let mut ckpt = Checkpoint::open(&input, &settings.open)?;
+        let config_file = self.config_file;
+        let (input, mut ckpt) = self.input.open(&settings.open)?;
         // a family whose filter unwraps a key of its own (Hiera's `model_state`) reads the state
         // dict from there, as the filter would, unless a state key was asked for
         let wrapper = settings
@@ -460,330 +526,22 @@ impl Conversion {
                     state_key: Some(key.to_owned()),
                     ..settings.open.clone()
                 };
-                ckpt = Checkpoint::open(&input, &open)?;
+                ckpt = input.reopen(ckpt, &open)?;
             }
         }
-        // the registry records keys per tag: a tag's num_classes can differ from the default's
-        let model_keys = match (&settings.model_keys, &settings.model, &settings.tag) {
-            (Some(k), _, _) => Some(k.clone()),
-            (None, Some(m), Some(t)) if !t.is_empty() => registry::keys::keys(&format!("{m}.{t}"))?,
-            (None, Some(m), _) => registry::keys::keys(m)?,
-            (None, None, _) => None,
-        };
-        let converted = original_tensors(&ckpt, &settings, model_keys.as_ref())
-            .map_err(|e| e.with_path(&input))?;
-        let (mut derived, applied) = match converted {
-            Some(c) => (c.tensors, Some(c.applied)),
-            None => (ckpt.tensors().iter().map(Derived::stored).collect(), None),
-        };
-        let fit = match (&settings.model, &model_keys) {
-            (Some(model), Some(want)) => {
-                let name = match &settings.tag {
-                    Some(t) if !t.is_empty() => format!("{model}.{t}"),
-                    _ => model.clone(),
-                };
-                let have: Vec<(&str, &[usize])> = derived
-                    .iter()
-                    .map(|d| (d.info.name.as_str(), d.info.shape.as_slice()))
-                    .collect();
-                Some(crate::identify::compare(
-                    &have,
-                    want,
-                    &crate::identify::Leeway::of(&settings.adapt),
-                ))
-                .filter(|c| !c.is_exact())
-                .map(|c| (name, c))
-            }
-            _ => None,
-        };
-        // timm loads some tags with load_state_dict(strict=False) (registry::strict): a missing
-        // key stays at the model's init (nothing to write), an unexpected one is ignored (left
-        // out); a shape mismatch still raises there, and is refused here
-        let mut non_strict_notes = Vec::new();
-        let fit = match fit {
-            Some((name, c)) if settings.non_strict && c.mismatched.is_empty() => {
-                derived.retain(|d| !c.unexpected.contains(&d.info.name));
-                non_strict_notes = c
-                    .describe()
-                    .into_iter()
-                    .map(|d| {
-                        format!(
-                            "timm loads `{name}` with strict=False: {d} (missing keys keep \
-                             timm's init and are not written; unexpected ones are left out)"
-                        )
-                    })
-                    .collect();
-                None
-            }
-            f => f,
-        };
-        if let (Some((name, c)), false) = (&fit, settings.allow_mismatch) {
-            let e = match &applied {
-                Some(a) => {
-                    crate::identify::mismatch_error(&format!("{name}` (from layout `{a}`)"), c)
-                }
-                None => {
-                    let mut e = crate::identify::mismatch_error(name, c);
-                    if let (Error::ModelMismatch { differences, .. }, Some(tried)) =
-                        (&mut e, layouts_tried(&settings))
-                    {
-                        differences.push(tried);
-                    }
-                    e
-                }
-            };
-            return Err(e.with_path(&input));
-        }
+        let fitted = fit::fit(&ckpt, &settings).map_err(|e| input.attach(e))?;
         let mut plan =
-            Plan::from_derived(&derived, &settings.adapt).map_err(|e| e.with_path(&input))?;
-        plan.report.original_layout = applied;
-        plan.report.warnings.extend(non_strict_notes);
-        if let Some((name, c)) = &fit {
-            for d in c.describe() {
-                plan.report
-                    .warnings
-                    .push(format!("--allow-mismatch: not a `{name}` state dict: {d}"));
-            }
-        }
+            Plan::from_derived(&fitted.tensors, &settings.adapt).map_err(|e| input.attach(e))?;
+        plan.report.original_layout = fitted.applied;
+        plan.report.warnings.extend(fitted.warnings);
         Ok(ConversionPlan {
             input,
+            config_file,
             ckpt,
             settings,
             plan,
         })
     }
-
-    /// Every decision, in one place: the registry lookup, the cfg merge (explicit settings
-    /// win), and the registry layouts for features-only, pooling and resolution.
-    fn resolve(&self) -> Result<Settings> {
-        for (setting, v) in [("in_chans", self.in_chans), ("base_chans", self.base_chans)] {
-            if v == Some(0) {
-                return Err(Error::Setting(Setting::NotPositive { setting }));
-            }
-        }
-        let mut adapt = Adaptation {
-            in_chans: self.in_chans,
-            num_classes: self.num_classes,
-            first_conv: self.first_conv.clone(),
-            classifier: self.classifier.clone(),
-            base_chans: self.base_chans,
-            cfg_num_classes: self.pretrained_num_classes,
-            label_offset: self.label_offset.unwrap_or(0),
-            drop_unadaptable: self.drop_unadaptable,
-            rename_stem: self.rename_stem.clone(),
-            rename_classifier: self.rename_classifier.clone(),
-            rules: self.rules.clone(),
-            features: None,
-            resize: None,
-            global_pool: None,
-            dtype: self.dtype,
-            stem_free: false,
-            headless_drops: Vec::new(),
-        };
-        let (mut model, mut tag, mut registry_entry) = (None, None, None);
-        // timm decides on the tag as named (`create_model('convnextv2_atto.fcmae')`)
-        let non_strict = self.model.as_ref().is_some_and(|(arch, _, name)| {
-            !registry::strict::loads_strictly(arch.module.as_deref(), name)
-        });
-        let from_config = self.config.as_ref().filter(|_| self.model.is_none());
-        let config_model = match from_config.and_then(crate::source::config_model) {
-            Some(name) => {
-                let (arch, known) = registry::lookup(&name)?;
-                // the config.json that came with the weights is their pretrained cfg, as in
-                // timm's create_model('hf-hub:…'); the registry's tag of that name only fills in
-                // when the file carries no cfg at all
-                let cfg = from_config.and_then(crate::source::config_tag).or(known);
-                Some((arch, cfg, name))
-            }
-            None => None,
-        };
-        if let Some((arch, cfg, name)) = self.model.as_ref().or(config_model.as_ref()) {
-            let Some(cfg) = cfg else {
-                return Err(Error::Setting(Setting::NoPretrainedCfg {
-                    model: name.clone(),
-                }));
-            };
-            self.merge_cfg(&mut adapt, cfg);
-            if self.num_classes == Some(0) {
-                adapt.headless_drops = registry::keys::headless(&arch.name)?;
-            }
-            if let Some(out_indices) = &self.features_only {
-                let stages = arch.feature_info.as_ref().map_or(0, Vec::len);
-                let layout = registry::features::layout(&arch.name)?;
-                adapt.features = Some(layout.select(out_indices.as_deref(), stages)?);
-            }
-            if let Some(pool) = &self.global_pool {
-                let layout = registry::resize::layout(&arch.name)?;
-                let keys = layout.pool_changes(pool, &adapt.classifier)?;
-                adapt.global_pool = Some((pool.clone(), keys));
-            }
-            if !self.knobs.is_empty() {
-                let source_img = cfg
-                    .cfg
-                    .get("input_size")
-                    .and_then(|v| v.as_array())
-                    .and_then(|v| match v.as_slice() {
-                        [_, h, w] => Some([
-                            usize::try_from(h.as_u64()?).ok()?,
-                            usize::try_from(w.as_u64()?).ok()?,
-                        ]),
-                        _ => None,
-                    });
-                adapt.resize = Some(registry::ResizePlan::new(
-                    &arch.name,
-                    &self.knobs,
-                    source_img,
-                )?);
-            }
-            model = Some(arch.name.clone());
-            tag = Some(cfg.tag.clone());
-            registry_entry = Some((arch.clone(), cfg.clone()));
-        } else if !self.knobs.is_empty() || self.global_pool.is_some() {
-            return Err(Error::Setting(Setting::ResolutionNeedsModel));
-        } else if let Some(cfg) = from_config.and_then(crate::source::config_tag) {
-            // an architecture the registry does not know: its config.json still says enough
-            self.merge_cfg(&mut adapt, &cfg);
-            if self.features_only.is_some() {
-                return Err(Error::Setting(Setting::FeaturesNeedKnownArch));
-            }
-        } else if self.features_only.is_some() {
-            return Err(Error::Setting(Setting::FeaturesNeedModel));
-        }
-        if self.layout == Layout::Hub && self.features_only.is_some() {
-            return Err(Error::Setting(Setting::HubFeatures));
-        }
-        Ok(Settings {
-            open: self.open.clone(),
-            adapt,
-            model,
-            tag,
-            registry: registry_entry,
-            layout: self.layout,
-            expect_sha256: self.expect_sha256.clone(),
-            no_hash: !self.hash_input,
-            allow_mismatch: self.allow_mismatch,
-            non_strict,
-            original: self.original.clone(),
-            model_keys: self.model_keys.clone(),
-        })
-    }
-
-    /// What the settings can say against writing before the input is opened: a hash that
-    /// cannot be checked, a hub folder that could not describe the model.
-    fn preflight(&self, settings: &Settings) -> Result<()> {
-        if let Some(e) = &self.expect_sha256 {
-            if e.len() < 8 || e.len() > 64 || !e.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::Setting(Setting::BadSha256 { hex: e.clone() }));
-            }
-        }
-        if !self.hash_input
-            && (self.expect_sha256.is_some() || convert::hash_in_file_name(&self.input).is_some())
-        {
-            return Err(Error::Setting(Setting::NoHashWithChecksum));
-        }
-        if settings.layout == Layout::Hub {
-            if settings.registry.is_none() {
-                return Err(Error::Setting(Setting::HubNeedsModel));
-            }
-            let a = &settings.adapt;
-            if !a.rules.is_empty() || a.rename_stem.is_some() || a.rename_classifier.is_some() {
-                return Err(Error::Setting(Setting::HubRenames));
-            }
-        }
-        Ok(())
-    }
-
-    /// Fills what the settings left open from a pretrained cfg.
-    fn merge_cfg(&self, adapt: &mut Adaptation, cfg: &Tag) {
-        if adapt.first_conv.is_empty() {
-            adapt.first_conv = cfg.first_conv();
-        }
-        if adapt.classifier.is_empty() {
-            adapt.classifier = cfg.classifier();
-        }
-        adapt.base_chans = adapt.base_chans.or(cfg.in_chans());
-        adapt.cfg_num_classes = adapt.cfg_num_classes.or(cfg.num_classes());
-        if self.label_offset.is_none() {
-            adapt.label_offset = cfg.label_offset();
-        }
-        // a cfg that declares no first conv (`first_conv: []`, such as csatv2's fixed DCT
-        // stem) is built the same by timm for any in_chans: its weights serve as they are
-        let declared_none = cfg
-            .cfg
-            .get("first_conv")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty);
-        let base = adapt.base_chans();
-        if let Some(want) = adapt.in_chans.filter(|c| *c != base) {
-            if declared_none && adapt.first_conv.is_empty() {
-                adapt.base_chans = Some(want);
-                adapt.stem_free = true;
-            }
-        }
-    }
-}
-
-/// The original layouts the model's family converts, in words, when none was detected.
-fn layouts_tried(settings: &Settings) -> Option<String> {
-    if settings.original != OriginalLayoutChoice::Auto {
-        return None;
-    }
-    let family = settings.registry.as_ref()?.0.module.clone()?;
-    let tried: Vec<String> = crate::original::layouts()
-        .iter()
-        .filter(|l| l.family == family)
-        .map(|l| format!("{} ({})", l.name, l.detected_by))
-        .collect();
-    (!tried.is_empty()).then(|| {
-        format!(
-            "nor is it in an original layout timm's `{family}` filter converts (tried {})",
-            tried.join(", ")
-        )
-    })
-}
-
-/// The checkpoint's tensors converted from an original layout, when one applies: forced, or
-/// detected for the model's family (timm runs the family's filter on every checkpoint).
-fn original_tensors(
-    ckpt: &Checkpoint,
-    settings: &Settings,
-    model_keys: Option<&crate::registry::keys::Keys>,
-) -> Result<Option<crate::original::Converted>> {
-    let family = settings
-        .registry
-        .as_ref()
-        .and_then(|(arch, _)| arch.module.clone());
-    let layout = match &settings.original {
-        OriginalLayoutChoice::Off => return Ok(None),
-        OriginalLayoutChoice::Force(name) => {
-            let Some(l) = crate::original::find(name) else {
-                return Err(Error::Setting(Setting::UnknownOriginalLayout {
-                    name: name.clone(),
-                    known: crate::original::layouts()
-                        .iter()
-                        .map(|l| l.name.to_owned())
-                        .collect(),
-                }));
-            };
-            l
-        }
-        OriginalLayoutChoice::Auto => {
-            let Some(family) = family.as_deref() else {
-                return Ok(None);
-            };
-            match crate::original::detect(ckpt.tensors(), Some(family)) {
-                Some(d) => d.0,
-                None => return Ok(None),
-            }
-        }
-    };
-    let a = &settings.adapt;
-    let classes = a.num_classes.or(a.cfg_num_classes);
-    let target = crate::original::Target {
-        keys: model_keys.map(|k| k.iter().cloned().collect()),
-        head_linear: classes.is_none_or(|n| n > 0),
-    };
-    layout.convert(ckpt.tensors(), &target).map(Some)
 }
 
 /// A planned conversion: the open checkpoint, the resolved settings and every output tensor's
@@ -791,7 +549,8 @@ fn original_tensors(
 /// [`array`](Self::array)) or [`write`](Self::write) it.
 #[derive(Debug)]
 pub struct ConversionPlan {
-    input: PathBuf,
+    input: Origin,
+    config_file: Option<PathBuf>,
     ckpt: Checkpoint,
     settings: Settings,
     plan: Plan,
@@ -836,7 +595,7 @@ impl ConversionPlan {
     ///
     /// [`Error::NoSuchTensor`] for a name the plan does not write; otherwise as
     /// [`Checkpoint::array`].
-    pub fn array<T: crate::Element>(
+    pub fn array<T: crate::array::Element>(
         &self,
         name: &str,
     ) -> Result<ndarray::CowArray<'_, T, ndarray::IxDyn>> {
@@ -852,8 +611,7 @@ impl ConversionPlan {
     /// Writes the plan to `output` in the chosen [`Layout`]: the data goes to a temporary file
     /// beside it that is renamed into place once complete, so `output` appears whole or not at
     /// all. The input is hashed meanwhile (unless [`hash_input`](Conversion::hash_input) is
-    /// off) and checked against an expected hash. `progress` receives `(bytes_done,
-    /// bytes_total)` after each piece written.
+    /// off) and checked against an expected hash.
     ///
     /// # Errors
     ///
@@ -872,39 +630,53 @@ impl ConversionPlan {
     ///     .in_chans(1)
     ///     .layout(Layout::Hub)
     ///     .plan()?
-    ///     .write(&folder, &WriteOptions::default(), |_, _| {})?;
+    ///     .write(&folder, &WriteOptions::default())?;
     /// let config = std::fs::read_to_string(folder.join("config.json"))?;
     /// assert!(config.contains(r#""in_chans": 1"#));
     /// let weights = Checkpoint::open(folder.join("model.safetensors"), &Default::default())?;
     /// assert_eq!(weights.array::<f32>("conv1.0.weight")?.shape(), [16, 1, 3, 3]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn write(
+    pub fn write(self, output: impl AsRef<Path>, opts: &WriteOptions) -> Result<ConvertReport> {
+        self.write_with_progress(output, opts, |_, _| {})
+    }
+
+    /// Writes the plan as one safetensors file to `sink` (a socket, a buffer, an archive
+    /// member): the same bytes [`write`](Self::write) puts in a file of the
+    /// [`File`](Layout::File) layout. The input is hashed first, so a checksum mismatch writes
+    /// nothing; past that, an error leaves a partial stream that the caller discards.
+    ///
+    /// # Errors
+    ///
+    /// The [`Hub`](Layout::Hub) layout (a folder is not a stream,
+    /// [`Setting::StreamNeedsFileLayout`](crate::error::Setting::StreamNeedsFileLayout)),
+    /// [`Error::Checksum`], a tensor that cannot be produced, or the sink's I/O error.
+    pub fn write_to(self, mut sink: impl std::io::Write) -> Result<ConvertReport> {
+        if self.settings.layout != Layout::File {
+            return Err(Error::Setting(crate::error::Setting::StreamNeedsFileLayout));
+        }
+        file::write_stream(self, &mut sink, &mut |_, _| {})
+    }
+
+    /// [`write`](Self::write), calling `progress` with `(bytes_done, bytes_total)` after each
+    /// piece written (a progress bar's feed).
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    pub fn write_with_progress(
         self,
         output: impl AsRef<Path>,
         opts: &WriteOptions,
-        progress: impl FnMut(u64, u64),
+        mut progress: impl FnMut(u64, u64),
     ) -> Result<ConvertReport> {
         let output = output.as_ref();
+        if let Some(config) = &self.config_file {
+            output::check_not(config, output)?;
+        }
         match self.settings.layout {
-            Layout::File => convert::write_file(
-                &self.input,
-                &self.ckpt,
-                &self.settings,
-                self.plan,
-                output,
-                opts,
-                progress,
-            ),
-            Layout::Hub => crate::hub::write_hub(
-                &self.input,
-                &self.ckpt,
-                &self.settings,
-                self.plan,
-                output,
-                opts,
-                progress,
-            ),
+            Layout::File => file::write_file(self, output, opts, &mut progress),
+            Layout::Hub => folder::write_folder(self, output, opts, &mut progress),
         }
     }
 }

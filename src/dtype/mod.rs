@@ -1,5 +1,7 @@
 //! Element types, and their names in torch storages, torch dtypes and safetensors.
 
+pub mod cast;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -2,7 +2,7 @@
 
 use half::{bf16, f16};
 
-use crate::dtype::DType;
+use super::DType;
 
 /// Decodes floating-point bytes of `dtype` into f32 values (f64 rounds to nearest even).
 /// Returns `None` for a non-floating dtype.
