@@ -117,9 +117,6 @@ pub enum Error {
         /// The keys that exist.
         available: String,
     },
-    /// Options given to an operation contradict each other or the checkpoint.
-    #[error("{0}")]
-    Options(String),
     /// A registry file ([`crate::registry::use_file`]) that `tools/gen_registry.py` did not make.
     #[error("{}: not a registry made by tools/gen_registry.py: {what}", path.display())]
     RegistryFile {

@@ -135,10 +135,7 @@ fn stride_zero_views_are_limited_by_amplification() {
     }
     let c = Checkpoint::open(hostile("stride0_within_limit.pth"), &OpenOptions::default()).unwrap();
     assert_eq!(c.array::<f32>("w").unwrap().shape(), [8, 4]);
-    let raised = OpenOptions {
-        max_amplification: 1 << 40,
-        ..OpenOptions::default()
-    };
+    let raised = OpenOptions::default().max_amplification(1 << 40);
     let c = Checkpoint::open(hostile("stride0_2gib.pth"), &raised).unwrap();
     assert_eq!(c.total_bytes(), 1 << 31);
 }

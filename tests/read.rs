@@ -36,11 +36,7 @@ fn every_fixture_reads_back_as_torch_loaded_it() {
     for (file, expected) in common::expected_files("expected/read") {
         check(&file, &OpenOptions::default(), &expected);
         if let Some(no_ema) = expected.get("no_ema") {
-            let opts = OpenOptions {
-                use_ema: false,
-                state_key: None,
-                ..OpenOptions::default()
-            };
+            let opts = OpenOptions::default().use_ema(false);
             check(&file, &opts, no_ema);
         }
         n += 1;
@@ -64,31 +60,19 @@ fn views_fixture_has_strided_and_shared_tensors() {
 #[test]
 fn state_key_picks_and_errors_name_the_keys() {
     let path = fixture("ckpt/test_resnet.f32.train.pth");
-    let opts = OpenOptions {
-        use_ema: true,
-        state_key: Some("state_dict".into()),
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions::default().state_key("state_dict");
     let ckpt = Checkpoint::open(&path, &opts).unwrap();
     assert_eq!(ckpt.state_key(), Some("state_dict"));
     // module. prefixes are stripped as timm does
     assert!(ckpt.tensor("conv1.0.weight").is_some());
-    let opts = OpenOptions {
-        use_ema: true,
-        state_key: Some("nope".into()),
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions::default().state_key("nope");
     let err = Checkpoint::open(&path, &opts).unwrap_err().to_string();
     assert!(
         err.contains("nope") && err.contains("state_dict_ema"),
         "{err}"
     );
     // the optimizer is not a state dict of tensors
-    let opts = OpenOptions {
-        use_ema: true,
-        state_key: Some("args".into()),
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions::default().state_key("args");
     let err = Checkpoint::open(&path, &opts).unwrap_err().to_string();
     assert!(err.contains("argparse.Namespace"), "{err}");
 }

@@ -290,6 +290,7 @@ impl Head {
 
 /// What a plan does, for the user and the output metadata.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// First convs adapted.
     pub adapted: Vec<Adapted>,

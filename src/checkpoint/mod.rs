@@ -68,7 +68,15 @@ impl std::fmt::Display for Format {
 }
 
 /// How to pick the state dict inside a training checkpoint.
+///
+/// New options may be added: build it from [`Default`] with the setters.
+///
+/// ```
+/// let opts = timmconv::OpenOptions::default().state_key("model").use_ema(false);
+/// assert_eq!(opts.state_key.as_deref(), Some("model"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// Prefer `state_dict_ema` and `model_ema` when present (timm's `use_ema`, default true).
     pub use_ema: bool,
@@ -87,6 +95,26 @@ impl Default for OpenOptions {
             state_key: None,
             max_amplification: MAX_AMPLIFICATION,
         }
+    }
+}
+
+impl OpenOptions {
+    /// Sets [`use_ema`](Self::use_ema).
+    pub fn use_ema(mut self, yes: bool) -> Self {
+        self.use_ema = yes;
+        self
+    }
+
+    /// Sets [`state_key`](Self::state_key).
+    pub fn state_key(mut self, key: impl Into<String>) -> Self {
+        self.state_key = Some(key.into());
+        self
+    }
+
+    /// Sets [`max_amplification`](Self::max_amplification).
+    pub fn max_amplification(mut self, factor: u64) -> Self {
+        self.max_amplification = factor;
+        self
     }
 }
 

@@ -254,10 +254,12 @@ pub struct StateArgs {
 impl StateArgs {
     /// The library's options for opening a checkpoint.
     pub fn open_options(&self) -> timmconv::OpenOptions {
-        timmconv::OpenOptions {
-            use_ema: !self.no_ema,
-            state_key: self.state_key.clone(),
-            max_amplification: self.max_amplification,
+        let opts = timmconv::OpenOptions::default()
+            .use_ema(!self.no_ema)
+            .max_amplification(self.max_amplification);
+        match &self.state_key {
+            Some(key) => opts.state_key(key),
+            None => opts,
         }
     }
 }

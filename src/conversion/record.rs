@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 
 /// What a conversion did.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ConvertReport {
     /// The input file (`None` for a checkpoint converted from memory).
     pub input: Option<PathBuf>,

@@ -68,6 +68,7 @@ impl Results {
 
 /// A pretrained tag of an architecture.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Tag {
     /// The tag (`r160_in1k`); may be empty for untagged cfgs.
     pub tag: String,
@@ -136,6 +137,7 @@ impl Tag {
 
 /// An architecture (`timm.list_models()` entry).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Arch {
     /// Name.
     pub name: String,
