@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use super::input::Origin;
 use super::record::{self, ConvertReport};
-use super::{ConversionPlan, WriteOptions};
+use super::{ChecksumSource, ConversionPlan, WriteOptions};
+use crate::adapt::Plan;
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::write::{self, Entry};
 
@@ -81,18 +84,9 @@ pub(super) fn write_file(
             },
         )
     })?;
-    Ok(ConvertReport {
-        input: input.path().map(Path::to_path_buf),
-        output: Some(output.to_path_buf()),
-        format: ckpt.format(),
-        state_key: ckpt.state_key().map(str::to_owned),
-        source_sha256: sha,
-        sha256_checked: checked,
-        tensors: plan.tensors.len(),
-        bytes: total,
-        skipped: ckpt.skipped().to_vec(),
-        changes: plan.report,
-    })
+    let mut report = report(input, ckpt, plan, sha, checked);
+    report.output = Some(output.to_path_buf());
+    Ok(report)
 }
 
 /// The output's tensors as the header lists them, refused before any work when no reader
@@ -169,7 +163,18 @@ pub(super) fn write_stream(
             .map_err(|e| input.attach(e))?;
     }
     sink.flush().map_err(stream_err)?;
-    Ok(ConvertReport {
+    Ok(report(&input, &ckpt, plan, sha, checked))
+}
+
+/// What writing `plan` of `ckpt` did, the output's place left for the writer to fill in.
+fn report(
+    input: &Origin,
+    ckpt: &Checkpoint,
+    plan: Plan,
+    sha: String,
+    checked: Option<ChecksumSource>,
+) -> ConvertReport {
+    ConvertReport {
         input: input.path().map(Path::to_path_buf),
         output: None,
         format: ckpt.format(),
@@ -177,10 +182,10 @@ pub(super) fn write_stream(
         source_sha256: sha,
         sha256_checked: checked,
         tensors: plan.tensors.len(),
-        bytes: total,
+        bytes: plan.tensors.iter().map(|p| p.nbytes() as u64).sum(),
         skipped: ckpt.skipped().to_vec(),
         changes: plan.report,
-    })
+    }
 }
 
 /// Copies `len` bytes at `offset` of `file` to `sink` through `buf` (at most 4 MiB).
