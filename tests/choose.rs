@@ -3,13 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
-use common::{bin, fixture};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
-}
+use common::{fixture, run};
 
 #[test]
 fn both_spellings_of_a_field_are_accepted_and_mean_the_same() {

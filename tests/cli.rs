@@ -3,27 +3,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::sha256_hex;
-use common::{bin, fixture, json, rows};
+use common::{bin, fixture, json, rows, run, s, stderr};
 use timmconv::{Checkpoint, OpenOptions};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("run timmconv")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 const RESNET: [&str; 6] = [
     "--first-conv",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, fixture};
+use common::{bin, fixture, s, stderr};
 
 /// Runs timmconv with `env`, killed after 60 s: a test of "refused at once" must not hang.
 fn run_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
@@ -37,14 +37,6 @@ fn run_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
 
 fn run(args: &[&str]) -> Output {
     run_env(args, &[])
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn mkfifo(p: &Path) {

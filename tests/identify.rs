@@ -3,16 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
-use common::{bin, fixture};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("run timmconv")
-}
+use common::{fixture, run};
 
 #[test]
 fn identify_names_the_fixtures_architecture_first() {

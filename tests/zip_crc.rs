@@ -8,9 +8,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{bin, fixture};
+use common::{fixture, run, s, stderr};
 use timmconv::{Checkpoint, Conversion, Error, OpenOptions, WriteOptions};
 
 /// A torch.save archive with stored members (its members' local headers carry their sizes).
@@ -80,21 +80,6 @@ fn flipped(dir: &Path) -> (PathBuf, Member, usize) {
     let path = dir.join("flipped.pth");
     std::fs::write(&path, &bytes).unwrap();
     (path, member, at)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("run timmconv")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Exit 2 with a message naming the file, the member and the CRC-32 check.
