@@ -8,6 +8,10 @@ fn main() {
 }
 
 #[cfg(feature = "torch")]
+#[path = "src/verify/libtorch_link.rs"]
+mod libtorch_link;
+
+#[cfg(feature = "torch")]
 fn torch_shim() {
     use std::path::PathBuf;
     println!("cargo:rerun-if-changed=src/verify/shim.cpp");
@@ -32,13 +36,8 @@ fn torch_shim() {
         .file("src/verify/shim.cpp")
         .compile("timmconv_shim");
     println!("cargo:rustc-link-search=native={}", lib.display());
-    // keep CUDA linked even though nothing names it directly, or CUDA silently disappears
-    println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-    for l in ["torch_cuda", "c10_cuda"] {
-        if lib.join(format!("lib{l}.so")).exists() {
-            println!("cargo:rustc-link-arg=-l{l}");
-        }
-    }
-    println!("cargo:rustc-link-arg=-Wl,--as-needed");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // for the CLI's build script (DEP_TIMMCONV_SHIM_LIBTORCH_LIB): its binary needs the same
+    // link arguments, which reach only this package's own targets from here
+    println!("cargo:libtorch_lib={}", lib.display());
+    libtorch_link::link_args(&lib);
 }

@@ -41,12 +41,14 @@
 //!
 //! # Feature flags
 //!
-//! - `cli` (default): the `timmconv` binary (`src/main.rs`) and its dependencies (clap, anyhow,
-//!   indicatif). The library itself needs none of them: `default-features = false` builds it
-//!   alone.
-//! - `plot` (with `cli`): the `chart` module, SVG charts of results and parity.
-//! - `download` (with `cli`): `hf-hub:` inputs missing from the Hugging Face cache are downloaded
-//!   into it by [`source::resolve`] (ureq), checking every name and byte the server sends.
+//! None is on by default: `timmconv = "0.1"` is the library alone (reading, conversion, the
+//! registry). The `timmconv` command is another package of the same workspace (`cli/`,
+//! `timmconv-cli`), which turns on `plot` and `download`.
+//!
+//! - `plot`: the `chart` module, SVG charts of results and parity.
+//! - `download`: `hf-hub:` inputs missing from the Hugging Face cache are downloaded into it by
+//!   [`source::resolve`] (ureq, rustls), checking every name and byte the server sends. Without
+//!   it, `hf-hub:` names resolve from the cache only.
 //! - `torch`: the `verify` module, which runs converted weights through libtorch (the `tch` crate) in a
 //!   TorchScript export of the model and compares logits with PyTorch's. Needs libtorch 2.11.
 //!

@@ -1,6 +1,5 @@
 //! The SVG charts, parsed back as XML: the verify report (no libtorch needed: the logits are the
 //! fixture's, made by PyTorch in tools/make_fixtures.py) and the frontier computation.
-#![cfg(feature = "plot")]
 
 mod common;
 

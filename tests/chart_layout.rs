@@ -3,7 +3,6 @@
 //! several labelled ticks on a log axis of about one decade, and no SVG written under a .png
 //! name. Extents are estimated from the SVG's own font sizes with `CHAR_EM`, a little wider
 //! than DejaVu Sans' characters (rendered with rsvg-convert and looked at while writing this).
-#![cfg(feature = "plot")]
 
 mod common;
 

@@ -437,8 +437,7 @@ fn help_speaks_one_vocabulary() {
         stderr(&o)
     );
     // README's Commands block: the same words
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
     let start = readme.find("timmconv [--registry FILE] COMMAND").unwrap();
     let block = &readme[start..start + readme[start..].find("```").unwrap()];
     for cmd in ["inspect", "convert", "identify", "verify"] {

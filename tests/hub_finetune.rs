@@ -4,6 +4,8 @@
 //! own `save_for_hf` (tools/make_hub_finetune.py); tests/python/test_hub.py compares the
 //! conversion with the state dict timm itself builds from that folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -11,7 +13,7 @@ use timmconv::adapt::Head;
 use timmconv::{source, Checkpoint, Conversion, Layout, WriteOptions};
 
 fn finetune() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hub/test_resnet-ft37")
+    common::fixture("hub/test_resnet-ft37")
 }
 
 fn plan(folder: &Path, num_classes: Option<usize>) -> timmconv::ConversionPlan {

@@ -8,7 +8,7 @@ use timmconv::source::{self, HubId};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/ckpt/test_resnet.f32.zip.pth"
+    "/../fixtures/ckpt/test_resnet.f32.zip.pth"
 );
 
 fn convert(output: &Path, extra: &[&str]) -> (i32, String) {

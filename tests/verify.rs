@@ -69,7 +69,7 @@ fn python() -> PathBuf {
 /// `tools/reference_logits.py` run now, on this machine: one `NAME.io.safetensors` per case, with
 /// the stored input and the logits timm's own model gives here.
 fn references_made_here(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/reference_logits.py");
+    let script = common::root().join("tools/reference_logits.py");
     let o = Command::new(python())
         .arg(&script)
         .arg(dir)
@@ -296,7 +296,7 @@ fn auto_device_falls_back_to_cpu_without_a_gpu() {
     )
     .unwrap();
     assert!(r.passed);
-    if !tch::Cuda::is_available() {
+    if !timmconv::verify::cuda_is_available() {
         assert_eq!(r.device, "Cpu");
     }
 }

@@ -11,7 +11,10 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 # how much room there is up front; the suite needs about 12 GB (targets, venv, temp files)
 echo "== disk: $(df -Ph . | awk 'NR==2 {print $4 " free on " $6}'), temp: $(df -Ph "${TMPDIR:-/tmp}" | awk 'NR==2 {print $4 " free"}')"
 echo "== cargo fmt --check"; cargo fmt --all -- --check; cargo fmt --manifest-path examples/candle/Cargo.toml -- --check
+# the workspace: the library (top) and the CLI package (cli/), which holds the integration tests
 echo "== cargo clippy"; cargo clippy --all-targets --features internals -- -D warnings
+# what a crate that depends on `timmconv` builds: the library with no feature on
+echo "== cargo clippy, the library alone (no features)"; cargo clippy -p timmconv --all-targets -- -D warnings
 echo "== cargo doc"; RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 echo "== cargo test"; cargo test --all-targets --features internals
 echo "== doc tests"; cargo test --doc

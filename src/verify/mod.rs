@@ -38,6 +38,11 @@ pub enum DeviceChoice {
     Cuda,
 }
 
+/// Whether libtorch sees a CUDA device: where [`DeviceChoice::Auto`] runs.
+pub fn cuda_is_available() -> bool {
+    tch::Cuda::is_available()
+}
+
 /// Default tolerances on CPU: the same libtorch and kernels as PyTorch give identical results.
 pub const CPU_ATOL: f64 = 1e-5;
 /// Default relative tolerance on CPU.
@@ -179,7 +184,7 @@ pub fn verify(
     }
     let device = match opts.device {
         DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Cuda if !tch::Cuda::is_available() => return Err(VerifyError::NoCuda.into()),
+        DeviceChoice::Cuda if !cuda_is_available() => return Err(VerifyError::NoCuda.into()),
         DeviceChoice::Cuda => Device::Cuda(0),
         DeviceChoice::Auto => Device::cuda_if_available(),
     };

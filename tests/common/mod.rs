@@ -4,8 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+/// The repository's top folder: the tests belong to the CLI package in `cli/`.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ has a parent")
+        .to_path_buf()
 }
 
 pub fn fixture(rel: &str) -> PathBuf {

@@ -2,7 +2,7 @@
 //! settings (`allow_unused`, the hub layout, the `download` feature), the CLI of
 //! `--allow-unused`, `--layout hub` and `--features download`. Every command's errors go
 //! through [`flags`]; `convert` words its conversion settings first
-//! ([`convert::flags`](crate::cli::commands::convert::flags)) and falls back to [`message`].
+//! ([`convert::flags`](crate::commands::convert::flags)) and falls back to [`message`].
 
 use timmconv::error::{Error, OutputPathError, SourceError, VerifyError};
 

@@ -1,7 +1,7 @@
 //! `timmconv identify`
 
-use crate::cli::args::IdentifyArgs;
-use crate::cli::{printer, Outcome};
+use crate::args::IdentifyArgs;
+use crate::{printer, Outcome};
 use timmconv::Checkpoint;
 
 /// Runs `identify`.

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::cli::args::{ConvertArgs, DTypeArg, LayoutArg};
-use crate::cli::{printer, wording, Outcome};
+use crate::args::{ConvertArgs, DTypeArg, LayoutArg};
+use crate::{printer, wording, Outcome};
 use timmconv::adapt::Rule;
 use timmconv::conversion::{ChecksumSource, OutputCheck};
 use timmconv::error::{Error, Setting};
@@ -268,7 +268,7 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
             ),
             _ => return None,
         },
-        other => return crate::cli::wording::message(other),
+        other => return crate::wording::message(other),
     })
 }
 

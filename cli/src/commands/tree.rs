@@ -1,8 +1,8 @@
 //! `timmconv inspect --tree`: parameters and bytes per module prefix, indented, with the stem
 //! and classifier of a timm cfg marked.
 
-use crate::cli::args::InspectArgs;
-use crate::cli::{printer, table, Outcome};
+use crate::args::InspectArgs;
+use crate::{printer, table, Outcome};
 use timmconv::{checkpoint, registry, Checkpoint};
 
 /// Levels shown without `--depth`.

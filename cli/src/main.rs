@@ -1,17 +1,44 @@
-//! The command-line interface (the binary only, feature `cli`): argument parsing, one file per
-//! subcommand, and the printer that decides what goes to stdout and stderr.
+//! The `timmconv` binary: parse, run, map errors to exit codes. Its modules are argument
+//! parsing, one file per subcommand, and the printer that decides what goes to stdout and
+//! stderr; every decision is the library's (`timmconv`, the package one folder up).
 
-pub mod args;
-pub mod commands;
-pub mod printer;
-pub mod table;
-pub mod wording;
+use std::process::ExitCode;
 
-pub use args::Cli;
+use clap::Parser;
+
+mod args;
+mod commands;
+mod printer;
+mod table;
+mod wording;
+
+use args::Cli;
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    match run(args) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Finding) => ExitCode::from(1),
+        // a closed pipe (`timmconv models | head`) is the reader's choice, not an error
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // messages quote names read from files: escape what could forge terminal output
+            eprintln!("error: {}", timmconv::error::printable(&e.to_string()));
+            ExitCode::from(2)
+        }
+    }
+}
 
 /// What a command asks the process to exit with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+enum Outcome {
     /// Exit 0.
     Success,
     /// Exit 1: the command ran and found a problem (a scan finding, a parity mismatch).
@@ -19,7 +46,7 @@ pub enum Outcome {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let registry = cli.registry.clone().or_else(|| {
         std::env::var_os("TIMMCONV_REGISTRY")
             .filter(|v| !v.is_empty())
@@ -41,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
 
 /// Refuses a `--plot` file name that is not `.svg`: the charts are SVG, and SVG bytes in a
 /// `.png` (or any other picture's name) would open as a broken picture.
-pub fn check_svg_name(path: &std::path::Path) -> anyhow::Result<()> {
+fn check_svg_name(path: &std::path::Path) -> anyhow::Result<()> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -59,7 +86,7 @@ pub fn check_svg_name(path: &std::path::Path) -> anyhow::Result<()> {
 /// Writes a chart (or any small output) beside `path` and renames it into place, so an error
 /// leaves no partial file; through the library's one output path, so a FIFO, a device or a
 /// link is never replaced.
-pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     let policy = timmconv::write::CommitPolicy {
         overwrite: true,
         sync: false,

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cli::args::InspectArgs;
-use crate::cli::{printer, Outcome};
+use crate::args::InspectArgs;
+use crate::{printer, Outcome};
 use timmconv::checkpoint::GlobalClass;
 use timmconv::{checkpoint, Checkpoint};
 
@@ -46,7 +46,7 @@ struct Report<'a> {
 /// Runs `inspect`.
 pub fn run(mut a: InspectArgs) -> anyhow::Result<Outcome> {
     a.file = timmconv::source::resolve(&a.file, &mut printer::download(false))
-        .map_err(crate::cli::wording::flags)?
+        .map_err(crate::wording::flags)?
         .weights;
     if a.scan {
         return scan(&a);

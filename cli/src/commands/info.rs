@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::cli::args::InfoArgs;
-use crate::cli::{printer, Outcome};
+use crate::args::InfoArgs;
+use crate::{printer, Outcome};
 use timmconv::registry::{self, Results};
 
 /// Runs `info`.
@@ -166,5 +166,5 @@ fn results_table(by_size: &[Results], headline: &Results) -> Vec<String> {
             px(r.train_samples_per_sec),
         ]);
     }
-    crate::cli::table::render(&rows)
+    crate::table::render(&rows)
 }

@@ -10,9 +10,9 @@ use std::time::Instant;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::args::{BatchArgs, ConvertArgs};
-use crate::cli::commands::convert;
-use crate::cli::{printer, Outcome};
+use crate::args::{BatchArgs, ConvertArgs};
+use crate::commands::convert;
+use crate::{printer, Outcome};
 use timmconv::conversion::OutputState;
 
 /// Largest manifest read (about 200 000 typical lines).

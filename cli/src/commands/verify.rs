@@ -1,16 +1,16 @@
 //! `timmconv verify`
 
-use crate::cli::args::VerifyArgs;
-use crate::cli::Outcome;
+use crate::args::VerifyArgs;
+use crate::Outcome;
 
 /// Runs `verify`.
 #[cfg(feature = "torch")]
 pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
-    use crate::cli::args::DeviceArg;
-    use crate::cli::printer;
+    use crate::args::DeviceArg;
+    use crate::printer;
     use timmconv::verify::{verify, DeviceChoice, VerifyOptions};
     if let Some(path) = &a.report {
-        crate::cli::check_svg_name(path)?;
+        crate::check_svg_name(path)?;
     }
     let opts = VerifyOptions {
         device: match a.device {
@@ -22,7 +22,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
         rtol: a.rtol,
         allow_unused: a.allow_unused,
     };
-    let r = verify(&a.weights, &a.module, &a.fixture, &opts).map_err(crate::cli::wording::flags)?;
+    let r = verify(&a.weights, &a.module, &a.fixture, &opts).map_err(crate::wording::flags)?;
     if let Some(path) = &a.report {
         let svg = timmconv::chart::parity::svg(&timmconv::chart::parity::Report {
             subject: format!(
@@ -38,7 +38,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<Outcome> {
             rtol: r.rtol,
             passed: r.passed,
         })?;
-        crate::cli::write_file(path, svg.as_bytes())?;
+        crate::write_file(path, svg.as_bytes())?;
     }
     if a.json {
         printer::json(&r)?;

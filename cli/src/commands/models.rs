@@ -1,7 +1,7 @@
 //! `timmconv models`
 
-use crate::cli::args::{Field, ModelsArgs, XAxis, YAxis};
-use crate::cli::{printer, table, Outcome};
+use crate::args::{Field, ModelsArgs, XAxis, YAxis};
+use crate::{printer, table, Outcome};
 use timmconv::chart::choice::{self, Better};
 use timmconv::registry::{self, Results};
 
@@ -95,7 +95,7 @@ fn rows(a: &ModelsArgs, names: Vec<String>) -> Vec<Row> {
 /// Runs `models`.
 pub fn run(a: ModelsArgs) -> anyhow::Result<Outcome> {
     if let Some(path) = &a.plot {
-        crate::cli::check_svg_name(path)?;
+        crate::check_svg_name(path)?;
     }
     let names = registry::list(&a.patterns, a.pretrained)?;
     let plain = a.sort.is_none() && a.max_params.is_none();
@@ -216,7 +216,7 @@ fn plot(a: &ModelsArgs, rows: &[Row], path: &std::path::Path) -> anyhow::Result<
         points,
     };
     let svg = timmconv::chart::choice::svg(&chart)?;
-    crate::cli::write_file(path, svg.as_bytes())?;
+    crate::write_file(path, svg.as_bytes())?;
     printer::note(format_args!(
         "{} models plotted ({} without both figures left out) -> {}",
         chart.points.len(),
