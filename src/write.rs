@@ -22,6 +22,10 @@ pub use crate::checkpoint::safetensors::MAX_HEADER_BYTES;
 /// The key safetensors reserves for the metadata; no tensor may have it.
 pub const METADATA_KEY: &str = "__metadata__";
 
+/// What the writer gathers before a `write`: the header and the small tensors between the big
+/// ones, which the kernel copies without it. 1 MiB keeps the syscalls few and the peak RSS low.
+const WRITE_BUFFER: usize = 1 << 20;
+
 /// One tensor to write.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -232,6 +236,8 @@ pub fn check_replaceable(dest: &Path, folder: bool) -> Result<()> {
 pub(crate) struct Output {
     file: BufWriter<Temp>,
     dest: PathBuf,
+    /// The buffer of copies the kernel does not make (see [`crate::fileio::copy_range`]).
+    copy_buf: Vec<u8>,
 }
 
 impl Output {
@@ -249,8 +255,9 @@ impl Output {
         #[cfg(target_os = "linux")]
         if let Some(file) = unnamed_temp(&dir) {
             return Ok(Output {
-                file: BufWriter::with_capacity(4 << 20, Temp::Unnamed { file, dir }),
+                file: BufWriter::with_capacity(WRITE_BUFFER, Temp::Unnamed { file, dir }),
                 dest: dest.to_path_buf(),
+                copy_buf: Vec::new(),
             });
         }
         let mut builder = tempfile::Builder::new();
@@ -262,8 +269,9 @@ impl Output {
         }
         let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(Output {
-            file: BufWriter::with_capacity(4 << 20, Temp::Named(tmp)),
+            file: BufWriter::with_capacity(WRITE_BUFFER, Temp::Named(tmp)),
             dest: dest.to_path_buf(),
+            copy_buf: Vec::new(),
         })
     }
 
@@ -281,8 +289,10 @@ impl Output {
     /// Appends `len` bytes from `offset` of `src`, copied by the kernel where it can.
     pub fn copy_range(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
-        crate::fileio::copy_range(src, offset, len, self.file.get_ref().file())
-            .map_err(|e| self.ioerr(e))
+        let mut dst = self.file.get_ref().file();
+        let pos = std::io::Seek::stream_position(&mut dst).map_err(|e| self.ioerr(e))?;
+        crate::fileio::copy_range(src, offset, len, dst, pos, &mut self.copy_buf)
+            .map_err(|e| Error::io(&self.dest, e))
     }
 
     /// Overwrites bytes at `offset` of what was written (the header, once the metadata is known).

@@ -72,9 +72,11 @@ def lookups(binary, n=50):
 
 
 def batch_bench(binary, zoo, runs):
-    """The zoo of tools/make_zoo.py ZOO converted by `batch --jobs 1`, `batch --jobs 2` and a
-    shell-style loop of one `convert` per job: files/s, GB/s of input, peak RSS, median of runs
-    (outputs removed between runs, warm page cache)."""
+    """The zoo of tools/make_zoo.py ZOO converted by `batch --jobs 1`, `batch --jobs 2` (each
+    hashing and with `--no-hash`) and a shell-style loop of one `convert` per job: files/s, GB/s
+    of input, peak RSS, median of runs taken in turn (one round runs every tool once; outputs
+    removed between runs and outside the timing, warm page cache), and the throughput of
+    `--jobs 2` over `--jobs 1`, paired by round."""
     import json
     zoo = Path(zoo)
     jobs = [json.loads(l) for l in (zoo / "manifest.jsonl").read_text().splitlines()]
@@ -95,23 +97,35 @@ def batch_bench(binary, zoo, runs):
             walls, peak = walls + w, max(peak, r)
         return walls, peak
 
+    def batch(*extra):
+        return lambda: run([binary, "batch", str(manifest), "-q", *extra])
+
     tools = {
         "convert per job (loop)": loop,
-        "batch --jobs 1": lambda: run([binary, "batch", str(manifest), "--jobs", "1", "-q"]),
-        "batch --jobs 2": lambda: run([binary, "batch", str(manifest), "--jobs", "2", "-q"]),
+        "batch --jobs 1": batch("--jobs", "1"),
+        "batch --jobs 2": batch("--jobs", "2"),
+        "batch --jobs 1 --no-hash": batch("--jobs", "1", "--no-hash"),
+        "batch --jobs 2 --no-hash": batch("--jobs", "2", "--no-hash"),
     }
-    print(f"\n{len(jobs)} jobs, {size / 1e6:.1f} MB of input; median of {runs} runs\n")
-    print("| tool | median s | files/s | GB/s | peak RSS MB |\n|---|---|---|---|---|")
-    for name, f in tools.items():
-        ws, rss = [], 0
-        for _ in range(runs):
+    walls = {name: [] for name in tools}
+    rss = dict.fromkeys(tools, 0)
+    for _ in range(runs):
+        for name, f in tools.items():
             clean()
             w, r = f()
-            ws.append(w)
-            rss = max(rss, r)
-        m = statistics.median(ws)
-        print(f"| {name} | {m:.2f} | {len(jobs) / m:.1f} | {size / m / 1e9:.3f} | {rss / 1e6:.0f} |")
+            walls[name].append(w)
+            rss[name] = max(rss[name], r)
     clean()
+    print(f"\n{len(jobs)} jobs, {size / 1e6:.1f} MB of input; median of {runs} rounds\n")
+    print("| tool | median s | files/s | GB/s | peak RSS MB |\n|---|---|---|---|---|")
+    for name, ws in walls.items():
+        m = statistics.median(ws)
+        print(f"| {name} | {m:.2f} | {len(jobs) / m:.1f} | {size / m / 1e9:.3f} | {rss[name] / 1e6:.0f} |")
+    for extra in ("", " --no-hash"):
+        one, two = walls[f"batch --jobs 1{extra}"], walls[f"batch --jobs 2{extra}"]
+        ratios = sorted(a / b for a, b in zip(one, two))
+        print(f"\n`--jobs 2` throughput over `--jobs 1`{extra}: median {statistics.median(ratios):.2f}x "
+              f"(rounds {ratios[0]:.2f} to {ratios[-1]:.2f})")
 
 
 def main():

@@ -1,6 +1,9 @@
 """Build a test zoo for `timmconv batch`: random-init timm checkpoints and a manifest.
 
-Usage: python tools/make_zoo.py OUT_DIR [--per-family N]
+Usage: python tools/make_zoo.py OUT_DIR [--per-family N] [--tags TAG,TAG,...]
+
+`--tags` takes real architectures instead of timm's tiny `test_*` models (a zoo of mid-size
+files for throughput: `--tags resnet50.a1_in1k,convnext_tiny.fb_in1k --per-family 3`).
 
 Writes OUT_DIR/ckpt/*.pth (one per family and seed, the formats timm's own checkpoints come in:
 a bare state dict, {"state_dict": ...}, {"model": ..., "model_ema": ...}), one corrupt file
@@ -29,10 +32,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--per-family", type=int, default=5)
+    p.add_argument("--tags", help="pretrained tags to build, comma-separated (default: test_*)")
     a = p.parse_args()
     out = pathlib.Path(a.out)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
-    tags = sorted(timm.list_pretrained("test_*"))
+    tags = sorted(a.tags.split(",") if a.tags else timm.list_pretrained("test_*"))
     lines = []
     for tag in tags:
         arch = tag.split(".")[0]
