@@ -264,8 +264,11 @@ pub enum Error {
     ModelMismatch {
         /// The model as named (`arch` or `arch.tag`).
         model: String,
-        /// What differs: missing, unexpected and reshaped keys.
+        /// What differs, as lines to read: missing, unexpected and reshaped keys, and the
+        /// original layouts tried.
         differences: Vec<String>,
+        /// What differs, key by key, as `load_state_dict(strict=True)` would report it.
+        comparison: Box<crate::identify::Comparison>,
     },
     /// A checkpoint in an original project's layout (DINOv2, OpenAI CLIP, ...) lacks a tensor
     /// the conversion needs, or holds one of another shape.
@@ -299,6 +302,8 @@ pub enum Error {
     #[error(transparent)]
     Verify(#[from] VerifyError),
     /// A chart could not be drawn (no data to plot, or the plotting library failed).
+    #[cfg(feature = "plot")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
     #[error("chart: {0}")]
     Chart(String),
 }

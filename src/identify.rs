@@ -205,6 +205,7 @@ pub fn mismatch_error(model: &str, c: &Comparison) -> Error {
     Error::ModelMismatch {
         model: model.to_owned(),
         differences: c.describe(),
+        comparison: Box::new(c.clone()),
     }
 }
 

@@ -279,11 +279,28 @@ fn a_wrong_model_is_a_typed_mismatch_unless_allowed() {
         .unwrap()
         .plan()
         .unwrap_err();
-    let timmconv::Error::ModelMismatch { model, differences } = err.root() else {
+    let timmconv::Error::ModelMismatch {
+        model,
+        differences,
+        comparison,
+        ..
+    } = err.root()
+    else {
         panic!("{err}");
     };
     assert_eq!(model, "resnet18.a1_in1k");
     assert!(!differences.is_empty());
+    // typed, key by key: resnet18's stem is what test_resnet's checkpoint lacks
+    assert!(
+        comparison.missing.iter().any(|k| k == "conv1.weight"),
+        "{:?}",
+        comparison.missing
+    );
+    assert!(
+        comparison.unexpected.iter().any(|k| k == "conv1.0.weight"),
+        "{:?}",
+        comparison.unexpected
+    );
     assert!(
         err.to_string().contains("allow_mismatch converts anyway"),
         "{err}"

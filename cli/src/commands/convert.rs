@@ -200,7 +200,9 @@ fn flag_message(e: &Error, input: Option<&Path>) -> Option<String> {
              {why}; pass --drop-unadaptable to drop it and let the model initialise it, as timm \
              does"
         ),
-        Error::ModelMismatch { model, differences } => format!(
+        Error::ModelMismatch {
+            model, differences, ..
+        } => format!(
             "the checkpoint is not a `{model}` state dict (as load_state_dict(strict=True) checks \
              it): {}; `timmconv identify` names the architectures it fits, --allow-mismatch \
              converts anyway",
