@@ -8,7 +8,7 @@ use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
 
 use crate::dtype::cast;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TensorProblem};
 
 /// An element type a tensor can be read as: `f32`, `f64`, [`half::f16`], [`half::bf16`],
 /// `i64`, `i32`, `i16`, `i8` or `u8` (torch's `bool` has no such Rust type; read it as `u8`).
@@ -44,7 +44,9 @@ pub(crate) fn to_array<'a, T: Element>(
     shape: &[usize],
 ) -> Result<CowArray<'a, T, IxDyn>> {
     let shape = IxDyn(shape);
-    let bad_shape = |e: ndarray::ShapeError| Error::tensor(name, format!("as an array: {e}"));
+    let bad_shape = |e: ndarray::ShapeError| {
+        Error::tensor(TensorProblem::Shape, name, format!("as an array: {e}"))
+    };
     // torch's bool is one byte holding 0 or 1
     let bytes = if dtype == T::DTYPE || (dtype, T::DTYPE) == (DType::Bool, DType::U8) {
         bytes
@@ -52,6 +54,7 @@ pub(crate) fn to_array<'a, T: Element>(
         Cow::Owned(cast::cast(&bytes, dtype, T::DTYPE))
     } else {
         return Err(Error::tensor(
+            TensorProblem::ElementType,
             name,
             format!(
                 "is {dtype}: read it as that type (a floating tensor also as another floating \

@@ -67,21 +67,34 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
-    /// The zip container is malformed.
-    #[error("zip: {0}")]
-    Zip(String),
-    /// A safetensors input is malformed.
-    #[error("safetensors: {0}")]
-    SafeTensors(String),
+    /// The zip container cannot be read as torch reads it; `problem` says why, `what` where.
+    #[error("zip: {what}")]
+    Zip {
+        /// The kind of fault, to tell a cut-short download from a crafted archive.
+        problem: ZipProblem,
+        /// What is wrong, naming the entry and the offset.
+        what: String,
+    },
+    /// A safetensors file cannot be read, or the streaming writer was fed what its tensors do
+    /// not declare; `problem` says which.
+    #[error("safetensors: {what}")]
+    SafeTensors {
+        /// The kind of fault.
+        problem: SafeTensorsProblem,
+        /// What is wrong.
+        what: String,
+    },
     /// A checkpoint's object structure is not what torch.save writes.
     #[error("checkpoint structure: {0}")]
     Structure(String),
-    /// A tensor cannot be read (bad view, unsupported kind).
+    /// A tensor cannot be read, adapted or written; `problem` says why.
     #[error("tensor `{key}`: {what}")]
     Tensor {
         /// The state-dict key of the tensor.
         key: String,
-        /// What is wrong.
+        /// The kind of fault.
+        problem: TensorProblem,
+        /// What is wrong, with the shapes, sizes and offsets involved.
         what: String,
     },
     /// A tensor that reads far more bytes than its storage holds (a stride-0 expansion): more
@@ -301,11 +314,75 @@ pub enum Error {
     /// A parity check (feature `torch`) cannot run.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// A bug in timmconv: a thread that panicked, embedded data that does not parse, a value
+    /// that failed to serialise. Please report it with the message.
+    #[error("internal error (a bug in timmconv, please report it): {0}")]
+    Internal(String),
     /// A chart could not be drawn (no data to plot, or the plotting library failed).
     #[cfg(feature = "plot")]
     #[cfg_attr(docsrs, doc(cfg(feature = "plot")))]
     #[error("chart: {0}")]
     Chart(String),
+}
+
+/// Why a tensor was refused ([`Error::Tensor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum TensorProblem {
+    /// Its storage is missing from the file, lies outside it, is smaller than declared, or does
+    /// not inflate.
+    Storage,
+    /// Its shape, strides and offset do not describe a view inside its storage.
+    View,
+    /// Reading its bytes failed.
+    Read,
+    /// A kind or dtype timmconv does not handle here: complex, quantized or sparse tensors, or a
+    /// dtype that cannot be resampled or adapted as timm does.
+    Unsupported,
+    /// It was asked for as an element type it does not hold (an integer tensor as floats).
+    ElementType,
+    /// Its shape does not fit what is done to it (a resampling, an in_chans adaptation, an
+    /// array's dimensions, a module's parameter).
+    Shape,
+    /// It cannot be written as named or sized (a reserved or duplicate name, a size that
+    /// overflows).
+    Output,
+    /// Its producer gave the streaming writer more or fewer bytes than its shape holds.
+    Writer,
+}
+
+/// Why a safetensors file was refused, or a write stopped ([`Error::SafeTensors`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum SafeTensorsProblem {
+    /// The file is shorter than its header says (a download or copy cut short).
+    Truncated,
+    /// The header is not valid safetensors: its JSON, a dtype, offsets that overlap, leave gaps
+    /// or run past the data (the `safetensors` crate's own checks).
+    Invalid,
+    /// The streaming writer ([`crate::write::SafetensorsWriter`]) was given more bytes than the
+    /// tensors declare, or final metadata whose header outgrows the draft's.
+    Writer,
+}
+
+/// Why a zip container was refused ([`Error::Zip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum ZipProblem {
+    /// The file ends before the archive does: no end record, or an entry past the end (a
+    /// download or copy cut short).
+    Truncated,
+    /// A record is malformed: sizes that contradict each other, a corrupt deflate stream, a
+    /// directory that does not fit.
+    Malformed,
+    /// Readers could read different files from it: duplicate or case-folded names, overlapping
+    /// entries, several directories or end records, data before the archive (a crafted file).
+    Ambiguous,
+    /// A zip feature torch never writes: encryption, another compression method, several
+    /// disks, a big-endian `byteorder` record.
+    Unsupported,
+    /// Reading the file failed.
+    Read,
 }
 
 /// A conversion setting that contradicts another or needs what was not given; the message names
@@ -630,6 +707,16 @@ fn suggest(s: &[String]) -> String {
 }
 
 impl Error {
+    /// A safetensors fault of kind `problem`.
+    pub(crate) fn safetensors(problem: SafeTensorsProblem, what: String) -> Error {
+        Error::SafeTensors { problem, what }
+    }
+
+    /// A zip fault of kind `problem`.
+    pub(crate) fn zip(problem: ZipProblem, what: String) -> Error {
+        Error::Zip { problem, what }
+    }
+
     /// Attaches the path an error came from, unless it already names one.
     pub fn with_path(self, path: impl Into<PathBuf>) -> Error {
         match self {
@@ -687,9 +774,14 @@ impl Error {
         Ok(())
     }
 
-    pub(crate) fn tensor(key: impl Into<String>, what: impl Into<String>) -> Error {
+    pub(crate) fn tensor(
+        problem: TensorProblem,
+        key: impl Into<String>,
+        what: impl Into<String>,
+    ) -> Error {
         Error::Tensor {
             key: key.into(),
+            problem,
             what: what.into(),
         }
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SafeTensorsProblem, TensorProblem};
 
 /// Prefix of the temporary files timmconv writes next to an output; never a finished file.
 /// On Linux the data is written to an unnamed file (`O_TMPFILE`) that only gets a name when it
@@ -58,7 +58,13 @@ pub fn validate(entries: &[Entry]) -> Result<()> {
     })?;
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     for e in entries {
-        let bad = |what: &str| Error::tensor(crate::error::printable(&e.name), what.to_owned());
+        let bad = |what: &str| {
+            Error::tensor(
+                TensorProblem::Output,
+                crate::error::printable(&e.name),
+                what.to_owned(),
+            )
+        };
         if e.name == METADATA_KEY {
             return Err(bad(
                 "`__metadata__` is the key safetensors reserves for metadata; a tensor of that \
@@ -109,7 +115,13 @@ pub(crate) fn header(
         let end = e
             .nbytes()
             .and_then(|n| offset.checked_add(n))
-            .ok_or_else(|| Error::tensor(&e.name, "the output's size overflows"))?;
+            .ok_or_else(|| {
+                Error::tensor(
+                    TensorProblem::Output,
+                    &e.name,
+                    "the output's size overflows",
+                )
+            })?;
         map.insert(
             e.name.clone(),
             json!({"dtype": e.dtype.to_safetensors(), "shape": e.shape, "data_offsets": [offset, end]}),
@@ -117,7 +129,7 @@ pub(crate) fn header(
         offset = end;
     }
     let mut bytes =
-        serde_json::to_vec(&Value::Object(map)).map_err(|e| Error::SafeTensors(e.to_string()))?;
+        serde_json::to_vec(&Value::Object(map)).map_err(|e| Error::Internal(e.to_string()))?;
     let padded = bytes.len().next_multiple_of(8);
     if padded > MAX_HEADER_BYTES {
         return Err(Error::limit(
@@ -502,10 +514,13 @@ pub fn read_written(path: &Path) -> Result<WrittenOutput> {
     crate::fileio::read_exact_at(&file, &mut len, 0).map_err(|e| Error::io(path, e))?;
     let n = u64::from_le_bytes(len);
     if n > size.saturating_sub(8) {
-        return Err(Error::SafeTensors(format!(
-            "{}: the header says {n} bytes, the file holds {size}",
-            path.display()
-        )));
+        return Err(Error::safetensors(
+            SafeTensorsProblem::Truncated,
+            format!(
+                "{}: the header says {n} bytes, the file holds {size}",
+                path.display()
+            ),
+        ));
     }
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     Error::at_most("MAX_HEADER_BYTES", n, MAX_HEADER_BYTES, || {
@@ -515,8 +530,8 @@ pub fn read_written(path: &Path) -> Result<WrittenOutput> {
     crate::fileio::read_exact_at(&file, &mut bytes, 0).map_err(|e| Error::io(path, e))?;
     crate::checkpoint::safetensors::count_tensors(&bytes)?;
     let header = bytes.get(8..).unwrap_or_default();
-    let meta: safetensors::tensor::Metadata =
-        serde_json::from_slice(header).map_err(|e| Error::SafeTensors(e.to_string()))?;
+    let meta: safetensors::tensor::Metadata = serde_json::from_slice(header)
+        .map_err(|e| Error::safetensors(SafeTensorsProblem::Invalid, e.to_string()))?;
     let end = u64::try_from(meta.data_len())
         .ok()
         .and_then(|d| d.checked_add(8))
@@ -735,13 +750,15 @@ impl SafetensorsWriter {
     /// More bytes than the tensors still need, or a write that fails.
     pub fn add(&mut self, chunk: Chunk<'_>) -> Result<()> {
         let Some(e) = self.next() else {
-            return Err(Error::SafeTensors(
+            return Err(Error::safetensors(
+                SafeTensorsProblem::Writer,
                 "more data than the tensors declared".into(),
             ));
         };
         let want = e.nbytes().unwrap_or(usize::MAX) as u64;
         if self.written + chunk.len() > want {
             return Err(Error::tensor(
+                TensorProblem::Writer,
                 &e.name,
                 format!("produced more than its {want} bytes"),
             ));
@@ -773,6 +790,7 @@ impl SafetensorsWriter {
     ) -> Result<()> {
         if let Some(e) = self.next() {
             return Err(Error::tensor(
+                TensorProblem::Writer,
                 &e.name,
                 format!(
                     "produced {} bytes, expected {}",
@@ -784,11 +802,14 @@ impl SafetensorsWriter {
         if *metadata != self.draft {
             let fin = header(&self.entries, &self.order, metadata)?;
             if fin.len() != self.draft_len {
-                return Err(Error::SafeTensors(format!(
-                    "final header is {} bytes, the draft {}",
-                    fin.len(),
-                    self.draft_len
-                )));
+                return Err(Error::safetensors(
+                    SafeTensorsProblem::Writer,
+                    format!(
+                        "final header is {} bytes, the draft {}",
+                        fin.len(),
+                        self.draft_len
+                    ),
+                ));
             }
             self.out.patch(8, &fin)?;
         }
@@ -829,6 +850,7 @@ pub fn write_safetensors(
         if w.at == before {
             let e = &entries[i];
             return Err(Error::tensor(
+                TensorProblem::Writer,
                 &e.name,
                 format!(
                     "produced {} bytes, expected {}",

@@ -101,6 +101,61 @@ fn truncated_fixtures_fail_cleanly() {
     }
 }
 
+/// The cause of a refusal is typed, so a caller can tell a cut-short download from a crafted or
+/// misused file without reading the message.
+#[test]
+fn causes_are_typed() {
+    use timmconv::error::{SafeTensorsProblem, TensorProblem, ZipProblem};
+    let cut = |file: &str| {
+        let bytes = std::fs::read(fixture(&format!("ckpt/{file}"))).unwrap();
+        let half = bytes[..bytes.len() / 2].to_vec();
+        Checkpoint::from_bytes(half, &OpenOptions::default()).unwrap_err()
+    };
+    let err = cut("test_resnet.f32.zip.pth");
+    assert!(
+        matches!(
+            err.root(),
+            Error::Zip {
+                problem: ZipProblem::Truncated,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = cut("test_resnet.f32.safetensors");
+    assert!(
+        matches!(
+            err.root(),
+            Error::SafeTensors {
+                problem: SafeTensorsProblem::Truncated,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // an integer tensor asked for as floats
+    let ckpt = Checkpoint::open(
+        fixture("ckpt/test_resnet.f32.zip.pth"),
+        &OpenOptions::default(),
+    )
+    .unwrap();
+    let counter = ckpt
+        .tensors()
+        .iter()
+        .find(|t| t.name.ends_with("num_batches_tracked"))
+        .unwrap();
+    let err = ckpt.array::<f32>(&counter.name).unwrap_err();
+    match err.root() {
+        Error::Tensor { key, problem, .. } => {
+            assert_eq!(
+                (key.as_str(), *problem),
+                (counter.name.as_str(), TensorProblem::ElementType)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// 1000 seeded bit-flipped copies (250 of each of four fixtures) open, read or fail cleanly.
 #[test]
 fn bit_flips_never_panic() {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, TensorInfo};
 use crate::dtype::{cast, DType};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TensorProblem};
 use crate::original::{Derive, Derived};
 pub use features::FeatureSelect;
 pub use in_chans::InChansMethod;
@@ -413,6 +413,7 @@ impl Plan {
             scratch.input.resize(n, 0);
             crate::fileio::read_exact_at(file, &mut scratch.input, at as u64).map_err(|e| {
                 Error::tensor(
+                    TensorProblem::Read,
                     &p.source.name,
                     format!("reading {n} bytes at offset {at}: {e}"),
                 )
@@ -483,28 +484,52 @@ impl Plan {
                 }
             }
             Op::InChans(method) => {
-                let w = cast::to_f32(&src, sdt)
-                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
+                let w = cast::to_f32(&src, sdt).ok_or_else(|| {
+                    Error::tensor(
+                        TensorProblem::ElementType,
+                        &p.source.name,
+                        "not a floating-point tensor",
+                    )
+                })?;
                 let out = in_chans::apply(&w, &p.source.shape, method, self.in_chans, self.base)
                     .ok_or_else(|| {
                         Error::tensor(
+                            TensorProblem::Shape,
                             &p.source.name,
                             "does not fit its planned in_chans adaptation",
                         )
                     })?;
-                let bytes = cast::from_f32(&out, sdt)
-                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
+                let bytes = cast::from_f32(&out, sdt).ok_or_else(|| {
+                    Error::tensor(
+                        TensorProblem::ElementType,
+                        &p.source.name,
+                        "not a floating-point tensor",
+                    )
+                })?;
                 Cow::Owned(bytes)
             }
             Op::Resample(ref rs, then) => {
-                let w = cast::to_f32(&src, sdt)
-                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
-                let shape = rs
-                    .out_shape(&p.source.shape)
-                    .ok_or_else(|| Error::tensor(&p.source.name, "does not fit its resampling"))?;
-                let mut out = rs
-                    .apply(&w, &p.source.shape)
-                    .ok_or_else(|| Error::tensor(&p.source.name, "does not fit its resampling"))?;
+                let w = cast::to_f32(&src, sdt).ok_or_else(|| {
+                    Error::tensor(
+                        TensorProblem::ElementType,
+                        &p.source.name,
+                        "not a floating-point tensor",
+                    )
+                })?;
+                let shape = rs.out_shape(&p.source.shape).ok_or_else(|| {
+                    Error::tensor(
+                        TensorProblem::Shape,
+                        &p.source.name,
+                        "does not fit its resampling",
+                    )
+                })?;
+                let mut out = rs.apply(&w, &p.source.shape).ok_or_else(|| {
+                    Error::tensor(
+                        TensorProblem::Shape,
+                        &p.source.name,
+                        "does not fit its resampling",
+                    )
+                })?;
                 if let Some(method) = then {
                     // timm rounds to the source dtype between the filter and adapt_input_conv
                     let rounded = cast::from_f32(&out, sdt).and_then(|b| cast::to_f32(&b, sdt));
@@ -512,13 +537,19 @@ impl Plan {
                         .and_then(|r| in_chans::apply(&r, &shape, method, self.in_chans, self.base))
                         .ok_or_else(|| {
                             Error::tensor(
+                                TensorProblem::Shape,
                                 &p.source.name,
                                 "does not fit its planned in_chans adaptation",
                             )
                         })?;
                 }
-                let bytes = cast::from_f32(&out, sdt)
-                    .ok_or_else(|| Error::tensor(&p.source.name, "not a floating-point tensor"))?;
+                let bytes = cast::from_f32(&out, sdt).ok_or_else(|| {
+                    Error::tensor(
+                        TensorProblem::ElementType,
+                        &p.source.name,
+                        "not a floating-point tensor",
+                    )
+                })?;
                 Cow::Owned(bytes)
             }
         };

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::checkpoint::TensorInfo;
 use crate::dtype::DType;
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Result, Setting, TensorProblem};
 use crate::original::Derived;
 
 /// A tensor on its way through the stages: its transform and shape so far.
@@ -124,12 +124,13 @@ impl<'a> Planner<'a> {
         };
         if !t.dtype.is_float() {
             return Err(Error::tensor(
+                TensorProblem::Unsupported,
                 &t.name,
                 format!("of dtype {} cannot be resampled", t.dtype),
             ));
         }
         if !rs.computes_in_float32() && t.dtype != DType::F32 {
-            return Err(Error::tensor(
+            return Err(Error::tensor(TensorProblem::Unsupported,
                 &t.name,
                 format!(
                     "of dtype {}: timm's filter resamples it in that dtype, not in float32, which timmconv does not reproduce; convert a float32 checkpoint",
@@ -138,7 +139,11 @@ impl<'a> Planner<'a> {
             ));
         }
         let Some(to) = rs.out_shape(&t.shape) else {
-            return Err(Error::tensor(&t.name, "does not fit its resampling"));
+            return Err(Error::tensor(
+                TensorProblem::Shape,
+                &t.name,
+                "does not fit its resampling",
+            ));
         };
         limits::check_resample(&t.name, &rs, &t.shape, &to)?;
         self.report.resampled.push(Resampled {
@@ -166,6 +171,7 @@ impl<'a> Planner<'a> {
                 limits::check_tensor(&t.name, "adapted to shape", &to_shape)?;
                 if !t.dtype.is_float() {
                     return Err(Error::tensor(
+                        TensorProblem::Unsupported,
                         &t.name,
                         format!("first conv of dtype {} cannot be adapted", t.dtype),
                     ));
@@ -226,12 +232,14 @@ impl<'a> Planner<'a> {
         if is_head && a.label_offset > 0 {
             let Some(rows) = s.shape.first_mut() else {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     &t.name,
                     "a 0-d classifier cannot drop label-offset rows",
                 ));
             };
             if *rows < a.label_offset {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     &t.name,
                     format!(
                         "has {rows} rows, fewer than label_offset {}",

@@ -4,7 +4,7 @@
 
 use super::limits::{MAX_IMG_SIZE, MAX_PATCH_SIZE};
 use super::resample::{Interp, Resample};
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Result, Setting, TensorProblem};
 use crate::registry::resize::{layout, BiasRule, Mode, ResizeLayout};
 
 /// The resolution asked for; `None` keeps the default.
@@ -176,6 +176,7 @@ impl ResizePlan {
         let fits = |op: Resample| -> Result<Option<Resample>> {
             if op.out_shape(shape).is_none() {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     key,
                     format!("has shape {shape:?}, which does not fit {op:?}"),
                 ));
@@ -242,6 +243,7 @@ impl ResizePlan {
             let prefix = l.prefix_tokens;
             let Some(tokens) = n.checked_sub(prefix) else {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     key,
                     format!("has {n} tokens, fewer than the {prefix} prefix tokens"),
                 ));
@@ -261,6 +263,7 @@ impl ResizePlan {
             }
             if area(from_grid) != Some(tokens) {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     key,
                     format!(
                         "holds {tokens} grid tokens, not a {}x{} grid",
@@ -320,6 +323,7 @@ impl ResizePlan {
             let from_side = (n as f64).sqrt() as usize;
             if from_side * from_side != n {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     key,
                     format!("has {n} offsets per head, not a square table"),
                 ));
@@ -372,6 +376,7 @@ impl ResizePlan {
                 // timm assumes a square source unless the size rules it out
                 let m = n.checked_sub(rule.extra).ok_or_else(|| {
                     Error::tensor(
+                        TensorProblem::Shape,
                         key,
                         format!("has {n} rows, fewer than {} extra tokens", rule.extra),
                     )
@@ -383,6 +388,7 @@ impl ResizePlan {
                     to_table
                 } else {
                     return Err(Error::tensor(
+                        TensorProblem::Shape,
                         key,
                         format!("cannot infer the non-square source window of a table of {n} rows"),
                     ));
@@ -390,6 +396,7 @@ impl ResizePlan {
             }
             _ => {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     key,
                     format!("has shape {shape:?}, not a relative-position table"),
                 ))

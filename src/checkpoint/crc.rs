@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ZipProblem};
 
 /// Bytes read at a time by [`CrcTable::check_all`].
 const BLOCK: usize = 4 << 20;
@@ -130,7 +130,12 @@ impl CrcTable {
                 .start
                 .checked_add(m.len)
                 .and_then(|end| bytes.get(m.start..end))
-                .ok_or_else(|| Error::Zip(format!("entry `{}` runs past the end", m.name)))?;
+                .ok_or_else(|| {
+                    Error::zip(
+                        ZipProblem::Truncated,
+                        format!("entry `{}` runs past the end", m.name),
+                    )
+                })?;
             let mut h = crc32fast::Hasher::new();
             match (m.stored, file) {
                 (Stored::Plain, Some(f)) => {
@@ -140,10 +145,10 @@ impl CrcTable {
                         let n = BLOCK.min(m.end() - at);
                         let chunk = &mut buf[..n];
                         crate::fileio::read_exact_at(f, chunk, at as u64).map_err(|e| {
-                            Error::Zip(format!(
-                                "reading {n} bytes of `{}` at offset {at}: {e}",
-                                m.name
-                            ))
+                            Error::zip(
+                                ZipProblem::Read,
+                                format!("reading {n} bytes of `{}` at offset {at}: {e}", m.name),
+                            )
                         })?;
                         h.update(chunk);
                         at += n;
@@ -155,9 +160,12 @@ impl CrcTable {
                     let mut inflater = flate2::read::DeflateDecoder::new(data);
                     let mut total = 0usize;
                     loop {
-                        let n = inflater
-                            .read(&mut buf)
-                            .map_err(|e| Error::Zip(format!("deflated entry `{}`: {e}", m.name)))?;
+                        let n = inflater.read(&mut buf).map_err(|e| {
+                            Error::zip(
+                                ZipProblem::Malformed,
+                                format!("deflated entry `{}`: {e}", m.name),
+                            )
+                        })?;
                         if n == 0 {
                             break;
                         }
@@ -168,12 +176,15 @@ impl CrcTable {
                         h.update(&buf[..n]);
                     }
                     if total != size {
-                        return Err(Error::Zip(format!(
-                            "deflated entry `{}` inflates to {}{total} bytes, its header says \
+                        return Err(Error::zip(
+                            ZipProblem::Malformed,
+                            format!(
+                                "deflated entry `{}` inflates to {}{total} bytes, its header says \
                              {size}",
-                            m.name,
-                            if total > size { "more than " } else { "" }
-                        )));
+                                m.name,
+                                if total > size { "more than " } else { "" }
+                            ),
+                        ));
                     }
                 }
             }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TensorProblem};
 pub use crate::pickle::{GlobalClass, GlobalRef};
 // the unpickler's budgets (docs/security.md): every checkpoint is read within them
 pub use crate::pickle::{
@@ -354,16 +354,16 @@ impl Checkpoint {
     fn check_storage(&self, t: &TensorInfo) -> Result<()> {
         let Some(loc) = self.storages.get(&t.storage) else {
             return Err(Error::tensor(
+                TensorProblem::Storage,
                 &t.name,
                 format!("its storage `{}` is missing from the file", t.storage),
             ));
         };
-        let need = t
-            .storage_numel
-            .checked_mul(t.dtype.size())
-            .ok_or_else(|| Error::tensor(&t.name, "storage size overflows"))?;
+        let need = t.storage_numel.checked_mul(t.dtype.size()).ok_or_else(|| {
+            Error::tensor(TensorProblem::Storage, &t.name, "storage size overflows")
+        })?;
         if loc.len() < need {
-            return Err(Error::tensor(
+            return Err(Error::tensor(TensorProblem::Storage,
                 &t.name,
                 format!(
                     "storage `{}` declares {} elements of {} ({need} bytes) but the file holds {} bytes",
@@ -485,7 +485,13 @@ impl Checkpoint {
                 let storage = start
                     .checked_add(len)
                     .and_then(|end| self.source.get(start..end))
-                    .ok_or_else(|| Error::tensor(&t.name, "storage lies outside the file"))?;
+                    .ok_or_else(|| {
+                        Error::tensor(
+                            TensorProblem::Storage,
+                            &t.name,
+                            "storage lies outside the file",
+                        )
+                    })?;
                 // a tensor that reads its whole storage reads the whole member: check it
                 if t.nbytes() == len {
                     self.crc.check_whole(start, storage)?;
@@ -502,7 +508,7 @@ impl Checkpoint {
                     .inflate(start, compressed, len, crc)
                     .map_err(|e| match e {
                         Error::ZipCrc { .. } => e,
-                        e => Error::tensor(&t.name, e.to_string()),
+                        e => Error::tensor(TensorProblem::Storage, &t.name, e.to_string()),
                     })?;
                 Ok(Cow::Owned(t.gather(&storage)?.into_owned()))
             }
@@ -520,7 +526,7 @@ impl Checkpoint {
         let mut cache = self
             .inflated
             .lock()
-            .map_err(|_| Error::Structure("a thread panicked while inflating".into()))?;
+            .map_err(|_| Error::Internal("a thread panicked while inflating".into()))?;
         if let Some((at, bytes)) = cache.as_ref() {
             if *at == start {
                 return Ok(Arc::clone(bytes));
@@ -595,6 +601,7 @@ impl Checkpoint {
             let mut buf = vec![0u8; range.len()];
             crate::fileio::read_exact_at(file, &mut buf, range.start as u64).map_err(|e| {
                 Error::tensor(
+                    TensorProblem::Read,
                     &t.name,
                     format!(
                         "reading {} bytes at offset {}: {e}",
@@ -849,6 +856,7 @@ fn collect_tensors(
             Node::Tensor(t) => t,
             Node::Unsupported(what) => {
                 return Err(Error::tensor(
+                    TensorProblem::Unsupported,
                     raw.to_string(),
                     format!(
                         "{what} tensors (complex, quantized, sparse, nested) are not supported"
@@ -880,10 +888,9 @@ fn collect_tensors(
                 ..info.clone()
             }
             .validate()?;
-            info.offset = info
-                .offset
-                .checked_add(view_offset)
-                .ok_or_else(|| Error::tensor(&info.name, "storage offset overflows"))?;
+            info.offset = info.offset.checked_add(view_offset).ok_or_else(|| {
+                Error::tensor(TensorProblem::View, &info.name, "storage offset overflows")
+            })?;
         }
         info.validate()?;
         // a Python dict keeps the first position and the last value of a repeated key

@@ -8,7 +8,7 @@ use ::safetensors::SafeTensors;
 use super::tree::{Node, RawTensor, StorageRef};
 use super::{Format, Parsed, StorageLoc};
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SafeTensorsProblem, TensorProblem};
 
 /// Largest safetensors header the safetensors readers accept (their `MAX_HEADER_SIZE`); what
 /// timmconv reads and what it writes are held to it.
@@ -84,7 +84,8 @@ impl<'de> serde::de::Visitor<'de> for CountEntries<'_> {
 /// JSON object of a length the file holds), before anything is allocated per entry.
 pub(crate) fn count_tensors(bytes: &[u8]) -> Result<()> {
     let (Some(len), Some(rest)) = (bytes.get(..8), bytes.get(8..)) else {
-        return Err(Error::SafeTensors(
+        return Err(Error::safetensors(
+            SafeTensorsProblem::Truncated,
             "the file is shorter than its header length".into(),
         ));
     };
@@ -95,10 +96,13 @@ pub(crate) fn count_tensors(bytes: &[u8]) -> Result<()> {
         "bytes of the safetensors header"
     })?;
     let Some(header) = rest.get(..header_len) else {
-        return Err(Error::SafeTensors(format!(
-            "the header says {header_len} bytes, the file holds {}",
-            rest.len()
-        )));
+        return Err(Error::safetensors(
+            SafeTensorsProblem::Truncated,
+            format!(
+                "the header says {header_len} bytes, the file holds {}",
+                rest.len()
+            ),
+        ));
     };
     let limit = MAX_SAFETENSORS_TENSORS;
     let over = std::cell::Cell::new(Over::No);
@@ -133,7 +137,16 @@ pub(crate) fn count_tensors(bytes: &[u8]) -> Result<()> {
 }
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
-    let serr = |e: ::safetensors::SafeTensorError| Error::SafeTensors(e.to_string());
+    let serr = |e: ::safetensors::SafeTensorError| {
+        let problem = match e {
+            // the data ends before the header's offsets do
+            ::safetensors::SafeTensorError::MetadataIncompleteBuffer => {
+                SafeTensorsProblem::Truncated
+            }
+            _ => SafeTensorsProblem::Invalid,
+        };
+        Error::safetensors(problem, e.to_string())
+    };
     count_tensors(bytes)?;
     // deserialize validates the header, every offset and the total length
     SafeTensors::deserialize(bytes).map_err(serr)?;
@@ -146,7 +159,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed> {
             continue;
         };
         let dtype = DType::from_safetensors(info.dtype).ok_or_else(|| {
-            Error::tensor(&name, format!("dtype {:?} is not supported", info.dtype))
+            Error::tensor(
+                TensorProblem::Unsupported,
+                &name,
+                format!("dtype {:?} is not supported", info.dtype),
+            )
         })?;
         let (begin, end) = info.data_offsets;
         let numel: usize = info.shape.iter().product();

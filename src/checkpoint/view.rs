@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TensorProblem};
 
 /// One tensor of a state dict, described but not loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,6 +56,7 @@ impl TensorInfo {
     pub(crate) fn validate(&self) -> Result<()> {
         if self.shape.len() != self.strides.len() {
             return Err(Error::tensor(
+                TensorProblem::View,
                 &self.name,
                 format!(
                     "shape {:?} and stride {:?} have different ranks",
@@ -69,7 +70,11 @@ impl TensorInfo {
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .and_then(|n| n.checked_mul(self.dtype.size()).map(|_| n))
             .ok_or_else(|| {
-                Error::tensor(&self.name, format!("shape {:?} overflows", self.shape))
+                Error::tensor(
+                    TensorProblem::View,
+                    &self.name,
+                    format!("shape {:?} overflows", self.shape),
+                )
             })?;
         if numel == 0 {
             return Ok(());
@@ -79,10 +84,12 @@ impl TensorInfo {
             last = (d - 1)
                 .checked_mul(s)
                 .and_then(|x| x.checked_add(last))
-                .ok_or_else(|| Error::tensor(&self.name, "view extent overflows"))?;
+                .ok_or_else(|| {
+                    Error::tensor(TensorProblem::View, &self.name, "view extent overflows")
+                })?;
         }
         if last >= self.storage_numel {
-            return Err(Error::tensor(
+            return Err(Error::tensor(TensorProblem::View,
                 &self.name,
                 format!(
                     "view (offset {}, shape {:?}, stride {:?}) reaches element {} but its storage `{}` has {} elements",
@@ -100,6 +107,7 @@ impl TensorInfo {
         let es = self.dtype.size();
         if storage.len() / es < self.storage_numel {
             return Err(Error::tensor(
+                TensorProblem::View,
                 &self.name,
                 format!(
                     "storage `{}` holds {} bytes, fewer than its {} elements of {}",

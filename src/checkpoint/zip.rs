@@ -17,7 +17,7 @@ use ::zip::{CompressionMethod, ZipArchive};
 use super::crc::{CrcTable, MemberCrc, Stored};
 use super::tree::{Builder, PidLayout};
 use super::{Format, Parsed, StorageLoc};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ZipProblem};
 use crate::pickle::{unpickle, Mode, MAX_PICKLE_BYTES};
 
 /// Most entries a checkpoint archive may have (checked from the end-of-central-directory record
@@ -43,7 +43,7 @@ const EOCD64_SIG: [u8; 4] = *b"PK\x06\x06";
 const EOCD_SEARCH: usize = 22 + 0xffff;
 
 fn zerr(e: impl std::fmt::Display) -> Error {
-    Error::Zip(e.to_string())
+    Error::zip(ZipProblem::Malformed, e.to_string())
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
@@ -86,7 +86,10 @@ impl Member {
     /// Where the member's bytes are, for reading them later.
     pub fn loc(&self) -> Result<StorageLoc> {
         if self.encrypted {
-            return Err(Error::Zip(format!("entry `{}` is encrypted", self.name)));
+            return Err(Error::zip(
+                ZipProblem::Unsupported,
+                format!("entry `{}` is encrypted", self.name),
+            ));
         }
         match self.method {
             Method::Stored => Ok(StorageLoc::Range {
@@ -99,10 +102,13 @@ impl Member {
                 len: self.size,
                 crc: self.crc,
             }),
-            Method::Other(m) => Err(Error::Zip(format!(
-                "entry `{}` uses compression method {m}; only stored and deflated are read",
-                self.name
-            ))),
+            Method::Other(m) => Err(Error::zip(
+                ZipProblem::Unsupported,
+                format!(
+                    "entry `{}` uses compression method {m}; only stored and deflated are read",
+                    self.name
+                ),
+            )),
         }
     }
 }
@@ -133,11 +139,14 @@ impl Archive {
         let mut za = ZipArchive::new(reader).map_err(zerr)?;
         // the zip crate keeps one entry per name; torch (miniz) sees every one
         if za.len() as u64 != declared {
-            return Err(Error::Zip(format!(
-                "the central directory lists {declared} entries but only {} distinct names; \
+            return Err(Error::zip(
+                ZipProblem::Ambiguous,
+                format!(
+                    "the central directory lists {declared} entries but only {} distinct names; \
                  torch would see the entries a name hides",
-                za.len()
-            )));
+                    za.len()
+                ),
+            ));
         }
         let mut members = Vec::with_capacity(za.len());
         let mut spans = Vec::with_capacity(za.len());
@@ -151,48 +160,67 @@ impl Archive {
             let (Some(central), Some(header)) =
                 (at(f.central_header_start()), at(f.header_start()))
             else {
-                return Err(Error::Zip(format!(
-                    "entry {i} (`{}`) starts past the end of the file",
-                    f.name()
-                )));
+                return Err(Error::zip(
+                    ZipProblem::Truncated,
+                    format!("entry {i} (`{}`) starts past the end of the file", f.name()),
+                ));
             };
             if central != next_central {
-                return Err(Error::Zip(format!(
+                return Err(Error::zip(
+                    ZipProblem::Ambiguous,
+                    format!(
                     "central directory entry {i} is read at offset {central}, but the directory \
                      torch reads (from the end record) has it at offset {next_central}; the \
                      archive holds more than one directory"
-                )));
+                ),
+                ));
             }
-            let entry = CentralEntry::at(bytes, central)
-                .ok_or_else(|| Error::Zip(format!("central directory entry {i} is truncated")))?;
+            let entry = CentralEntry::at(bytes, central).ok_or_else(|| {
+                Error::zip(
+                    ZipProblem::Malformed,
+                    format!("central directory entry {i} is truncated"),
+                )
+            })?;
             next_central = central + entry.len;
             let raw = entry.name;
             let name = String::from_utf8_lossy(raw).into_owned();
             if let Some(id) = entry.path_field {
-                return Err(Error::Zip(format!(
+                return Err(Error::zip(
+                    ZipProblem::Ambiguous,
+                    format!(
                     "entry {i} (`{name}`) carries a Unicode name extra field (0x{id:04x}); torch \
                      reads the raw name and other readers the field's, so the two could read \
                      different files"
-                )));
+                ),
+                ));
             }
             if raw != f.name_raw() {
-                return Err(Error::Zip(format!(
+                return Err(Error::zip(
+                    ZipProblem::Ambiguous,
+                    format!(
                     "central directory entry {i} is named {name:?} at offset {central}, but the \
                      zip reader saw {:?}",
                     String::from_utf8_lossy(f.name_raw())
-                )));
+                ),
+                ));
             }
             let Some((compressed, size, local_offset)) = entry.miniz_values() else {
-                return Err(Error::Zip(format!(
-                    "entry `{name}` has saturated 32-bit sizes or offset but no zip64 field \
+                return Err(Error::zip(
+                    ZipProblem::Malformed,
+                    format!(
+                        "entry `{name}` has saturated 32-bit sizes or offset but no zip64 field \
                      that holds them"
-                )));
+                    ),
+                ));
             };
             if local_offset != f.header_start() {
-                return Err(Error::Zip(format!(
+                return Err(Error::zip(
+                    ZipProblem::Ambiguous,
+                    format!(
                     "entry `{name}` records its local header at offset {local_offset}, but the \
                      zip reader placed it at {header}; data before the archive is not read"
-                )));
+                ),
+                ));
             }
             let method = match f.compression() {
                 CompressionMethod::Stored => Method::Stored,
@@ -209,17 +237,23 @@ impl Archive {
                 .and_then(|c| data_start.checked_add(c))
                 .filter(|&e| e <= bytes.len())
                 .ok_or_else(|| {
-                    Error::Zip(format!(
+                    Error::zip(
+                        ZipProblem::Truncated,
+                        format!(
                         "entry `{name}` ({compressed} bytes at offset {data_start}) runs past the \
                          end of the {}-byte file",
                         bytes.len()
-                    ))
+                    ),
+                    )
                 })?;
             match method {
                 Method::Stored if compressed != size => {
-                    return Err(Error::Zip(format!(
-                        "stored entry `{name}` declares {size} bytes but holds {compressed}"
-                    )))
+                    return Err(Error::zip(
+                        ZipProblem::Malformed,
+                        format!(
+                            "stored entry `{name}` declares {size} bytes but holds {compressed}"
+                        ),
+                    ))
                 }
                 Method::Deflated => {
                     let (ratio, limit) = if size > LARGE_MEMBER_BYTES {
@@ -242,11 +276,14 @@ impl Archive {
             let lower = raw.to_ascii_lowercase();
             if let Some(&j) = index.get(&lower) {
                 let other: &Member = &members[j];
-                return Err(Error::Zip(format!(
-                    "entries `{}` and `{name}` have the same name up to case; torch's record \
+                return Err(Error::zip(
+                    ZipProblem::Ambiguous,
+                    format!(
+                        "entries `{}` and `{name}` have the same name up to case; torch's record \
                      lookup ignores case and could read either",
-                    other.name
-                )));
+                        other.name
+                    ),
+                ));
             }
             index.insert(lower, i);
             spans.push((header, end, i));
@@ -265,28 +302,34 @@ impl Archive {
         for pair in spans.windows(2) {
             if let [(_, end_a, a), (start_b, _, b)] = pair {
                 if start_b < end_a {
-                    return Err(Error::Zip(format!(
+                    return Err(Error::zip(
+                        ZipProblem::Ambiguous,
+                        format!(
                         "entries `{}` and `{}` overlap in the file; an archive torch writes never \
                          shares bytes between entries",
                         members[*a].name, members[*b].name
-                    )));
+                    ),
+                    ));
                 }
             }
         }
         if next_central != dir.offset + dir.size {
-            return Err(Error::Zip(format!(
-                "the central directory at offset {} is {} bytes long, but its entries fill {}",
-                dir.offset,
-                dir.size,
-                next_central - dir.offset
-            )));
+            return Err(Error::zip(
+                ZipProblem::Ambiguous,
+                format!(
+                    "the central directory at offset {} is {} bytes long, but its entries fill {}",
+                    dir.offset,
+                    dir.size,
+                    next_central - dir.offset
+                ),
+            ));
         }
         if let Some(&(_, end, i)) = spans.last() {
             if end > dir.offset {
-                return Err(Error::Zip(format!(
-                    "entry `{}` overlaps the central directory",
-                    members[i].name
-                )));
+                return Err(Error::zip(
+                    ZipProblem::Ambiguous,
+                    format!("entry `{}` overlaps the central directory", members[i].name),
+                ));
             }
         }
         let Some(first) = members.first() else {
@@ -452,14 +495,18 @@ fn check_local_header(
         .map(usize::from);
     match len {
         Some(n) if n == raw.len() && head.get(30..30 + n) == Some(raw) => Ok(()),
-        Some(n) => Err(Error::Zip(format!(
-            "entry `{name}` is named {:?} in its local header at offset {at}; the central \
+        Some(n) => Err(Error::zip(
+            ZipProblem::Ambiguous,
+            format!(
+                "entry `{name}` is named {:?} in its local header at offset {at}; the central \
              directory and the local headers must agree",
-            String::from_utf8_lossy(&span(bytes, file, at + 30, n)?)
-        ))),
-        None => Err(Error::Zip(format!(
-            "entry `{name}` has no local header at offset {at}"
-        ))),
+                String::from_utf8_lossy(&span(bytes, file, at + 30, n)?)
+            ),
+        )),
+        None => Err(Error::zip(
+            ZipProblem::Malformed,
+            format!("entry `{name}` has no local header at offset {at}"),
+        )),
     }
 }
 
@@ -470,8 +517,12 @@ fn span<'a>(bytes: &'a [u8], file: Option<&File>, at: usize, len: usize) -> Resu
     Ok(match file {
         Some(f) => {
             let mut buf = vec![0u8; len];
-            crate::fileio::read_exact_at(f, &mut buf, at as u64)
-                .map_err(|e| Error::Zip(format!("reading {len} bytes at offset {at}: {e}")))?;
+            crate::fileio::read_exact_at(f, &mut buf, at as u64).map_err(|e| {
+                Error::zip(
+                    ZipProblem::Read,
+                    format!("reading {len} bytes at offset {at}: {e}"),
+                )
+            })?;
             Cow::Owned(buf)
         }
         None => Cow::Borrowed(bytes.get(at..at + len).unwrap_or_default()),
@@ -511,33 +562,47 @@ fn central_directory(bytes: &[u8]) -> Result<Directory> {
         .map(|(i, _)| tail_start + i)
         .collect();
     let eocd = match found.as_slice() {
-        [] => return Err(Error::Zip("no end-of-central-directory record".into())),
+        [] => {
+            return Err(Error::zip(
+                ZipProblem::Truncated,
+                "no end-of-central-directory record".into(),
+            ))
+        }
         [one] => *one,
         [.., last] => {
-            return Err(Error::Zip(format!(
+            return Err(Error::zip(
+                ZipProblem::Ambiguous,
+                format!(
                 "{} end-of-central-directory signatures in the last 64 KiB (the last at offset \
                  {last}); readers may pick different ones, so the archive is ambiguous",
                 found.len()
-            )))
+            ),
+            ))
         }
     };
     let field16 = |at: usize| u64::from(u16_at(bytes, eocd + at).unwrap_or(0));
     let field32 = |at: usize| u64::from(u32_at(bytes, eocd + at).unwrap_or(0));
     if bytes.len() - eocd < EOCD_LEN {
-        return Err(Error::Zip(format!(
-            "the end-of-central-directory record at offset {eocd} is cut short by the end of \
+        return Err(Error::zip(
+            ZipProblem::Truncated,
+            format!(
+                "the end-of-central-directory record at offset {eocd} is cut short by the end of \
              the file"
-        )));
+            ),
+        ));
     }
     let comment = field16(20) as usize;
     if eocd + EOCD_LEN + comment != bytes.len() {
-        return Err(Error::Zip(format!(
-            "the end-of-central-directory record at offset {eocd} declares a {comment}-byte \
+        return Err(Error::zip(
+            ZipProblem::Ambiguous,
+            format!(
+                "the end-of-central-directory record at offset {eocd} declares a {comment}-byte \
              comment, which ends at offset {} but the file ends at {}; readers disagree on \
              which record counts",
-            eocd + EOCD_LEN + comment,
-            bytes.len()
-        )));
+                eocd + EOCD_LEN + comment,
+                bytes.len()
+            ),
+        ));
     }
     let (disk, cd_disk) = (field16(4), field16(6));
     let (mut entries, mut on_disk) = (field16(10), field16(8));
@@ -553,19 +618,25 @@ fn central_directory(bytes: &[u8]) -> Result<Directory> {
             .ok()
             .filter(|&o| o <= bytes.len() - EOCD64_LEN)
             .ok_or_else(|| {
-                Error::Zip(format!(
+                Error::zip(
+                    ZipProblem::Malformed,
+                    format!(
                     "the zip64 locator at offset {l} points at offset {at}, past the end of the \
                      file"
-                ))
+                ),
+                )
             })?;
         if bytes.get(record..record + 4) == Some(&EOCD64_SIG[..]) {
             let disks = u32_at(bytes, l + 16).unwrap_or(0);
             let at64 = |o: usize| u64_at(bytes, record + o).unwrap_or(u64::MAX);
             let (e64, d64, s64, o64) = (at64(32), at64(24), at64(40), at64(48));
             if disks != 1 || at64(4) < EOCD64_LEN as u64 - 12 {
-                return Err(Error::Zip(format!(
+                return Err(Error::zip(
+                    ZipProblem::Malformed,
+                    format!(
                     "the zip64 end record at offset {record} is malformed or spans several disks"
-                )));
+                ),
+                ));
             }
             // a classic field either saturated (zip64 holds the value) or equal to it
             let agrees = |classic: u64, max: u64, wide: u64| classic == max || classic == wide;
@@ -573,17 +644,21 @@ fn central_directory(bytes: &[u8]) -> Result<Directory> {
                 && agrees(size, 0xffff_ffff, s64)
                 && agrees(offset, 0xffff_ffff, o64))
             {
-                return Err(Error::Zip(format!(
+                return Err(Error::zip(
+                    ZipProblem::Ambiguous,
+                    format!(
                     "the zip64 end record at offset {record} names a central directory at offset \
                      {o64} ({e64} entries), the classic record one at offset {offset} ({entries} \
                      entries); readers disagree on which counts"
-                )));
+                ),
+                ));
             }
             (entries, on_disk, size, offset) = (e64, d64, s64, o64);
         }
     }
     if disk != 0 || cd_disk != 0 || on_disk != entries {
-        return Err(Error::Zip(
+        return Err(Error::zip(
+            ZipProblem::Unsupported,
             "the archive spans several disks; torch writes one file".into(),
         ));
     }
@@ -597,10 +672,13 @@ fn central_directory(bytes: &[u8]) -> Result<Directory> {
     }
     let end = offset.saturating_add(size);
     if end > eocd as u64 || size < entries * 46 {
-        return Err(Error::Zip(format!(
-            "the central directory ({size} bytes at offset {offset}, {entries} entries) does \
+        return Err(Error::zip(
+            ZipProblem::Malformed,
+            format!(
+                "the central directory ({size} bytes at offset {offset}, {entries} entries) does \
              not fit before the end record at offset {eocd}"
-        )));
+            ),
+        ));
     }
     Ok(Directory {
         offset: offset as usize,
@@ -622,17 +700,30 @@ pub(super) fn inflate(
     let data = start
         .checked_add(compressed)
         .and_then(|end| bytes.get(start..end))
-        .ok_or_else(|| Error::Zip(format!("deflated entry at offset {start} is truncated")))?;
+        .ok_or_else(|| {
+            Error::zip(
+                ZipProblem::Truncated,
+                format!("deflated entry at offset {start} is truncated"),
+            )
+        })?;
     let mut out = Vec::with_capacity(len);
     flate2::read::DeflateDecoder::new(data)
         .take(len as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| Error::Zip(format!("deflated entry at offset {start}: {e}")))?;
+        .map_err(|e| {
+            Error::zip(
+                ZipProblem::Malformed,
+                format!("deflated entry at offset {start}: {e}"),
+            )
+        })?;
     if out.len() != len {
-        return Err(Error::Zip(format!(
-            "deflated entry at offset {start} inflates to {} bytes, its header says {len}",
-            out.len()
-        )));
+        return Err(Error::zip(
+            ZipProblem::Malformed,
+            format!(
+                "deflated entry at offset {start} inflates to {} bytes, its header says {len}",
+                out.len()
+            ),
+        ));
     }
     let actual = crc32fast::hash(&out);
     if actual != crc {
@@ -664,9 +755,12 @@ pub(super) fn read_record<'a>(
     }
     Ok(match loc {
         StorageLoc::Range { start, len } => {
-            let data = bytes
-                .get(start..start + len)
-                .ok_or_else(|| Error::Zip(format!("`{}` runs past the end", m.name)))?;
+            let data = bytes.get(start..start + len).ok_or_else(|| {
+                Error::zip(
+                    ZipProblem::Truncated,
+                    format!("`{}` runs past the end", m.name),
+                )
+            })?;
             let actual = crc32fast::hash(data);
             if actual != m.crc {
                 return Err(Error::ZipCrc {
@@ -706,10 +800,13 @@ pub(super) fn parse(bytes: &[u8], file: Option<&File>) -> Result<Parsed> {
                 ))
             }
             other => {
-                return Err(Error::Zip(format!(
-                    "byteorder record is {:?}, expected \"little\"",
-                    String::from_utf8_lossy(other)
-                )))
+                return Err(Error::zip(
+                    ZipProblem::Unsupported,
+                    format!(
+                        "byteorder record is {:?}, expected \"little\"",
+                        String::from_utf8_lossy(other)
+                    ),
+                ))
             }
         }
     }

@@ -75,7 +75,7 @@ pub(super) fn write_file(
             || {
                 sha = hasher
                     .join()
-                    .map_err(|_| Error::Structure("the hashing thread panicked".into()))??;
+                    .map_err(|_| Error::Internal("the hashing thread panicked".into()))??;
                 if opts.no_hash {
                     return Ok(record::metadata(ckpt, None, opts, &plan));
                 }

@@ -195,7 +195,7 @@ fn config_text(plan: &ConversionPlan) -> Result<String> {
         cfg["model_args"]["global_pool"] = json!(pool);
         cfg["global_pool"] = json!(pool);
     }
-    Ok(serde_json::to_string_pretty(&cfg).map_err(|e| Error::Structure(e.to_string()))? + "\n")
+    Ok(serde_json::to_string_pretty(&cfg).map_err(|e| Error::Internal(e.to_string()))? + "\n")
 }
 
 /// Records the resolution knobs: as model arguments (so timm builds the model at that size) and

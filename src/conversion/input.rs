@@ -76,7 +76,7 @@ impl Origin {
         match (&self.0, ckpt.into_bytes()) {
             (Some(p), _) => Checkpoint::open(p, opts),
             (None, Some(bytes)) => Checkpoint::from_bytes(bytes, opts),
-            (None, None) => Err(Error::Structure(
+            (None, None) => Err(Error::Internal(
                 "an in-memory checkpoint lost its bytes".into(),
             )),
         }

@@ -513,9 +513,9 @@ fn dinov2(i: &Input<'_>, _: &Target) -> Result<Converted> {
         applied.computed.push("pos_embed = pos_embed[:, 1:]".into());
     }
     let w12 = regex::Regex::new(r"^blocks\.(\d+)\.mlp\.w12\.(?:weight|bias)")
-        .map_err(|e| Error::Structure(e.to_string()))?;
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let w3 = regex::Regex::new(r"^blocks\.(\d+)\.mlp\.w3\.(?:weight|bias)")
-        .map_err(|e| Error::Structure(e.to_string()))?;
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let mut swiglu = false;
     for t in i.tensors {
         let k = t.name.as_str();
@@ -864,7 +864,7 @@ fn openclip_convnext(i: &Input<'_>, _: &Target) -> Result<Converted> {
 /// and DINOv3 ConvNeXt checkpoints.
 fn fb_convnext(i: &Input<'_>, target: &Target) -> Result<Converted> {
     const L: &str = "fb_convnext";
-    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Structure(e.to_string()));
+    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Internal(e.to_string()));
     let stages = re(r"stages.([0-9]+).([0-9]+)")?;
     let downs = re(r"downsample_layers.([0-9]+).([0-9]+)")?;
     let mut applied = Applied::default();
@@ -931,7 +931,7 @@ fn fb_convnext(i: &Input<'_>, target: &Target) -> Result<Converted> {
 /// (`layers.N.downsample` to `layers.N+1.downsample`), `head.` to `head.fc.`.
 fn ms_swin(i: &Input<'_>, layout: &str, buffers: &[&str]) -> Result<Converted> {
     let stage = regex::Regex::new(r"layers.(\d+).downsample")
-        .map_err(|e| Error::Structure(e.to_string()))?;
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let mut applied = Applied::default();
     applied
         .features
@@ -1033,7 +1033,7 @@ fn hiera(i: &Input<'_>, _: &Target) -> Result<Converted> {
 /// `vision_transformer.checkpoint_filter_fn(adapt_layer_scale=True)`, as `deit` builds its models:
 /// facebookresearch DeiT-III's layer scales `gamma_N` become `lsN.gamma`.
 fn deit3(i: &Input<'_>, _: &Target) -> Result<Converted> {
-    let gamma = regex::Regex::new(r"gamma_([0-9])").map_err(|e| Error::Structure(e.to_string()))?;
+    let gamma = regex::Regex::new(r"gamma_([0-9])").map_err(|e| Error::Internal(e.to_string()))?;
     let mut applied = Applied::default();
     applied.features.push("gamma_N -> lsN.gamma".into());
     let mut out = Vec::new();
@@ -1091,7 +1091,7 @@ fn fb_xcit(i: &Input<'_>, target: &Target) -> Result<Converted> {
         .unwrap_or(true)
         && i.has("cls_attn_blocks.0.attn.qkv.weight");
     let qkv = regex::Regex::new(r"^cls_attn_blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
-        .map_err(|e| Error::Structure(e.to_string()))?;
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let mut applied = Applied::default();
     let mut out = Vec::new();
     let mut pos_renamed = 0usize;
@@ -1147,7 +1147,7 @@ fn fb_xcit(i: &Input<'_>, target: &Target) -> Result<Converted> {
 /// stages' downsamples, `blockN.M` `stages.N-1.blocks.M`, `normN` `stages.N-1.norm`.
 fn pvt_v2(i: &Input<'_>, _: &Target) -> Result<Converted> {
     const L: &str = "pvt_v2";
-    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Structure(e.to_string()));
+    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Internal(e.to_string()));
     let block = re(r"block(\d+).(\d+)")?;
     let norm = re(r"^norm(\d+)")?;
     let mut applied = Applied::default();
@@ -1207,7 +1207,7 @@ fn pvt_v2(i: &Input<'_>, _: &Target) -> Result<Converted> {
 /// the model's size but another shape (the layer scales) viewed in the model's shape.
 fn poolformer_v1(i: &Input<'_>, target: &Target) -> Result<Converted> {
     const L: &str = "poolformer_v1";
-    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Structure(e.to_string()));
+    let re = |p: &str| regex::Regex::new(p).map_err(|e| Error::Internal(e.to_string()));
     let scale = re(r"layer_scale_([0-9]+)")?;
     let downsample = re(r"downsample_layers.([0-9]+)")?;
     let blocks = re(r"([0-9]+).([0-9]+)")?;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::checkpoint::TensorInfo;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TensorProblem};
 
 pub use families::{detect, find, layouts, wrapper_key, Detected, OriginalLayout, Target};
 
@@ -323,11 +323,21 @@ pub fn evaluate<'c>(
         Derive::Zeros => Ok(Cow::Owned(vec![0u8; d.info.nbytes()])),
         Derive::Add(rhs) => {
             let dt = d.info.dtype;
-            let not_float = || Error::tensor(&d.info.name, "not a floating-point tensor");
+            let not_float = || {
+                Error::tensor(
+                    TensorProblem::ElementType,
+                    &d.info.name,
+                    "not a floating-point tensor",
+                )
+            };
             let a = crate::dtype::cast::to_f32(&view(&d.info)?, dt).ok_or_else(not_float)?;
             let b = crate::dtype::cast::to_f32(&view(rhs)?, dt).ok_or_else(not_float)?;
             if a.len() != b.len() {
-                return Err(Error::tensor(&d.info.name, "summands differ in size"));
+                return Err(Error::tensor(
+                    TensorProblem::Shape,
+                    &d.info.name,
+                    "summands differ in size",
+                ));
             }
             let sum: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
             // an f32 sum of two f16 or bf16 values rounds to the value torch's f16/bf16 add

@@ -52,7 +52,7 @@ pub fn layout(arch: &str) -> Result<FeatureLayout> {
         });
     };
     serde_json::from_str(line).map_err(|e| {
-        Error::Structure(format!(
+        Error::Internal(format!(
             "embedded features data is corrupt at `{arch}`: {e}"
         ))
     })
@@ -63,7 +63,7 @@ pub fn validate() -> Result<(usize, usize)> {
     let mut ok = 0;
     for (name, line) in index().iter() {
         let l: FeatureLayout = serde_json::from_str(line)
-            .map_err(|e| Error::Structure(format!("features line `{name}`: {e}")))?;
+            .map_err(|e| Error::Internal(format!("features line `{name}`: {e}")))?;
         ok += usize::from(l.error.is_none());
     }
     Ok((index().len(), ok))

@@ -68,7 +68,7 @@ struct Index {
 type Inflated = OnceLock<std::result::Result<Chunk, String>>;
 
 fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::Structure(format!("embedded keys data is corrupt: {what}"))
+    Error::Internal(format!("embedded keys data is corrupt: {what}"))
 }
 
 /// Reads the index: the header, the chunks' lengths and one line per architecture.
@@ -130,7 +130,7 @@ fn index() -> Result<&'static Index> {
     INDEX
         .get_or_init(|| build().map_err(|e| e.to_string()))
         .as_ref()
-        .map_err(|e| Error::Structure(e.clone()))
+        .map_err(|e| Error::Internal(e.clone()))
 }
 
 /// Inflates chunk `i` and splits it into its architectures' blocks, checked against the index
@@ -200,7 +200,7 @@ fn block(arch: &str) -> Result<Option<(&'static Chunk, &'static Block)>> {
     let chunk = cell
         .get_or_init(|| inflate(idx, chunk).map_err(|e| e.to_string()))
         .as_ref()
-        .map_err(|e| Error::Structure(e.clone()))?;
+        .map_err(|e| Error::Internal(e.clone()))?;
     let b = chunk
         .archs
         .iter()

@@ -150,7 +150,7 @@ pub fn arch_names() -> impl Iterator<Item = &'static str> {
 
 fn parse(line: &str) -> Result<Arch> {
     serde_json::from_str(line)
-        .map_err(|e| Error::Structure(format!("embedded registry is corrupt: {e}")))
+        .map_err(|e| Error::Internal(format!("embedded registry is corrupt: {e}")))
 }
 
 /// The architecture named `name` (no tag).
@@ -168,14 +168,14 @@ pub fn archs() -> impl Iterator<Item = Arch> {
 pub fn validate() -> Result<usize> {
     let idx = index();
     if idx.header.architectures != idx.lines.len() {
-        return Err(Error::Structure(format!(
+        return Err(Error::Internal(format!(
             "embedded registry header says {} architectures, {} lines found",
             idx.header.architectures,
             idx.lines.len()
         )));
     }
     for (name, line) in idx.lines.iter() {
-        parse(line).map_err(|e| Error::Structure(format!("registry line `{name}`: {e}")))?;
+        parse(line).map_err(|e| Error::Internal(format!("registry line `{name}`: {e}")))?;
     }
     Ok(idx.lines.len())
 }

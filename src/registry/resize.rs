@@ -183,7 +183,7 @@ pub fn layout(arch: &str) -> Result<ResizeLayout> {
         });
     };
     serde_json::from_str(line)
-        .map_err(|e| Error::Structure(format!("embedded resize data is corrupt at `{arch}`: {e}")))
+        .map_err(|e| Error::Internal(format!("embedded resize data is corrupt at `{arch}`: {e}")))
 }
 
 /// Parses every line; (architectures, architectures taking at least one knob).
@@ -191,7 +191,7 @@ pub fn validate() -> Result<(usize, usize)> {
     let mut with = 0;
     for (name, line) in index().iter() {
         let l: ResizeLayout = serde_json::from_str(line)
-            .map_err(|e| Error::Structure(format!("resize line `{name}`: {e}")))?;
+            .map_err(|e| Error::Internal(format!("resize line `{name}`: {e}")))?;
         with += usize::from(!l.knobs.is_empty());
     }
     Ok((index().len(), with))

@@ -24,7 +24,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{Checkpoint, OpenOptions};
 use crate::dtype::DType;
-use crate::error::{Error, Result, VerifyError};
+use crate::error::{Error, Result, TensorProblem, VerifyError};
 
 /// Where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -230,6 +230,7 @@ pub fn verify(
             let got = dims(&t.shape);
             if want != got {
                 return Err(Error::tensor(
+                    TensorProblem::Shape,
                     &t.name,
                     format!("shape {got:?} but the module's `{name}` is {want:?}"),
                 ));
