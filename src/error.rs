@@ -281,7 +281,7 @@ pub enum Error {
         /// original layouts tried.
         differences: Vec<String>,
         /// What differs, key by key, as `load_state_dict(strict=True)` would report it.
-        comparison: Box<crate::identify::Comparison>,
+        comparison: Box<crate::comparison::Comparison>,
     },
     /// A checkpoint in an original project's layout (DINOv2, OpenAI CLIP, ...) lacks a tensor
     /// the conversion needs, or holds one of another shape.

@@ -13,27 +13,7 @@ use crate::registry::keys::{self, Keys};
 /// How many keys of each kind a message lists before giving a count.
 pub const LISTED: usize = 5;
 
-/// A key whose shape differs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShapeMismatch {
-    /// The key.
-    pub key: String,
-    /// Its shape in the checkpoint.
-    pub checkpoint: Vec<usize>,
-    /// Its shape in the model.
-    pub model: Vec<usize>,
-}
-
-/// The differences `load_state_dict(strict=True)` would report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Comparison {
-    /// Keys the model has and the checkpoint lacks.
-    pub missing: Vec<String>,
-    /// Keys the checkpoint has and the model lacks.
-    pub unexpected: Vec<String>,
-    /// Keys in both with different shapes.
-    pub mismatched: Vec<ShapeMismatch>,
-}
+pub use crate::comparison::{Comparison, ShapeMismatch};
 
 impl Comparison {
     /// Whether the checkpoint loads strictly.

@@ -84,6 +84,7 @@
 pub mod adapt;
 mod array;
 pub mod checkpoint;
+mod comparison;
 pub mod conversion;
 #[cfg(feature = "download")]
 mod download;
