@@ -474,6 +474,13 @@ impl Plan {
             }
         })?;
         let sdt = p.source.dtype;
+        let not_float = || {
+            Error::tensor(
+                TensorProblem::ElementType,
+                &p.source.name,
+                "not a floating-point tensor",
+            )
+        };
         let transformed: Cow<'c, [u8]> = match p.op {
             Op::Copy => src,
             Op::SkipRows(n) => {
@@ -484,13 +491,7 @@ impl Plan {
                 }
             }
             Op::InChans(method) => {
-                let w = cast::to_f32(&src, sdt).ok_or_else(|| {
-                    Error::tensor(
-                        TensorProblem::ElementType,
-                        &p.source.name,
-                        "not a floating-point tensor",
-                    )
-                })?;
+                let w = cast::to_f32(&src, sdt).ok_or_else(not_float)?;
                 let out = in_chans::apply(&w, &p.source.shape, method, self.in_chans, self.base)
                     .ok_or_else(|| {
                         Error::tensor(
@@ -499,23 +500,11 @@ impl Plan {
                             "does not fit its planned in_chans adaptation",
                         )
                     })?;
-                let bytes = cast::from_f32(&out, sdt).ok_or_else(|| {
-                    Error::tensor(
-                        TensorProblem::ElementType,
-                        &p.source.name,
-                        "not a floating-point tensor",
-                    )
-                })?;
+                let bytes = cast::from_f32(&out, sdt).ok_or_else(not_float)?;
                 Cow::Owned(bytes)
             }
             Op::Resample(ref rs, then) => {
-                let w = cast::to_f32(&src, sdt).ok_or_else(|| {
-                    Error::tensor(
-                        TensorProblem::ElementType,
-                        &p.source.name,
-                        "not a floating-point tensor",
-                    )
-                })?;
+                let w = cast::to_f32(&src, sdt).ok_or_else(not_float)?;
                 let shape = rs.out_shape(&p.source.shape).ok_or_else(|| {
                     Error::tensor(
                         TensorProblem::Shape,
@@ -543,13 +532,7 @@ impl Plan {
                             )
                         })?;
                 }
-                let bytes = cast::from_f32(&out, sdt).ok_or_else(|| {
-                    Error::tensor(
-                        TensorProblem::ElementType,
-                        &p.source.name,
-                        "not a floating-point tensor",
-                    )
-                })?;
+                let bytes = cast::from_f32(&out, sdt).ok_or_else(not_float)?;
                 Cow::Owned(bytes)
             }
         };
