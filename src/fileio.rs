@@ -1,7 +1,7 @@
 //! Positioned reads and writes, and copies between files, with one implementation per OS:
-//! `pread`/`pwrite` on Unix, `seek_read`/`seek_write` on Windows, and the kernel's
-//! `copy_file_range` on Linux with a copy through memory everywhere else (and wherever the
-//! kernel declines).
+//! `pread`/`pwrite` on Unix, `seek_read`/`seek_write` on Windows, and on Linux the kernel's
+//! `copy_file_range` or writes straight from a map of the input, with a copy through memory
+//! everywhere else (and wherever the kernel declines).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -80,10 +80,12 @@ fn copy_chunk(dst_pos: u64) -> usize {
 
 /// Appends `len` bytes from `offset` of `src` to `dst`, at its current position `dst_pos`.
 /// On Linux the kernel copies when both offsets sit at the same place in a page (where a
-/// filesystem may also share the blocks); otherwise, elsewhere, and where the kernel declines
-/// (another filesystem, an old kernel, a special file), the bytes go through `buf`. Measured
-/// on vit_base (346 MB, ext4, docs/performance.md): the kernel's copy between offsets that do
-/// not line up goes page by page and takes 1.5x the aligned copy, the buffer 1.2x.
+/// filesystem may also share the blocks); otherwise, in the first GiB of the output, the bytes
+/// are written straight from a read-only map of the input ([`copy_through_map`]); elsewhere, and
+/// wherever the kernel declines (another filesystem, an old kernel, a special file), they go
+/// through `buf`. Measured on vit_base (346 MB, ext4, docs/performance.md): the kernel's copy
+/// between offsets that do not line up goes page by page and takes 1.6x the aligned copy, the
+/// buffer 1.1x, the map 1.0x.
 pub(crate) fn copy_range(
     src: &File,
     offset: u64,
@@ -93,36 +95,105 @@ pub(crate) fn copy_range(
     buf: &mut Vec<u8>,
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    if offset % PAGE == dst_pos % PAGE {
-        let mut off = offset;
-        let end = offset + len;
-        while off < end {
-            let want = usize::try_from(end - off)
-                .unwrap_or(usize::MAX)
-                .min(1 << 30);
-            match rustix::fs::copy_file_range(src, Some(&mut off), dst, None, want) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("input ended at byte {off}, expected {end}"),
-                    ))
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    return copy_through_buffer(
-                        src,
-                        off,
-                        end - off,
-                        dst,
-                        dst_pos + (off - offset),
-                        buf,
-                    )
+    {
+        if offset % PAGE == dst_pos % PAGE {
+            let mut off = offset;
+            let end = offset + len;
+            while off < end {
+                let want = usize::try_from(end - off)
+                    .unwrap_or(usize::MAX)
+                    .min(1 << 30);
+                match rustix::fs::copy_file_range(src, Some(&mut off), dst, None, want) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("input ended at byte {off}, expected {end}"),
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return copy_through_buffer(
+                            src,
+                            off,
+                            end - off,
+                            dst,
+                            dst_pos + (off - offset),
+                            buf,
+                        )
+                    }
                 }
             }
+            return Ok(());
         }
-        return Ok(());
+        let mapped = len.min(MAPPED_OUTPUT.saturating_sub(dst_pos));
+        if mapped >= MIN_MAPPED && copy_through_map(src, offset, mapped, dst)? {
+            return copy_through_buffer(
+                src,
+                offset + mapped,
+                len - mapped,
+                dst,
+                dst_pos + mapped,
+                buf,
+            );
+        }
     }
     copy_through_buffer(src, offset, len, dst, dst_pos, buf)
+}
+
+/// How far into an output [`copy_through_map`] is used: past it, where the kernel's writeback
+/// of the earlier part runs beside the copy, 256 KiB writes from a buffer are faster (on a 4.5 GB
+/// output, writing 1 MiB at a time from the map took 3.2 to 4.4 s, the 256 KiB buffer 1.5 to 2.8 s).
+#[cfg(any(target_os = "linux", test))]
+const MAPPED_OUTPUT: u64 = 1 << 30;
+
+/// Ranges shorter than this go through the buffer: a map costs two system calls of its own.
+#[cfg(target_os = "linux")]
+const MIN_MAPPED: u64 = 256 << 10;
+
+/// Appends `len` bytes at `offset` of `src` to `dst`, written from a read-only map of that range
+/// of the input, 1 MiB at a time: each piece has its page-table entries filled in one call
+/// before the write and dropped after it, so the pages never stay counted in this process
+/// (the bytes stay in the page cache). This saves the copy into a buffer that a `pread` makes:
+/// on vit_base, 0.081 s against 0.091 s, the same as the kernel's copy between offsets in line.
+///
+/// Returns `Ok(false)`, having written nothing, where the range cannot be mapped (the caller
+/// copies it through a buffer), and an `UnexpectedEof` error where the file is now shorter
+/// than the range (checked before mapping: a map past the end would fault instead).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn copy_through_map(src: &File, offset: u64, len: u64, mut dst: &File) -> io::Result<bool> {
+    use memmap2::{Advice, MmapOptions, UncheckedAdvice};
+    let end = offset + len;
+    let size = src.metadata()?.len();
+    if size < end {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("input ended at byte {size}, expected {end}"),
+        ));
+    }
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(false);
+    };
+    // SAFETY: the same contract as the checkpoint's own map (`checkpoint::map_file`): read-only,
+    // never written by this process, and within the file's size as just checked; another
+    // process truncating the input meanwhile could fault on access.
+    let Ok(map) = (unsafe { MmapOptions::new().offset(offset).len(len).map(src) }) else {
+        return Ok(false);
+    };
+    let mut at = 0;
+    while at < len {
+        let n = (1 << 20).min(len - at);
+        // best effort: a kernel before 5.14 has no MADV_POPULATE_READ and faults pages in one
+        // by one instead
+        let _ = map.advise_range(Advice::PopulateRead, at, n);
+        dst.write_all(&map[at..at + n])?;
+        // SAFETY: the map is read-only and shared with the file: dropping this process's
+        // page-table entries for the piece loses nothing (touched again, it is read from the
+        // file) and keeps the pages out of this process's resident size
+        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, at, n) };
+        at += n;
+    }
+    Ok(true)
 }
 
 /// The portable [`copy_range`]: positioned reads into `buf` (grown to at most 1 MiB), appended
@@ -177,7 +248,8 @@ mod tests {
     }
 
     /// The fallback every OS but Linux takes gives the same bytes as the kernel copy, with the
-    /// offsets in line (4 and 4100: the kernel) and not (5: the buffer).
+    /// offsets in line (4 and 4100: the kernel) and not (5: on Linux the map, elsewhere the
+    /// buffer).
     #[test]
     fn fallback_copy_equals_kernel_copy() {
         let (_, data) = source();
@@ -196,6 +268,28 @@ mod tests {
         let mut want = b"head".to_vec();
         want.extend_from_slice(&data[5..5 + (8 << 20) + 3]);
         assert_eq!(copied(far, 5), want);
+        // a range that starts below the first GiB of the output and ends past it: the map,
+        // then the buffer
+        let straddling = |s: &File, o, l, d: &File, _| {
+            copy_range(s, o, l, d, MAPPED_OUTPUT - (3 << 20), &mut Vec::new())
+        };
+        assert_eq!(copied(straddling, 5), want);
+    }
+
+    /// The map copies what the buffer copies, a piece at a time, for any start in a page.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn map_copy_equals_buffer_copy() {
+        let (src, data) = source();
+        for at in [0usize, 1, 4095, 4097, (1 << 20) + 9] {
+            let len = (3 << 20) + 5;
+            let mut dst = tempfile::tempfile().unwrap();
+            assert!(copy_through_map(src.as_file(), at as u64, len as u64, &dst).unwrap());
+            let mut out = Vec::new();
+            dst.seek(SeekFrom::Start(0)).unwrap();
+            dst.read_to_end(&mut out).unwrap();
+            assert_eq!(out, &data[at..at + len], "from byte {at}");
+        }
     }
 
     #[test]
@@ -209,6 +303,12 @@ mod tests {
         assert!(copy_through_buffer(src.as_file(), 9 << 20, 100, &dst, 0, &mut buf).is_err());
         for dst_pos in [0, 1] {
             assert!(copy_range(src.as_file(), 9 << 20, 100, &dst, dst_pos, &mut buf).is_err());
+        }
+        // long enough for the map: it checks the size first instead of faulting past the end
+        for (from, dst_pos) in [(1 << 20, 0), (1 << 20, 1), (9 << 20, 1)] {
+            let err =
+                copy_range(src.as_file(), from, 9 << 20, &dst, dst_pos, &mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         }
         dst.flush().unwrap();
     }
