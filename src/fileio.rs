@@ -64,12 +64,12 @@ pub(crate) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::
 /// and output offsets sit at the same place in a page.
 const PAGE: u64 = 4096;
 
-/// What [`copy_through_buffer`] reads and writes at a time, by where in the output: 1 MiB
-/// writes let the page cache use large folios; past the first GiB, where the kernel's
-/// writeback of what came before runs beside the copy, 256 KiB (a buffer that stays in a core's
-/// L2 cache) is twice as fast. Measured on ext4 (docs/performance.md): 1 MiB copies a 346 MB
-/// file in 0.11 s against 0.13 s for 256 KiB, and a 4.5 GB one in 2.1 to 4.7 s against 1.6 to
-/// 2.1 s.
+/// How many bytes [`copy_through_map`] and [`copy_through_buffer`] write at a time, by where in
+/// the output: 1 MiB writes let the page cache use large folios; past the first GiB, where the
+/// kernel's writeback of what came before runs beside the copy, 256 KiB writes are up to twice
+/// as fast. Measured on ext4 (docs/performance.md): from a buffer, 1 MiB copies a 346 MB file
+/// in 0.11 s against 0.13 s for 256 KiB, and a 4.5 GB one in 2.1 to 4.7 s against 1.6 to 2.1 s;
+/// from the map, 1 MiB throughout took 3.2 to 4.4 s for the 4.5 GB file.
 fn copy_chunk(dst_pos: u64) -> usize {
     if dst_pos < 1 << 30 {
         1 << 20
@@ -80,10 +80,10 @@ fn copy_chunk(dst_pos: u64) -> usize {
 
 /// Appends `len` bytes from `offset` of `src` to `dst`, at its current position `dst_pos`.
 /// On Linux the kernel copies when both offsets sit at the same place in a page (where a
-/// filesystem may also share the blocks); otherwise, in the first GiB of the output, the bytes
-/// are written straight from a read-only map of the input ([`copy_through_map`]); elsewhere, and
-/// wherever the kernel declines (another filesystem, an old kernel, a special file), they go
-/// through `buf`. Measured on vit_base (346 MB, ext4, docs/performance.md): the kernel's copy
+/// filesystem may also share the blocks); otherwise a range of 256 KiB or more is written
+/// straight from a read-only map of the input ([`copy_through_map`]); shorter ranges, other
+/// systems, and ranges the kernel declines (another filesystem, an old kernel, a special file)
+/// go through `buf`. Measured on vit_base (346 MB, ext4, docs/performance.md): the kernel's copy
 /// between offsets that do not line up goes page by page and takes 1.6x the aligned copy, the
 /// buffer 1.1x, the map 1.0x.
 pub(crate) fn copy_range(
@@ -125,43 +125,41 @@ pub(crate) fn copy_range(
             }
             return Ok(());
         }
-        let mapped = len.min(MAPPED_OUTPUT.saturating_sub(dst_pos));
-        if mapped >= MIN_MAPPED && copy_through_map(src, offset, mapped, dst)? {
-            return copy_through_buffer(
-                src,
-                offset + mapped,
-                len - mapped,
-                dst,
-                dst_pos + mapped,
-                buf,
-            );
+        if len >= MIN_MAPPED && copy_through_map(src, offset, len, dst, dst_pos)? {
+            return Ok(());
         }
     }
     copy_through_buffer(src, offset, len, dst, dst_pos, buf)
 }
 
-/// How far into an output [`copy_through_map`] is used: past it, where the kernel's writeback
-/// of the earlier part runs beside the copy, 256 KiB writes from a buffer are faster (on a 4.5 GB
-/// output, writing 1 MiB at a time from the map took 3.2 to 4.4 s, the 256 KiB buffer 1.5 to 2.8 s).
-#[cfg(any(target_os = "linux", test))]
-const MAPPED_OUTPUT: u64 = 1 << 30;
+/// The largest folio the page cache maps at once on x86-64 (a PMD's 2 MiB).
+#[cfg(target_os = "linux")]
+const FOLIO_REACH: usize = 2 << 20;
 
 /// Ranges shorter than this go through the buffer: a map costs two system calls of its own.
 #[cfg(target_os = "linux")]
 const MIN_MAPPED: u64 = 256 << 10;
 
-/// Appends `len` bytes at `offset` of `src` to `dst`, written from a read-only map of that range
-/// of the input, 1 MiB at a time: each piece has its page-table entries filled in one call
-/// before the write and dropped after it, so the pages never stay counted in this process
-/// (the bytes stay in the page cache). This saves the copy into a buffer that a `pread` makes:
-/// on vit_base, 0.081 s against 0.091 s, the same as the kernel's copy between offsets in line.
+/// Appends `len` bytes at `offset` of `src` to `dst` (at its position `dst_pos`), written from a
+/// read-only map of that range of the input in the pieces [`copy_chunk`] sizes: each piece has
+/// its page-table entries filled in one call before the write and dropped after it, so the
+/// pages never stay counted in this process (the bytes stay in the page cache). This saves the
+/// copy into a buffer that a `pread` makes: on vit_base, 0.081 s against 0.091 s, the same as
+/// the kernel's copy between offsets in line. Without the first call, a map and `write` took
+/// 0.17 s (a fault every few pages).
 ///
 /// Returns `Ok(false)`, having written nothing, where the range cannot be mapped (the caller
 /// copies it through a buffer), and an `UnexpectedEof` error where the file is now shorter
 /// than the range (checked before mapping: a map past the end would fault instead).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn copy_through_map(src: &File, offset: u64, len: u64, mut dst: &File) -> io::Result<bool> {
+fn copy_through_map(
+    src: &File,
+    offset: u64,
+    len: u64,
+    mut dst: &File,
+    dst_pos: u64,
+) -> io::Result<bool> {
     use memmap2::{Advice, MmapOptions, UncheckedAdvice};
     let end = offset + len;
     let size = src.metadata()?.len();
@@ -182,15 +180,20 @@ fn copy_through_map(src: &File, offset: u64, len: u64, mut dst: &File) -> io::Re
     };
     let mut at = 0;
     while at < len {
-        let n = (1 << 20).min(len - at);
+        let n = copy_chunk(dst_pos + at as u64).min(len - at);
         // best effort: a kernel before 5.14 has no MADV_POPULATE_READ and faults pages in one
         // by one instead
         let _ = map.advise_range(Advice::PopulateRead, at, n);
         dst.write_all(&map[at..at + n])?;
+        // a fault maps a large folio whole, pages before `at` included: the entries dropped
+        // reach back one folio (with 256 KiB pieces, dropping only the piece left 164 MB
+        // resident after a 4.5 GB copy; this way 6 MB)
+        let back = at.saturating_sub(FOLIO_REACH);
         // SAFETY: the map is read-only and shared with the file: dropping this process's
-        // page-table entries for the piece loses nothing (touched again, it is read from the
-        // file) and keeps the pages out of this process's resident size
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, at, n) };
+        // page-table entries loses nothing (touched again, the bytes are read from the file)
+        // and keeps the pages out of this process's resident size
+        let _ =
+            unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, back, at + n - back) };
         at += n;
     }
     Ok(true)
@@ -268,27 +271,35 @@ mod tests {
         let mut want = b"head".to_vec();
         want.extend_from_slice(&data[5..5 + (8 << 20) + 3]);
         assert_eq!(copied(far, 5), want);
-        // a range that starts below the first GiB of the output and ends past it: the map,
-        // then the buffer
+        // a range that starts below the first GiB of the output and ends past it: the pieces
+        // change size on the way
         let straddling = |s: &File, o, l, d: &File, _| {
-            copy_range(s, o, l, d, MAPPED_OUTPUT - (3 << 20), &mut Vec::new())
+            copy_range(s, o, l, d, (1 << 30) - (3 << 20), &mut Vec::new())
         };
         assert_eq!(copied(straddling, 5), want);
     }
 
-    /// The map copies what the buffer copies, a piece at a time, for any start in a page.
+    /// The map copies the input's bytes, for any start in a page and either size of piece.
     #[cfg(target_os = "linux")]
     #[test]
     fn map_copy_equals_buffer_copy() {
         let (src, data) = source();
         for at in [0usize, 1, 4095, 4097, (1 << 20) + 9] {
             let len = (3 << 20) + 5;
-            let mut dst = tempfile::tempfile().unwrap();
-            assert!(copy_through_map(src.as_file(), at as u64, len as u64, &dst).unwrap());
-            let mut out = Vec::new();
-            dst.seek(SeekFrom::Start(0)).unwrap();
-            dst.read_to_end(&mut out).unwrap();
-            assert_eq!(out, &data[at..at + len], "from byte {at}");
+            for dst_pos in [0, 3 << 30] {
+                let mut dst = tempfile::tempfile().unwrap();
+                assert!(
+                    copy_through_map(src.as_file(), at as u64, len as u64, &dst, dst_pos).unwrap()
+                );
+                let mut out = Vec::new();
+                dst.seek(SeekFrom::Start(0)).unwrap();
+                dst.read_to_end(&mut out).unwrap();
+                assert_eq!(
+                    out,
+                    &data[at..at + len],
+                    "from byte {at}, output at {dst_pos}"
+                );
+            }
         }
     }
 
