@@ -177,8 +177,25 @@ fn copy_through_map(
         offset,
         len,
         |at| copy_chunk(dst_pos + at),
-        |_, piece| dst.write_all(piece),
+        |_, piece| write_mapped(&mut dst, piece, src, end),
     )
+}
+
+/// Writes a piece of a map of `src` that ends at or before `end`. If `src` was shortened
+/// meanwhile, the kernel fails the write (`EFAULT`: the pages past the new end are gone), and
+/// the error says that instead of "bad address".
+#[cfg(target_os = "linux")]
+fn write_mapped(dst: &mut &File, piece: &[u8], src: &File, end: u64) -> io::Result<()> {
+    dst.write_all(piece).map_err(|e| match src.metadata() {
+        Ok(m) if m.len() < end => io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the input was shortened to {} bytes while it was read (expected {end})",
+                m.len()
+            ),
+        ),
+        _ => e,
+    })
 }
 
 /// Hands `len` bytes at `offset` of `src` (which the caller has checked the file holds) to
@@ -340,6 +357,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An input shortened during a mapped copy: the write fails and says so (no fault: the
+    /// kernel, not this process, touches the pages past the new end).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn input_shortened_during_a_mapped_copy_is_an_error() {
+        let (src, _) = source();
+        let mut dst = tempfile::tempfile().unwrap();
+        let end = 9 << 20;
+        let err = mapped_pieces(
+            src.as_file(),
+            0,
+            end,
+            |_| 1 << 20,
+            |at, piece| {
+                if at == 0 {
+                    src.as_file().set_len(3 << 20).unwrap();
+                }
+                write_mapped(&mut &dst, piece, src.as_file(), end)
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            err.to_string().contains("shortened to 3145728 bytes"),
+            "{err}"
+        );
+        dst.flush().unwrap();
     }
 
     #[test]

@@ -298,13 +298,24 @@ impl Output {
             .map_err(|e| Error::io(&self.dest, e))
     }
 
-    /// Appends `len` bytes from `offset` of `src`, copied by the kernel where it can.
-    pub fn copy_range(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
+    /// Appends `len` bytes from `offset` of `src`, copied by the kernel where it can. An input
+    /// that ends too soon (shortened while it is read) is an error of the tensor `key`, not of
+    /// the output.
+    pub fn copy_range(&mut self, src: &File, offset: u64, len: u64, key: &str) -> Result<()> {
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
         let mut dst = self.file.get_ref().file();
         let pos = std::io::Seek::stream_position(&mut dst).map_err(|e| self.ioerr(e))?;
-        crate::fileio::copy_range(src, offset, len, dst, pos, &mut self.copy_buf)
-            .map_err(|e| Error::io(&self.dest, e))
+        crate::fileio::copy_range(src, offset, len, dst, pos, &mut self.copy_buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::tensor(
+                    TensorProblem::Read,
+                    key,
+                    format!("copying {len} bytes from offset {offset} of the input: {e}"),
+                )
+            } else {
+                Error::io(&self.dest, e)
+            }
+        })
     }
 
     /// Overwrites bytes at `offset` of what was written (the header, once the metadata is known).
@@ -765,7 +776,11 @@ impl SafetensorsWriter {
         }
         match &chunk {
             Chunk::Bytes(b) => self.out.write(b)?,
-            Chunk::FileRange { file, offset, len } => self.out.copy_range(file, *offset, *len)?,
+            Chunk::FileRange { file, offset, len } => {
+                // the fields apart: `e` borrows all of `self`
+                let key = &self.entries[self.order[self.at]].name;
+                self.out.copy_range(file, *offset, *len, key)?;
+            }
         }
         self.written += chunk.len();
         if self.written == want {

@@ -15,6 +15,8 @@ mod wording;
 use args::Cli;
 
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    report_sigbus();
     let args = Cli::parse();
     match run(args) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -33,6 +35,32 @@ fn main() -> ExitCode {
             eprintln!("error: {}", timmconv::error::printable(&e.to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// Inputs are read through maps (docs/security.md): one that another process shortens while
+/// it is read faults with SIGBUS, which would end the process without a word. This says what
+/// happened on stderr and exits 2, like any other bad input; the output being written, staged
+/// in an unnamed file, never appears.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn report_sigbus() {
+    extern "C" fn on_sigbus(_: libc::c_int) {
+        const MESSAGE: &[u8] = b"error: an input file was shortened by another program while \
+            timmconv read it (SIGBUS); the output it was writing was not created\n";
+        // SAFETY: write and _exit are async-signal-safe; returning would fault again
+        unsafe {
+            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            libc::_exit(2);
+        }
+    }
+    // SAFETY: the handler calls async-signal-safe functions only; `action` is fully initialised
+    // (zeroed, then its mask emptied and its handler set)
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
     }
 }
 
