@@ -161,3 +161,106 @@ fn a_full_disk_is_a_clear_error_with_no_output() {
         .collect();
     assert_eq!(left.len(), 1, "temporary file left behind: {left:?}");
 }
+
+/// An input shortened by another process at random moments of its conversion (inputs are read
+/// through maps, docs/security.md): each run either finishes with the whole output (it had read
+/// everything already) or exits 2 with a message, never dies of a signal, and never leaves an
+/// output behind. Runs alternate hashing (the hash touches the mapped pages itself: the
+/// command's SIGBUS handler speaks) and `--no-hash` (the mapped copy's write fails instead).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_input_shortened_while_read_is_an_error_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine.safetensors");
+    big_input(&pristine, 64);
+    let input = tmp.path().join("in.safetensors");
+    let dest = tmp.path().join("out.safetensors");
+    let size = std::fs::metadata(&pristine).unwrap().len();
+    let convert = |hash: bool| {
+        let mut c = Command::new(bin());
+        c.args([
+            "convert",
+            input.to_str().unwrap(),
+            "-o",
+            dest.to_str().unwrap(),
+            "-q",
+        ]);
+        if !hash {
+            c.arg("--no-hash");
+        }
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    };
+    std::fs::copy(&pristine, &input).unwrap();
+    let full = (0..3)
+        .map(|_| {
+            let _ = std::fs::remove_file(&dest);
+            let start = Instant::now();
+            assert!(convert(true).status().unwrap().success());
+            start.elapsed()
+        })
+        .min()
+        .unwrap();
+    // the tensors' bytes (the header records the copy's modification time, which differs)
+    let tensors = |bytes: &[u8]| {
+        bytes[8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize..].to_vec()
+    };
+    let complete = tensors(&std::fs::read(&dest).unwrap());
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut failed, mut shortened, mut signalled) = (0, 0, 0);
+    // trials go on until FAILURES of them were cut short (or MAX_TRIALS ran)
+    const FAILURES: usize = 12;
+    const MAX_TRIALS: usize = 96;
+    for trial in 0..MAX_TRIALS {
+        if failed == FAILURES {
+            break;
+        }
+        let _ = std::fs::remove_file(&dest);
+        std::fs::copy(&pristine, &input).unwrap();
+        let hash = trial % 2 == 0;
+        let child = convert(hash).spawn().unwrap();
+        let delay =
+            Duration::from_micros(xorshift(&mut seed) % (full.as_micros() as u64 * 9 / 10 + 1));
+        std::thread::sleep(delay);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&input)
+            .unwrap()
+            .set_len(size / 3)
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        match o.status.code() {
+            Some(0) => assert!(
+                tensors(&std::fs::read(&dest).unwrap()) == complete,
+                "trial {trial}: a successful run wrote other tensor bytes"
+            ),
+            Some(2) => {
+                failed += 1;
+                shortened += usize::from(err.contains("shortened"));
+                signalled += usize::from(err.contains("SIGBUS"));
+                assert!(err.starts_with("error: "), "trial {trial}: {err}");
+                assert!(!dest.exists(), "trial {trial}: an output after {err}");
+            }
+            code => panic!(
+                "trial {trial} (hash {hash}): exit {code:?} ({:?}): {err}",
+                o.status
+            ),
+        }
+        for entry in std::fs::read_dir(tmp.path()).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                ["pristine.safetensors", "in.safetensors", "out.safetensors"]
+                    .contains(&name.as_str()),
+                "trial {trial}: {name} left behind"
+            );
+        }
+    }
+    assert!(
+        failed == FAILURES,
+        "only {failed} of {MAX_TRIALS} trials were cut short by the truncation"
+    );
+    eprintln!("{failed} runs cut short: {shortened} saying the input was shortened, {signalled} of them by SIGBUS");
+    // the truncation landed inside the mapped reads at least once, not only in the parse
+    assert!(shortened > 0, "no run reported its input shortened");
+}
