@@ -83,7 +83,8 @@ fn copy_chunk(dst_pos: u64) -> usize {
 /// filesystem may also share the blocks); otherwise a range of 256 KiB or more is written
 /// straight from a read-only map of the input ([`copy_through_map`]); shorter ranges, other
 /// systems, and ranges the kernel declines (another filesystem, an old kernel, a special file)
-/// go through `buf`. Measured on vit_base (346 MB, ext4, docs/performance.md): the kernel's copy
+/// go through a buffer. `state` keeps the buffer and the map from one call to the next (one
+/// output's copies). Measured on vit_base (346 MB, ext4, docs/performance.md): the kernel's copy
 /// between offsets that do not line up goes page by page and takes 1.6x the aligned copy, the
 /// buffer 1.1x, the map 1.0x.
 pub(crate) fn copy_range(
@@ -92,8 +93,9 @@ pub(crate) fn copy_range(
     len: u64,
     dst: &File,
     dst_pos: u64,
-    buf: &mut Vec<u8>,
+    state: &mut CopyState,
 ) -> io::Result<()> {
+    let buf = &mut state.buf;
     #[cfg(target_os = "linux")]
     {
         if offset % PAGE == dst_pos % PAGE {
@@ -125,18 +127,28 @@ pub(crate) fn copy_range(
             }
             return Ok(());
         }
-        if len >= MIN_MAPPED && copy_through_map(src, offset, len, dst, dst_pos)? {
+        if len >= MIN_MAPPED && copy_through_map(src, offset, len, dst, dst_pos, &mut state.map)? {
             return Ok(());
         }
     }
     copy_through_buffer(src, offset, len, dst, dst_pos, buf)
 }
 
+/// What [`copy_range`] keeps between the copies into one output: the buffer, and on Linux the
+/// map of the input they come from (mapped once, not once a range: in a process with another
+/// thread running, each unmap interrupts that thread's core).
+#[derive(Default)]
+pub(crate) struct CopyState {
+    buf: Vec<u8>,
+    #[cfg(target_os = "linux")]
+    map: Option<MappedInput>,
+}
+
 /// The largest folio the page cache maps at once on x86-64 (a PMD's 2 MiB).
 #[cfg(target_os = "linux")]
 const FOLIO_REACH: usize = 2 << 20;
 
-/// How much [`mapped_pieces`] reads between two drops of page-table entries. Each drop costs
+/// How much a [`MappedInput`] reads between two drops of page-table entries. Each drop costs
 /// every other core running a thread of this process an interrupt (to flush its TLB). On a
 /// mid-size zoo, `batch --jobs 2 --no-hash` dropping after every 1 MiB piece took 1.06x the time
 /// of a copy without the map; every 2 MiB, 1.01x; the peak RSS of `batch --jobs 2` with hashing
@@ -149,13 +161,14 @@ const DROP_EVERY: usize = 2 << 20;
 const MIN_MAPPED: u64 = 256 << 10;
 
 /// Appends `len` bytes at `offset` of `src` to `dst` (at its position `dst_pos`), written from a
-/// read-only map of that range of the input ([`mapped_pieces`]) in the pieces [`copy_chunk`]
-/// sizes. This saves the copy into a buffer that a `pread` makes: on vit_base, 0.081 s against
-/// 0.091 s, the same as the kernel's copy between offsets in line.
+/// read-only map of the input ([`MappedInput`]) in the pieces [`copy_chunk`] sizes. This saves
+/// the copy into a buffer that a `pread` makes: on vit_base, 0.081 s against 0.091 s, the same
+/// as the kernel's copy between offsets in line. `map` is kept for the next range of the same
+/// file.
 ///
-/// Returns `Ok(false)`, having written nothing, where the range cannot be mapped (the caller
+/// Returns `Ok(false)`, having written nothing, where the file cannot be mapped (the caller
 /// copies it through a buffer), and an `UnexpectedEof` error where the file is now shorter
-/// than the range (checked before mapping: a map past the end would fault instead).
+/// than the range (checked before reading: a map past the end would fault instead).
 #[cfg(target_os = "linux")]
 fn copy_through_map(
     src: &File,
@@ -163,22 +176,31 @@ fn copy_through_map(
     len: u64,
     mut dst: &File,
     dst_pos: u64,
+    map: &mut Option<MappedInput>,
 ) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
     let end = offset + len;
-    let size = src.metadata()?.len();
-    if size < end {
+    let meta = src.metadata()?;
+    if meta.len() < end {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!("input ended at byte {size}, expected {end}"),
+            format!("input ended at byte {}, expected {end}", meta.len()),
         ));
     }
-    mapped_pieces(
-        src,
+    let id = (meta.dev(), meta.ino());
+    if !map.as_ref().is_some_and(|m| m.id == id && m.holds(end)) {
+        *map = MappedInput::new(src, meta.len(), id);
+    }
+    let Some(input) = map else {
+        return Ok(false);
+    };
+    input.pieces(
         offset,
         len,
         |at| copy_chunk(dst_pos + at),
         |_, piece| write_mapped(&mut dst, piece, src, end),
-    )
+    )?;
+    Ok(true)
 }
 
 /// Writes a piece of a map of `src` that ends at or before `end`. If `src` was shortened
@@ -198,61 +220,100 @@ fn write_mapped(dst: &mut &File, piece: &[u8], src: &File, end: u64) -> io::Resu
     })
 }
 
-/// Hands `len` bytes at `offset` of `src` (which the caller has checked the file holds) to
-/// `each` in order, as slices of a read-only map of that range, with their position in the
-/// range; `piece(at)` says how long the slice at `at` is. Each piece has its page-table entries
-/// filled in one call before `each` sees it, and they are dropped every [`DROP_EVERY`] bytes,
-/// so the pages never stay counted in this process (the bytes stay in the page cache). Without the first call a map read at a
-/// fault every few pages: a map and `write` copied vit_base in 0.17 s against 0.081 s.
-///
-/// Returns `Ok(false)`, having called nothing, where the range cannot be mapped (the caller
-/// reads it some other way), and the first error of `each`.
+/// A read-only map of a whole input file, read a piece at a time by [`MappedInput::pieces`]:
+/// each piece has its page-table entries filled in one call before it is read, and they are
+/// dropped every [`DROP_EVERY`] bytes, so the pages never stay counted in this process (the
+/// bytes stay in the page cache). Without the first call a map read at a fault every few
+/// pages: a map and `write` copied vit_base in 0.17 s against 0.081 s.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-pub(crate) fn mapped_pieces<E>(
-    src: &File,
-    offset: u64,
-    len: u64,
-    piece: impl Fn(u64) -> usize,
-    mut each: impl FnMut(u64, &[u8]) -> Result<(), E>,
-) -> Result<bool, E> {
-    use memmap2::{Advice, MmapOptions, UncheckedAdvice};
-    let Ok(len) = usize::try_from(len) else {
-        return Ok(false);
-    };
-    if len == 0 {
-        return Ok(false);
+pub(crate) struct MappedInput {
+    map: memmap2::Mmap,
+    /// The file's device and inode: a map is reused only for the same file.
+    id: (u64, u64),
+    /// The span read since the last drop (it may have page-table entries), and how much was read
+    /// in it.
+    span: std::ops::Range<usize>,
+    pending: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl MappedInput {
+    /// Maps the first `len` bytes of `src` (which the caller has checked the file holds);
+    /// `None` where it cannot be mapped (the caller reads it some other way).
+    #[allow(unsafe_code)]
+    pub(crate) fn new(src: &File, len: u64, id: (u64, u64)) -> Option<MappedInput> {
+        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+        // SAFETY: the same contract as the checkpoint's own map (`checkpoint::map_file`):
+        // read-only, never written by this process, and within the file's size as the caller
+        // checked; another process shortening the file meanwhile makes reads past its new end
+        // fault (docs/security.md says what happens then).
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(src) }.ok()?;
+        Some(MappedInput {
+            map,
+            id,
+            span: 0..0,
+            pending: 0,
+        })
     }
-    // SAFETY: the same contract as the checkpoint's own map (`checkpoint::map_file`): read-only,
-    // never written by this process, and within the file's size as the caller checked; another
-    // process truncating the input meanwhile could fault on access.
-    let Ok(map) = (unsafe { MmapOptions::new().offset(offset).len(len).map(src) }) else {
-        return Ok(false);
-    };
-    let mut at = 0;
-    let mut dropped = 0;
-    while at < len {
-        let n = piece(at as u64).clamp(1, len - at);
-        // best effort: a kernel before 5.14 has no MADV_POPULATE_READ and faults pages in one
-        // by one instead
-        let _ = map.advise_range(Advice::PopulateRead, at, n);
-        each(at as u64, &map[at..at + n])?;
-        at += n;
-        // what is still mapped at the end goes with the map
-        if at - dropped < DROP_EVERY || at == len {
-            continue;
+
+    fn holds(&self, end: u64) -> bool {
+        end <= self.map.len() as u64
+    }
+
+    /// Hands the `len` bytes at `offset` to `each` in order, as slices of the map with their
+    /// position in the range; `piece(at)` says how long the slice at `at` is. Returns the first
+    /// error of `each`.
+    pub(crate) fn pieces<E>(
+        &mut self,
+        offset: u64,
+        len: u64,
+        piece: impl Fn(u64) -> usize,
+        mut each: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        use memmap2::Advice;
+        // the callers check the range lies in the file, and so in the map
+        let start = offset as usize;
+        let end = start + len as usize;
+        let mut at = start;
+        while at < end {
+            let n = piece((at - start) as u64).clamp(1, end - at);
+            // best effort: a kernel before 5.14 has no MADV_POPULATE_READ and faults pages in
+            // one by one instead
+            let _ = self.map.advise_range(Advice::PopulateRead, at, n);
+            let read = each((at - start) as u64, &self.map[at..at + n]);
+            self.span = if self.pending == 0 {
+                at..at + n
+            } else {
+                self.span.start.min(at)..self.span.end.max(at + n)
+            };
+            self.pending += n;
+            read?;
+            if self.pending >= DROP_EVERY {
+                self.drop_entries();
+            }
+            at += n;
         }
-        // a fault maps a large folio whole, pages before `at` included: the entries dropped
-        // reach back one folio (with 256 KiB pieces, dropping only each piece's left 164 MB
-        // resident after a 4.5 GB copy; this way 6 MB)
-        let back = dropped.saturating_sub(FOLIO_REACH);
+        Ok(())
+    }
+
+    /// Drops the page-table entries of what was read since the last drop. A fault maps a large
+    /// folio whole, pages on either side of what was asked for included: the span dropped
+    /// reaches one folio further each way (with 256 KiB pieces, dropping only each piece left
+    /// 164 MB resident after a 4.5 GB copy; this way 6 MB).
+    #[allow(unsafe_code)]
+    fn drop_entries(&mut self) {
+        use memmap2::UncheckedAdvice;
+        let from = self.span.start.saturating_sub(FOLIO_REACH);
+        let to = (self.span.end + FOLIO_REACH).min(self.map.len());
         // SAFETY: the map is read-only and shared with the file: dropping this process's
         // page-table entries loses nothing (touched again, the bytes are read from the file)
         // and keeps the pages out of this process's resident size
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, back, at - back) };
-        dropped = at;
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, from, to - from)
+        };
+        self.pending = 0;
     }
-    Ok(true)
 }
 
 /// The portable [`copy_range`]: positioned reads into `buf` (grown to at most 1 MiB), appended
@@ -314,7 +375,8 @@ mod tests {
         let (_, data) = source();
         let buffered =
             |s: &File, o, l, d: &File, p| copy_through_buffer(s, o, l, d, p, &mut Vec::new());
-        let either = |s: &File, o, l, d: &File, p| copy_range(s, o, l, d, p, &mut Vec::new());
+        let either =
+            |s: &File, o, l, d: &File, p| copy_range(s, o, l, d, p, &mut CopyState::default());
         for at in [4, 5, 4100] {
             let mut want = b"head".to_vec();
             want.extend_from_slice(&data[at..at + (8 << 20) + 3]);
@@ -330,7 +392,7 @@ mod tests {
         // a range that starts below the first GiB of the output and ends past it: the pieces
         // change size on the way
         let straddling = |s: &File, o, l, d: &File, _| {
-            copy_range(s, o, l, d, (1 << 30) - (3 << 20), &mut Vec::new())
+            copy_range(s, o, l, d, (1 << 30) - (3 << 20), &mut CopyState::default())
         };
         assert_eq!(copied(straddling, 5), want);
     }
@@ -340,23 +402,41 @@ mod tests {
     #[test]
     fn map_copy_equals_buffer_copy() {
         let (src, data) = source();
-        for at in [0usize, 1, 4095, 4097, (1 << 20) + 9] {
+        // one map for all the ranges of one output, as a conversion uses it
+        let mut map = None;
+        for at in [0usize, 1, 4095, 4097, (1 << 20) + 9, 5 << 20, 17] {
             let len = (3 << 20) + 5;
             for dst_pos in [0, 3 << 30] {
                 let mut dst = tempfile::tempfile().unwrap();
-                assert!(
-                    copy_through_map(src.as_file(), at as u64, len as u64, &dst, dst_pos).unwrap()
+                let copied = copy_through_map(
+                    src.as_file(),
+                    at as u64,
+                    len as u64,
+                    &dst,
+                    dst_pos,
+                    &mut map,
                 );
+                assert!(copied.unwrap());
                 let mut out = Vec::new();
                 dst.seek(SeekFrom::Start(0)).unwrap();
                 dst.read_to_end(&mut out).unwrap();
-                assert_eq!(
-                    out,
-                    &data[at..at + len],
+                assert!(
+                    out == data[at..at + len],
                     "from byte {at}, output at {dst_pos}"
                 );
             }
         }
+        // the file grew: the map is made again, covering the new bytes
+        let mut grown = src.reopen().unwrap();
+        grown.seek(SeekFrom::End(0)).unwrap();
+        grown.write_all(b"tail").unwrap();
+        let mut dst = tempfile::tempfile().unwrap();
+        let size = data.len() as u64;
+        assert!(copy_through_map(src.as_file(), size - 4, 8, &dst, 1, &mut map).unwrap());
+        let mut out = Vec::new();
+        dst.seek(SeekFrom::Start(0)).unwrap();
+        dst.read_to_end(&mut out).unwrap();
+        assert_eq!(out, [&data[data.len() - 4..], b"tail"].concat());
     }
 
     /// An input shortened during a mapped copy: the write fails and says so (no fault: the
@@ -367,19 +447,20 @@ mod tests {
         let (src, _) = source();
         let mut dst = tempfile::tempfile().unwrap();
         let end = 9 << 20;
-        let err = mapped_pieces(
-            src.as_file(),
-            0,
-            end,
-            |_| 1 << 20,
-            |at, piece| {
-                if at == 0 {
-                    src.as_file().set_len(3 << 20).unwrap();
-                }
-                write_mapped(&mut &dst, piece, src.as_file(), end)
-            },
-        )
-        .unwrap_err();
+        let mut map = MappedInput::new(src.as_file(), end, (0, 0)).unwrap();
+        let err = map
+            .pieces(
+                0,
+                end,
+                |_| 1 << 20,
+                |at, piece| {
+                    if at == 0 {
+                        src.as_file().set_len(3 << 20).unwrap();
+                    }
+                    write_mapped(&mut &dst, piece, src.as_file(), end)
+                },
+            )
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert!(
             err.to_string().contains("shortened to 3145728 bytes"),
@@ -397,13 +478,14 @@ mod tests {
         let mut dst = tempfile::tempfile().unwrap();
         let mut buf = Vec::new();
         assert!(copy_through_buffer(src.as_file(), 9 << 20, 100, &dst, 0, &mut buf).is_err());
+        let mut state = CopyState::default();
         for dst_pos in [0, 1] {
-            assert!(copy_range(src.as_file(), 9 << 20, 100, &dst, dst_pos, &mut buf).is_err());
+            assert!(copy_range(src.as_file(), 9 << 20, 100, &dst, dst_pos, &mut state).is_err());
         }
         // long enough for the map: it checks the size first instead of faulting past the end
         for (from, dst_pos) in [(1 << 20, 0), (1 << 20, 1), (9 << 20, 1)] {
             let err =
-                copy_range(src.as_file(), from, 9 << 20, &dst, dst_pos, &mut buf).unwrap_err();
+                copy_range(src.as_file(), from, 9 << 20, &dst, dst_pos, &mut state).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         }
         dst.flush().unwrap();

@@ -248,8 +248,8 @@ pub fn check_replaceable(dest: &Path, folder: bool) -> Result<()> {
 pub(crate) struct Output {
     file: BufWriter<Temp>,
     dest: PathBuf,
-    /// The buffer of copies the kernel does not make (see [`crate::fileio::copy_range`]).
-    copy_buf: Vec<u8>,
+    /// What copies the kernel does not make go through (see [`crate::fileio::copy_range`]).
+    copy_state: crate::fileio::CopyState,
 }
 
 impl Output {
@@ -269,7 +269,7 @@ impl Output {
             return Ok(Output {
                 file: BufWriter::with_capacity(WRITE_BUFFER, Temp::Unnamed { file, dir }),
                 dest: dest.to_path_buf(),
-                copy_buf: Vec::new(),
+                copy_state: crate::fileio::CopyState::default(),
             });
         }
         let mut builder = tempfile::Builder::new();
@@ -283,7 +283,7 @@ impl Output {
         Ok(Output {
             file: BufWriter::with_capacity(WRITE_BUFFER, Temp::Named(tmp)),
             dest: dest.to_path_buf(),
-            copy_buf: Vec::new(),
+            copy_state: crate::fileio::CopyState::default(),
         })
     }
 
@@ -305,7 +305,7 @@ impl Output {
         self.file.flush().map_err(|e| Error::io(&self.dest, e))?;
         let mut dst = self.file.get_ref().file();
         let pos = std::io::Seek::stream_position(&mut dst).map_err(|e| self.ioerr(e))?;
-        crate::fileio::copy_range(src, offset, len, dst, pos, &mut self.copy_buf).map_err(|e| {
+        crate::fileio::copy_range(src, offset, len, dst, pos, &mut self.copy_state).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::tensor(
                     TensorProblem::Read,

@@ -131,18 +131,19 @@ pub(super) fn sha256_open_file(
     // hashing thread is a hashing conversion's critical path)
     #[cfg(target_os = "linux")]
     {
-        let size = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        let mapped = crate::fileio::mapped_pieces(
-            f,
-            0,
-            size,
-            |_| HASH_PIECE,
-            |at, piece| {
-                h.update(piece);
-                crc.feed(at as usize, piece).map_err(|e| e.with_path(path))
-            },
-        )?;
-        if mapped {
+        use std::os::unix::fs::MetadataExt;
+        let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+        let id = (meta.dev(), meta.ino());
+        if let Some(mut map) = crate::fileio::MappedInput::new(f, meta.len(), id) {
+            map.pieces(
+                0,
+                meta.len(),
+                |_| HASH_PIECE,
+                |at, piece| {
+                    h.update(piece);
+                    crc.feed(at as usize, piece).map_err(|e| e.with_path(path))
+                },
+            )?;
             return Ok(hex(&h.finalize()));
         }
     }
