@@ -199,8 +199,7 @@ fn copy_through_map(
         len,
         |at| copy_chunk(dst_pos + at),
         |_, piece| write_mapped(&mut dst, piece, src, end),
-    )?;
-    Ok(true)
+    )
 }
 
 /// Writes a piece of a map of `src` that ends at or before `end`. If `src` was shortened
@@ -261,19 +260,25 @@ impl MappedInput {
     }
 
     /// Hands the `len` bytes at `offset` to `each` in order, as slices of the map with their
-    /// position in the range; `piece(at)` says how long the slice at `at` is. Returns the first
-    /// error of `each`.
+    /// position in the range; `piece(at)` says how long the slice at `at` is. Returns
+    /// `Ok(false)`, having read nothing, for a range the map does not hold, and the first error
+    /// of `each`.
     pub(crate) fn pieces<E>(
         &mut self,
         offset: u64,
         len: u64,
         piece: impl Fn(u64) -> usize,
         mut each: impl FnMut(u64, &[u8]) -> Result<(), E>,
-    ) -> Result<(), E> {
+    ) -> Result<bool, E> {
         use memmap2::Advice;
-        // the callers check the range lies in the file, and so in the map
-        let start = offset as usize;
-        let end = start + len as usize;
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+            .filter(|r| r.end <= self.map.len());
+        let Some(std::ops::Range { start, end }) = range else {
+            return Ok(false);
+        };
         let mut at = start;
         while at < end {
             let n = piece((at - start) as u64).clamp(1, end - at);
@@ -293,7 +298,7 @@ impl MappedInput {
             }
             at += n;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Drops the page-table entries of what was read since the last drop. A fault maps a large
@@ -437,6 +442,38 @@ mod tests {
         dst.seek(SeekFrom::Start(0)).unwrap();
         dst.read_to_end(&mut out).unwrap();
         assert_eq!(out, [&data[data.len() - 4..], b"tail"].concat());
+    }
+
+    /// A range the map does not hold (past its end, or overflowing) is read from nothing.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_range_outside_the_map_is_declined() {
+        let (src, _) = source();
+        let mut map = MappedInput::new(src.as_file(), 100, (0, 0)).unwrap();
+        let mut calls = 0;
+        for (offset, len) in [(96, 8), (u64::MAX - 2, 8), (100, 1)] {
+            let read = map.pieces(
+                offset,
+                len,
+                |_| 4,
+                |_, _| {
+                    calls += 1;
+                    Ok::<(), ()>(())
+                },
+            );
+            assert_eq!(read, Ok(false), "{offset}+{len}");
+        }
+        let read = map.pieces(
+            96,
+            4,
+            |_| 4,
+            |_, _| {
+                calls += 1;
+                Ok::<(), ()>(())
+            },
+        );
+        assert_eq!(read, Ok(true));
+        assert_eq!(calls, 1);
     }
 
     /// An input shortened during a mapped copy: the write fails and says so (no fault: the

@@ -135,7 +135,7 @@ pub(super) fn sha256_open_file(
         let meta = f.metadata().map_err(|e| Error::io(path, e))?;
         let id = (meta.dev(), meta.ino());
         if let Some(mut map) = crate::fileio::MappedInput::new(f, meta.len(), id) {
-            map.pieces(
+            let hashed = map.pieces(
                 0,
                 meta.len(),
                 |_| HASH_PIECE,
@@ -144,7 +144,9 @@ pub(super) fn sha256_open_file(
                     crc.feed(at as usize, piece).map_err(|e| e.with_path(path))
                 },
             )?;
-            return Ok(hex(&h.finalize()));
+            if hashed {
+                return Ok(hex(&h.finalize()));
+            }
         }
     }
     // 1 MiB: SHA-256 runs at its own speed from 64 KiB up; larger only adds to the peak RSS,
